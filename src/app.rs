@@ -1,0 +1,132 @@
+//! Wiring: store -> services -> gRPC + HTTP servers -> sweeper, and graceful shutdown
+//! (health goes NOT_SERVING first, then in-flight calls finish).
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tower_http::trace::TraceLayer;
+
+use crate::config::FileConfig;
+use crate::domain::{Repository, now_ms};
+use crate::grpc::{
+    binding_service::BindingApi,
+    pb::{self, binding_service_server::BindingServiceServer, number_pool_service_server::NumberPoolServiceServer},
+    pool_service::PoolApi,
+};
+use crate::storage::Store;
+
+/// Everything `run` needs besides the store.
+pub struct Settings {
+    pub sweep_interval: Duration,
+    /// How long health reports NOT_SERVING before the server stops accepting calls, so load
+    /// balancers drain it first.
+    pub drain_grace: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { sweep_interval: Duration::from_secs(1), drain_grace: Duration::from_millis(200) }
+    }
+}
+
+/// Upserts the pools the config file declares.
+pub async fn apply_config(store: &Store, cfg: &FileConfig) -> AppResult<()> {
+    for pool in cfg.declared_pools().map_err(|e| e.to_string())? {
+        store.upsert_pool(pool).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Serves until `shutdown` resolves. The listeners are bound by the caller (port 0 in tests).
+pub async fn run(
+    store: Store,
+    grpc: TcpListener,
+    http: Option<TcpListener>,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> AppResult<()> {
+    let repo = Arc::new(store.clone());
+    let (health, health_svc) = tonic_health::server::health_reporter();
+    health.set_serving::<BindingServiceServer<BindingApi<Store>>>().await;
+    health.set_serving::<NumberPoolServiceServer<PoolApi<Store>>>().await;
+    health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| e.to_string())?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| e.to_string())?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let sweeper = tokio::spawn(sweep_loop(repo.clone(), settings.sweep_interval, stop_rx.clone()));
+    let http_task = http.map(|l| tokio::spawn(crate::http::serve(l, store.clone(), stop_rx.clone())));
+
+    let grace = settings.drain_grace;
+    let health_for_shutdown = health.clone();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: health NOT_SERVING, draining");
+        health_for_shutdown.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+        health_for_shutdown.set_not_serving::<BindingServiceServer<BindingApi<Store>>>().await;
+        health_for_shutdown.set_not_serving::<NumberPoolServiceServer<PoolApi<Store>>>().await;
+        let _ = stop_tx.send(true);
+        tokio::time::sleep(grace).await;
+    };
+
+    tracing::info!(addr = %grpc.local_addr().map_err(|e| e.to_string())?, db = store.backend_name(), "gRPC listening");
+    Server::builder()
+        .layer(TraceLayer::new_for_grpc())
+        .add_service(health_svc)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(BindingServiceServer::new(BindingApi::new(repo.clone())))
+        .add_service(NumberPoolServiceServer::new(PoolApi::new(repo.clone())))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), signal)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = sweeper.await;
+    if let Some(t) = http_task {
+        let _ = t.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Ends expired bindings and frees their numbers. Routing never depends on it (lookups check
+/// the expiry themselves); it keeps numbers allocatable and lifecycle state accurate.
+async fn sweep_loop<R: Repository>(repo: Arc<R>, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    const BATCH: u64 = 500;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        // Drain a backlog in batches, each its own short transaction.
+        loop {
+            match repo.sweep_expired(now_ms(), BATCH).await {
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::info!(ended = n, "sweeper expired bindings");
+                    }
+                    if n < BATCH {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "sweeper failed; will retry");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Start-up and serving failures, rendered with their context for the operator.
+pub type AppResult<T> = Result<T, String>;

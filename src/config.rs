@@ -1,0 +1,107 @@
+//! Configuration: defaults -> TOML file (`--config` / `PNS_CONFIG`) -> environment -> flags.
+//! The file names environment variables for secrets; it never holds a secret itself.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::domain::{Pool, Provider, validate_pool_key};
+
+/// The TOML config file (see README, "Configuration").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Pools declared here are created (or updated) at start-up and appear in `ListPools`.
+    #[serde(default)]
+    pub pools: Vec<PoolConfig>,
+    /// Webhook authentication for carrier pushes.
+    #[serde(default)]
+    pub webhooks: Option<WebhookConfig>,
+    /// How often the sweeper ends expired bindings, in milliseconds (default 1000).
+    #[serde(default)]
+    pub sweep_interval_ms: Option<u64>,
+}
+
+/// One `[[pools]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// The `pool_key` clients send.
+    pub key: String,
+    /// `local`, `nxcloud` or `aliyun`.
+    pub provider: String,
+    /// NXCloud `businessId` (应用key).
+    #[serde(default)]
+    pub business_id: Option<String>,
+    /// Aliyun `PoolKey`.
+    #[serde(default)]
+    pub carrier_pool_key: Option<String>,
+    /// Carrier API base URL (tests and staging point it elsewhere).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Names of environment variables holding NXCloud credentials.
+    #[serde(default)]
+    pub access_key_env: Option<String>,
+    #[serde(default)]
+    pub access_secret_env: Option<String>,
+    /// Names of environment variables holding Aliyun credentials.
+    #[serde(default)]
+    pub access_key_id_env: Option<String>,
+    #[serde(default)]
+    pub access_key_secret_env: Option<String>,
+    /// Upstream request deadline in milliseconds.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub nxcloud_token_env: Option<String>,
+    pub aliyun_token_env: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config file {path} is invalid: {source}")]
+    Parse { path: String, source: Box<toml::de::Error> },
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else { return Ok(Self::default()) };
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let cfg: FileConfig = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.display().to_string(), source: Box::new(e) })?;
+        cfg.declared_pools()?;
+        Ok(cfg)
+    }
+
+    /// The pools the file declares, validated.
+    pub fn declared_pools(&self) -> Result<Vec<Pool>, ConfigError> {
+        self.pools
+            .iter()
+            .map(|p| {
+                validate_pool_key(&p.key).map_err(|e| ConfigError::Invalid(format!("pool key {:?} {e}", p.key)))?;
+                let provider = Provider::parse(&p.provider).ok_or_else(|| {
+                    ConfigError::Invalid(format!("pool {:?}: provider must be local, nxcloud or aliyun", p.key))
+                })?;
+                let carrier_pool_key = match provider {
+                    Provider::Local => String::new(),
+                    Provider::Nxcloud => p.business_id.clone().ok_or_else(|| {
+                        ConfigError::Invalid(format!("pool {:?}: nxcloud pools need business_id", p.key))
+                    })?,
+                    Provider::Aliyun => p.carrier_pool_key.clone().ok_or_else(|| {
+                        ConfigError::Invalid(format!("pool {:?}: aliyun pools need carrier_pool_key", p.key))
+                    })?,
+                };
+                Ok(Pool { pool_key: p.key.clone(), provider, carrier_pool_key })
+            })
+            .collect()
+    }
+}

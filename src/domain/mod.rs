@@ -1,0 +1,14 @@
+//! The product's vocabulary, parsed once at the edge: phone numbers, extensions, modes,
+//! strategies, validated bind commands and the one error enum every layer maps from.
+
+pub mod binding;
+pub mod error;
+pub mod phone;
+pub mod pool;
+pub mod repo;
+
+pub use binding::*;
+pub use error::{DomainError, FieldViolation};
+pub use phone::{Extension, PhoneNumber, mask};
+pub use pool::*;
+pub use repo::Repository;

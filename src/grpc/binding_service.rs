@@ -1,0 +1,118 @@
+//! `pns.v1.BindingService`.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::convert::{self, binding_ref, binding_to_pb};
+use super::pb::{self, binding_service_server::BindingService};
+use super::status::to_status;
+use super::tenant;
+use crate::domain::{BindingFilter, BindingUpdate, PhoneNumber, Repository, error::Violations, error::reason};
+use crate::domain::now_ms;
+
+pub struct BindingApi<R> {
+    repo: Arc<R>,
+}
+
+impl<R> BindingApi<R> {
+    pub fn new(repo: Arc<R>) -> Self {
+        Self { repo }
+    }
+}
+
+#[tonic::async_trait]
+impl<R: Repository> BindingService for BindingApi<R> {
+    #[tracing::instrument(skip_all, fields(pool = %req.get_ref().pool_key))]
+    async fn bind_xyb(&self, req: Request<pb::BindXybRequest>) -> Result<Response<pb::BindXybResponse>, Status> {
+        let tenant = tenant(&req);
+        let cmd = convert::xyb(req.into_inner(), tenant).map_err(to_status)?;
+        let (b, replayed) = self.repo.bind_xyb(&cmd, now_ms()).await.map_err(to_status)?;
+        tracing::info!(binding = %b.id, x = %b.number_x, b = %cmd.phone_b, replayed, "xyb bound");
+        Ok(Response::new(pb::BindXybResponse { binding: Some(binding_to_pb(b)), replayed }))
+    }
+
+    #[tracing::instrument(skip_all, fields(pool = %req.get_ref().pool_key))]
+    async fn bind_axn_extension(
+        &self,
+        req: Request<pb::BindAxnExtensionRequest>,
+    ) -> Result<Response<pb::BindAxnExtensionResponse>, Status> {
+        let tenant = tenant(&req);
+        let now = now_ms();
+        let cmd = convert::axn(req.into_inner(), tenant, now).map_err(to_status)?;
+        let (b, replayed) = self.repo.bind_axn(&cmd, now).await.map_err(to_status)?;
+        tracing::info!(binding = %b.id, x = %b.number_x, a = %cmd.phone_a, replayed, "axn bound");
+        Ok(Response::new(pb::BindAxnExtensionResponse { binding: Some(binding_to_pb(b)), replayed }))
+    }
+
+    async fn get_binding(&self, req: Request<pb::GetBindingRequest>) -> Result<Response<pb::GetBindingResponse>, Status> {
+        let tenant = tenant(&req);
+        let r = req.get_ref();
+        let r = binding_ref(&r.binding_id, &r.customer_bind_id, tenant).map_err(to_status)?;
+        let b = self.repo.get_binding(&r, now_ms()).await.map_err(to_status)?;
+        Ok(Response::new(pb::GetBindingResponse { binding: Some(binding_to_pb(b)) }))
+    }
+
+    async fn list_bindings(
+        &self,
+        req: Request<pb::ListBindingsRequest>,
+    ) -> Result<Response<pb::ListBindingsResponse>, Status> {
+        let r = req.into_inner();
+        let limit = convert::page_size(r.page_size).map_err(to_status)?;
+        let filter = BindingFilter {
+            pool_key: Some(r.pool_key.trim().to_owned()).filter(|s| !s.is_empty()),
+            state: convert::state_from_pb(r.state).map_err(to_status)?,
+            customer_user_id: Some(r.customer_user_id).filter(|s| !s.is_empty()),
+            before_id: convert::decode_token("b", &r.page_token).map_err(to_status)?,
+            limit: limit + 1,
+        };
+        let mut rows = self.repo.list_bindings(&filter, now_ms()).await.map_err(to_status)?;
+        let next_page_token = if rows.len() as u64 > limit {
+            rows.truncate(limit as usize);
+            rows.last().map(|b| convert::encode_token("b", &b.id)).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListBindingsResponse {
+            bindings: rows.into_iter().map(binding_to_pb).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn update_binding(
+        &self,
+        req: Request<pb::UpdateBindingRequest>,
+    ) -> Result<Response<pb::UpdateBindingResponse>, Status> {
+        let tenant = tenant(&req);
+        let r = req.into_inner();
+        let target = binding_ref(&r.binding_id, &r.customer_bind_id, tenant).map_err(to_status)?;
+        let now = now_ms();
+        let mut v = Violations::default();
+        let expire_at = r.expire_time.as_ref().map(|t| convert::expire_time(&mut v, "expire_time", Some(t), now));
+        let phone_b = r.phone_b.as_deref().map(|raw| match raw.trim() {
+            "" => None,
+            s => v.take(reason::MOBILE_NUMBER_ILLEGAL, "phone_b", PhoneNumber::parse(s)),
+        });
+        let update = BindingUpdate {
+            expire_at,
+            phone_b,
+            recording: r.recording,
+            customer_user_id: r.customer_user_id,
+            ext: r.ext,
+            out_id: r.out_id,
+        };
+        v.finish().map_err(to_status)?;
+        let b = self.repo.update_binding(&target, &update, now).await.map_err(to_status)?;
+        tracing::info!(binding = %b.id, "binding updated");
+        Ok(Response::new(pb::UpdateBindingResponse { binding: Some(binding_to_pb(b)) }))
+    }
+
+    async fn unbind(&self, req: Request<pb::UnbindRequest>) -> Result<Response<pb::UnbindResponse>, Status> {
+        let tenant = tenant(&req);
+        let r = req.get_ref();
+        let target = binding_ref(&r.binding_id, &r.customer_bind_id, tenant).map_err(to_status)?;
+        let b = self.repo.unbind(&target, now_ms()).await.map_err(to_status)?;
+        tracing::info!(binding = %b.id, state = ?b.state, "unbound");
+        Ok(Response::new(pb::UnbindResponse { binding: Some(binding_to_pb(b)) }))
+    }
+}

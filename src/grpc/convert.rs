@@ -1,0 +1,315 @@
+//! Conversions at the edge: pb requests -> validated domain commands (every violation reported
+//! at once), domain values -> pb messages.
+
+use prost_types::Timestamp;
+
+use super::pb;
+use crate::domain::{
+    AxnBind, Binding, BindingMode, BindingRef, BindingState, CityMatch, DEFAULT_XYB_EXPIRE_SECONDS, DomainError,
+    ExpireStrategy, Extension, MAX_EXPIRE_SECONDS, MAX_EXT_LEN, MAX_ID_LEN, MIN_EXPIRE_AHEAD_MS, Millis, NumberInfo,
+    NumberState, PhoneNumber, Pool, Provider, XybBind, error::Violations, error::reason,
+};
+
+fn opt(s: &str) -> Option<&str> {
+    let t = s.trim();
+    (!t.is_empty()).then_some(t)
+}
+
+fn phone(v: &mut Violations, field: &str, raw: &str) -> Option<PhoneNumber> {
+    v.take(reason::MOBILE_NUMBER_ILLEGAL, field, PhoneNumber::parse(raw))
+}
+
+fn opt_phone(v: &mut Violations, field: &str, raw: &str) -> Option<PhoneNumber> {
+    opt(raw).and_then(|r| phone(v, field, r))
+}
+
+fn strategy(v: &mut Violations, field: &str, raw: i32) -> ExpireStrategy {
+    match pb::ExpireStrategy::try_from(raw) {
+        Ok(pb::ExpireStrategy::Unspecified | pb::ExpireStrategy::Fixed) => ExpireStrategy::Fixed,
+        Ok(pb::ExpireStrategy::Reset) => ExpireStrategy::Reset,
+        Ok(pb::ExpireStrategy::Extend) => ExpireStrategy::Extend,
+        Err(_) => {
+            v.add(reason::INVALID_ARGUMENT, field, format!("unknown strategy {raw}"));
+            ExpireStrategy::Fixed
+        }
+    }
+}
+
+fn bounded(v: &mut Violations, field: &str, s: &str, max: usize) -> String {
+    if s.chars().count() > max {
+        v.add(reason::INVALID_ARGUMENT, field, format!("must be at most {max} characters"));
+    }
+    s.to_owned()
+}
+
+fn iso2(v: &mut Violations, field: &str, s: &str) -> Option<String> {
+    let s = opt(s)?;
+    if s.len() != 2 || !s.bytes().all(|b| b.is_ascii_alphabetic()) {
+        v.add(reason::INVALID_ARGUMENT, field, "must be an ISO 3166 alpha-2 code such as HK");
+        return None;
+    }
+    Some(s.to_ascii_uppercase())
+}
+
+fn seconds(v: &mut Violations, field: &str, raw: i64, default: i64) -> i64 {
+    match raw {
+        0 => default,
+        s if s < 0 => {
+            v.add(reason::EXPIRE_DATE_ILLEGAL, field, "must not be negative");
+            default
+        }
+        s if s < 60 => {
+            v.add(reason::EXPIRE_DATE_ILLEGAL, field, "must be at least 60 seconds");
+            default
+        }
+        s if s > MAX_EXPIRE_SECONDS => {
+            v.add(reason::EXPIRE_DATE_ILLEGAL, field, format!("must be at most {MAX_EXPIRE_SECONDS} seconds"));
+            default
+        }
+        s => s,
+    }
+}
+
+pub(crate) fn ts_to_ms(t: &Timestamp) -> Millis {
+    t.seconds * 1000 + i64::from(t.nanos) / 1_000_000
+}
+
+pub(crate) fn ms_to_ts(ms: Millis) -> Timestamp {
+    Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
+}
+
+/// An absolute expiry: present, at least 1 minute ahead, within the maximum lifetime.
+pub(crate) fn expire_time(v: &mut Violations, field: &str, t: Option<&Timestamp>, now: Millis) -> Millis {
+    let Some(t) = t else {
+        v.add(reason::EXPIRE_DATE_ILLEGAL, field, "is required");
+        return 0;
+    };
+    let ms = ts_to_ms(t);
+    if ms < now + MIN_EXPIRE_AHEAD_MS {
+        v.add(reason::EXPIRE_DATE_ILLEGAL, field, "must be at least 1 minute in the future");
+    } else if ms > now + MAX_EXPIRE_SECONDS * 1000 {
+        v.add(reason::EXPIRE_DATE_ILLEGAL, field, "must be within 10 years");
+    }
+    ms
+}
+
+pub(crate) fn pool_key(v: &mut Violations, raw: &str) -> String {
+    if raw.trim().is_empty() {
+        v.add(reason::INVALID_ARGUMENT, "pool_key", "is required");
+    }
+    raw.trim().to_owned()
+}
+
+pub(crate) fn xyb(req: pb::BindXybRequest, tenant: String) -> Result<XybBind, DomainError> {
+    let mut v = Violations::default();
+    let pool_key = pool_key(&mut v, &req.pool_key);
+    let phone_b = phone(&mut v, "phone_b", &req.phone_b);
+    let number_x = opt_phone(&mut v, "number_x", &req.number_x);
+    let number_y = opt_phone(&mut v, "number_y", &req.number_y);
+    if req.delayed_y && number_y.is_some() {
+        v.add(reason::INVALID_ARGUMENT, "number_y", "must be empty when delayed_y is set");
+    }
+    if let (Some(x), Some(y)) = (&number_x, &number_y)
+        && x == y
+    {
+        v.add(reason::INVALID_ARGUMENT, "number_y", "must differ from number_x");
+    }
+    let bind_expire_seconds = seconds(&mut v, "bind_expire_seconds", req.bind_expire_seconds, DEFAULT_XYB_EXPIRE_SECONDS);
+    let call_in_expire_seconds = seconds(&mut v, "call_in_expire_seconds", req.call_in_expire_seconds, bind_expire_seconds);
+    let cmd = XybBind {
+        tenant,
+        pool_key,
+        phone_b: phone_b.unwrap_or_else(|| PhoneNumber::parse("00000").expect("valid placeholder")),
+        number_x,
+        number_y,
+        iso2_x: iso2(&mut v, "iso2_x", &req.iso2_x),
+        iso2_y: iso2(&mut v, "iso2_y", &req.iso2_y),
+        delayed_y: req.delayed_y,
+        bind_expire_seconds,
+        bind_strategy: strategy(&mut v, "bind_expire_strategy", req.bind_expire_strategy),
+        call_in_expire_seconds,
+        call_in_strategy: strategy(&mut v, "call_in_expire_strategy", req.call_in_expire_strategy),
+        customer_bind_id: opt(&bounded(&mut v, "customer_bind_id", &req.customer_bind_id, MAX_ID_LEN)).map(str::to_owned),
+        customer_user_id: bounded(&mut v, "customer_user_id", &req.customer_user_id, MAX_ID_LEN),
+        recording: req.recording,
+        ext: bounded(&mut v, "ext", &req.ext, MAX_EXT_LEN),
+    };
+    v.finish()?;
+    Ok(cmd)
+}
+
+pub(crate) fn axn(req: pb::BindAxnExtensionRequest, tenant: String, now: Millis) -> Result<AxnBind, DomainError> {
+    let mut v = Violations::default();
+    let pool_key = pool_key(&mut v, &req.pool_key);
+    let phone_a = phone(&mut v, "phone_a", &req.phone_a);
+    let phone_b = opt_phone(&mut v, "phone_b", &req.phone_b);
+    let number_x = opt_phone(&mut v, "number_x", &req.number_x);
+    let extension = opt(&req.extension).and_then(|e| v.take(reason::EXTENSION_ILLEGAL, "extension", Extension::parse(e, 3)));
+    if extension.is_some() && number_x.is_none() {
+        v.add(reason::EXTENSION_ILLEGAL, "extension", "requires number_x (Aliyun: Extension needs PhoneNoX)");
+    }
+    let city_match = match pb::CityMatch::try_from(req.city_match) {
+        Ok(pb::CityMatch::Strict) => CityMatch::Strict,
+        Ok(_) => CityMatch::Loose,
+        Err(_) => {
+            v.add(reason::INVALID_ARGUMENT, "city_match", format!("unknown value {}", req.city_match));
+            CityMatch::Loose
+        }
+    };
+    let expire_at = expire_time(&mut v, "expire_time", req.expire_time.as_ref(), now);
+    let cmd = AxnBind {
+        tenant,
+        pool_key,
+        phone_a: phone_a.unwrap_or_else(|| PhoneNumber::parse("00000").expect("valid placeholder")),
+        phone_b,
+        extension,
+        number_x,
+        expect_city: opt(&bounded(&mut v, "expect_city", &req.expect_city, 64)).map(str::to_owned),
+        city_match,
+        expire_at,
+        recording: req.recording,
+        out_id: bounded(&mut v, "out_id", &req.out_id, MAX_ID_LEN),
+        customer_bind_id: opt(&bounded(&mut v, "customer_bind_id", &req.customer_bind_id, MAX_ID_LEN)).map(str::to_owned),
+        customer_user_id: bounded(&mut v, "customer_user_id", &req.customer_user_id, MAX_ID_LEN),
+        ext: bounded(&mut v, "ext", &req.ext, MAX_EXT_LEN),
+    };
+    v.finish()?;
+    Ok(cmd)
+}
+
+/// `binding_id` xor `customer_bind_id`.
+pub(crate) fn binding_ref(binding_id: &str, customer_bind_id: &str, tenant: String) -> Result<BindingRef, DomainError> {
+    match (opt(binding_id), opt(customer_bind_id)) {
+        (Some(id), None) => Ok(BindingRef::Id(id.to_owned())),
+        (None, Some(c)) => Ok(BindingRef::CustomerBindId { tenant, id: c.to_owned() }),
+        (Some(_), Some(_)) => Err(DomainError::invalid(
+            reason::INVALID_ARGUMENT,
+            "binding_id",
+            "set exactly one of binding_id and customer_bind_id, not both",
+        )),
+        (None, None) => Err(DomainError::invalid(
+            reason::INVALID_ARGUMENT,
+            "binding_id",
+            "one of binding_id and customer_bind_id is required",
+        )),
+    }
+}
+
+pub(crate) fn provider_to_pb(p: Provider) -> pb::Provider {
+    match p {
+        Provider::Local => pb::Provider::Local,
+        Provider::Nxcloud => pb::Provider::Nxcloud,
+        Provider::Aliyun => pb::Provider::Aliyun,
+    }
+}
+
+pub(crate) fn state_to_pb(s: BindingState) -> pb::BindingState {
+    match s {
+        BindingState::Xyb => pb::BindingState::Xyb,
+        BindingState::Axyb => pb::BindingState::Axyb,
+        BindingState::Axn => pb::BindingState::Axn,
+        BindingState::Expired => pb::BindingState::Expired,
+        BindingState::Unbound => pb::BindingState::Unbound,
+    }
+}
+
+pub(crate) fn state_from_pb(raw: i32) -> Result<Option<BindingState>, DomainError> {
+    Ok(match pb::BindingState::try_from(raw) {
+        Ok(pb::BindingState::Unspecified) => None,
+        Ok(pb::BindingState::Xyb) => Some(BindingState::Xyb),
+        Ok(pb::BindingState::Axyb) => Some(BindingState::Axyb),
+        Ok(pb::BindingState::Axn) => Some(BindingState::Axn),
+        Ok(pb::BindingState::Expired) => Some(BindingState::Expired),
+        Ok(pb::BindingState::Unbound) => Some(BindingState::Unbound),
+        Err(_) => return Err(DomainError::invalid(reason::INVALID_ARGUMENT, "state", format!("unknown state {raw}"))),
+    })
+}
+
+fn strategy_to_pb(s: ExpireStrategy) -> pb::ExpireStrategy {
+    match s {
+        ExpireStrategy::Fixed => pb::ExpireStrategy::Fixed,
+        ExpireStrategy::Reset => pb::ExpireStrategy::Reset,
+        ExpireStrategy::Extend => pb::ExpireStrategy::Extend,
+    }
+}
+
+pub(crate) fn binding_to_pb(b: Binding) -> pb::Binding {
+    pb::Binding {
+        binding_id: b.id,
+        mode: match b.mode {
+            BindingMode::Xyb => pb::BindingMode::Xyb,
+            BindingMode::AxnExtension => pb::BindingMode::AxnExtension,
+        } as i32,
+        state: state_to_pb(b.state) as i32,
+        pool_key: b.pool_key,
+        phone_a: b.phone_a.unwrap_or_default(),
+        phone_b: b.phone_b.unwrap_or_default(),
+        number_x: b.number_x,
+        number_y: b.number_y.unwrap_or_default(),
+        extension: b.extension.unwrap_or_default(),
+        expire_time: Some(ms_to_ts(b.expire_at)),
+        customer_bind_id: b.customer_bind_id.unwrap_or_default(),
+        customer_user_id: b.customer_user_id,
+        ext: b.ext,
+        out_id: b.out_id,
+        provider_binding_id: b.provider_binding_id,
+        recording: b.recording,
+        provider: provider_to_pb(b.provider) as i32,
+        call_in_expire_seconds: b.call_in_expire_seconds,
+        call_in_expire_strategy: strategy_to_pb(b.call_in_strategy) as i32,
+        bind_expire_seconds: b.bind_expire_seconds,
+        bind_expire_strategy: strategy_to_pb(b.bind_strategy) as i32,
+        create_time: Some(ms_to_ts(b.created_at)),
+        update_time: Some(ms_to_ts(b.updated_at)),
+        delayed_y: b.delayed_y,
+    }
+}
+
+pub(crate) fn pool_to_pb(p: Pool) -> pb::Pool {
+    pb::Pool { pool_key: p.pool_key, provider: provider_to_pb(p.provider) as i32, carrier_pool_key: p.carrier_pool_key }
+}
+
+pub(crate) fn number_state_to_pb(s: NumberState) -> pb::NumberState {
+    match s {
+        NumberState::Available => pb::NumberState::Available,
+        NumberState::Reserved => pb::NumberState::Reserved,
+        NumberState::Retired => pb::NumberState::Retired,
+    }
+}
+
+pub(crate) fn number_to_pb(n: NumberInfo) -> pb::Number {
+    pb::Number {
+        number: n.number,
+        iso2: n.iso2,
+        city: n.city,
+        state: number_state_to_pb(n.state) as i32,
+        locked_by_binding_id: n.locked_by.unwrap_or_default(),
+        shared_bindings: n.shared_count,
+    }
+}
+
+/// Page size: 0 = 100, capped at 1000.
+pub(crate) fn page_size(raw: i32) -> Result<u64, DomainError> {
+    match raw {
+        0 => Ok(100),
+        n if n < 0 => Err(DomainError::invalid(reason::INVALID_ARGUMENT, "page_size", "must not be negative")),
+        n => Ok((n as u64).min(1000)),
+    }
+}
+
+/// Opaque page tokens: `<kind>.<cursor>`, so a token of one list is rejected by another.
+pub(crate) fn encode_token(kind: &str, cursor: &str) -> String {
+    format!("{kind}.{cursor}")
+}
+
+pub(crate) fn decode_token(kind: &str, token: &str) -> Result<Option<String>, DomainError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    token
+        .strip_prefix(kind)
+        .and_then(|r| r.strip_prefix('.'))
+        .filter(|c| !c.is_empty())
+        .map(|c| Some(c.to_owned()))
+        .ok_or_else(|| DomainError::invalid(reason::INVALID_ARGUMENT, "page_token", "is not a token of this list"))
+}

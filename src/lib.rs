@@ -1,0 +1,11 @@
+//! pns-gateway: a privacy-number (number masking) gateway.
+//!
+//! Layers point one way: `grpc` (transport) -> `domain` <- `storage`.
+#![forbid(unsafe_code)]
+
+pub mod domain;
+pub mod storage;
+pub mod grpc;
+pub mod app;
+pub mod config;
+pub mod http;

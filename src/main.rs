@@ -1,0 +1,216 @@
+//! `pns-gateway`: serve, migrate, and load numbers from the command line.
+#![forbid(unsafe_code)]
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use pns_gateway::{
+    app::{self, Settings},
+    config::FileConfig,
+    domain::{Pool, Provider, Repository},
+    grpc::pool_service::parse_new_numbers,
+    storage::Store,
+};
+
+#[derive(Parser)]
+#[command(name = "pns-gateway", version, about = "Privacy-number (number masking) gateway")]
+struct Cli {
+    /// Database URL: postgres://… or sqlite://…; a bare path is a SQLite file (created if missing).
+    #[arg(long, env = "PNS_DATABASE_URL", default_value = "pns.db", global = true)]
+    database_url: String,
+    /// Optional TOML config file (carrier pools, webhooks).
+    #[arg(long, env = "PNS_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "PNS_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gRPC and HTTP servers (migrates first).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage local pools.
+    #[command(subcommand)]
+    Pools(PoolsCmd),
+    /// Load numbers into a local pool.
+    #[command(subcommand)]
+    Numbers(NumbersCmd),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// gRPC listen address.
+    #[arg(long, env = "PNS_LISTEN", default_value = "127.0.0.1:50051")]
+    listen: String,
+    /// HTTP listen address (webhooks, health, metrics).
+    #[arg(long, env = "PNS_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    http_listen: String,
+    /// Sweeper period in milliseconds (overrides the config file).
+    #[arg(long, env = "PNS_SWEEP_INTERVAL_MS")]
+    sweep_interval_ms: Option<u64>,
+}
+
+#[derive(Subcommand)]
+enum PoolsCmd {
+    /// Create a local pool.
+    Create { pool_key: String },
+    /// List pools.
+    List,
+}
+
+#[derive(Subcommand)]
+enum NumbersCmd {
+    /// Add numbers given on the command line.
+    Add {
+        #[arg(long)]
+        pool: String,
+        /// ISO 3166 alpha-2 country of these numbers.
+        #[arg(long, default_value = "")]
+        iso2: String,
+        /// City of these numbers.
+        #[arg(long, default_value = "")]
+        city: String,
+        #[arg(required = true)]
+        numbers: Vec<String>,
+    },
+    /// Import a CSV file of `number[,iso2[,city]]` lines (a header line starting with "number" is skipped).
+    Import {
+        #[arg(long)]
+        pool: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PNS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log_format);
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn open(cli: &Cli) -> Result<Store, String> {
+    let store = Store::connect(&cli.database_url).await.map_err(|e| format!("cannot open database: {e}"))?;
+    store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
+    Ok(store)
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let cfg = FileConfig::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    match &cli.command {
+        Command::Migrate => {
+            open(&cli).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Serve(a) => {
+            let store = open(&cli).await?;
+            app::apply_config(&store, &cfg).await?;
+            let grpc = tokio::net::TcpListener::bind(&a.listen).await.map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
+            let http = tokio::net::TcpListener::bind(&a.http_listen)
+                .await
+                .map_err(|e| format!("cannot listen on {}: {e}", a.http_listen))?;
+            let sweep = a.sweep_interval_ms.or(cfg.sweep_interval_ms).unwrap_or(1000);
+            let settings = Settings { sweep_interval: Duration::from_millis(sweep.max(10)), ..Settings::default() };
+            app::run(store, grpc, Some(http), settings, shutdown_signal()).await
+        }
+        Command::Pools(PoolsCmd::Create { pool_key }) => {
+            let store = open(&cli).await?;
+            pns_gateway::domain::validate_pool_key(pool_key).map_err(|e| format!("pool key {e}"))?;
+            store
+                .create_pool(Pool { pool_key: pool_key.clone(), provider: Provider::Local, carrier_pool_key: String::new() })
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("pool {pool_key} created");
+            Ok(())
+        }
+        Command::Pools(PoolsCmd::List) => {
+            let store = open(&cli).await?;
+            for p in store.list_pools().await.map_err(|e| e.to_string())? {
+                println!("{}\t{}\t{}", p.pool_key, p.provider.as_str(), p.carrier_pool_key);
+            }
+            Ok(())
+        }
+        Command::Numbers(NumbersCmd::Add { pool, iso2, city, numbers }) => {
+            let specs: Vec<_> = numbers.iter().map(|n| (n.clone(), iso2.clone(), city.clone())).collect();
+            add(&cli, pool, &specs).await
+        }
+        Command::Numbers(NumbersCmd::Import { pool, file }) => {
+            let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let specs = parse_csv(&text);
+            add(&cli, pool, &specs).await
+        }
+    }
+}
+
+async fn add(cli: &Cli, pool: &str, specs: &[(String, String, String)]) -> Result<(), String> {
+    let store = open(cli).await?;
+    let p = store.get_pool(pool).await.map_err(|e| e.to_string())?;
+    if p.provider != Provider::Local {
+        return Err(format!("pool {pool} is a {} pool; numbers are added only to local pools", p.provider.as_str()));
+    }
+    let (mut added, mut skipped) = (0, 0);
+    for chunk in specs.chunks(pns_gateway::grpc::pool_service::MAX_ADD_NUMBERS) {
+        let numbers = parse_new_numbers(chunk).map_err(|e| e.to_string())?;
+        let (a, s) = store.add_numbers(pool, numbers).await.map_err(|e| e.to_string())?;
+        added += a;
+        skipped += s;
+    }
+    println!("added {added}, skipped {skipped} already in pool {pool}");
+    Ok(())
+}
+
+fn parse_csv(text: &str) -> Vec<(String, String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.to_ascii_lowercase().starts_with("number"))
+        .map(|l| {
+            let mut f = l.split(',').map(|s| s.trim().trim_matches('"').to_owned());
+            (f.next().unwrap_or_default(), f.next().unwrap_or_default(), f.next().unwrap_or_default())
+        })
+        .collect()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

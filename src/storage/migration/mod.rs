@@ -1,0 +1,14 @@
+//! Schema migrations (sea-orm-migration). Run at start-up and by `pns-gateway migrate`.
+
+use sea_orm_migration::prelude::*;
+
+mod m0001_core;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_core::Migration)]
+    }
+}

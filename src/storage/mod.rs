@@ -1,0 +1,185 @@
+//! Storage on sea-orm: the only module that imports `sea_orm`. Implements `domain::Repository`.
+//!
+//! SQLite (embedded default: a file created on first start, WAL) and PostgreSQL (scale-out:
+//! several replicas on one database). Every invariant is carried by the database: unique indexes
+//! on `routes (number, route_key)` and `bindings (tenant, customer_bind_id)`, and conditional
+//! UPDATEs on `numbers.locked_by` / `numbers.shared_count`, all inside one transaction per write.
+
+mod bindings;
+mod convert;
+pub mod entities;
+mod migration;
+mod pools;
+mod repo_impl;
+
+use std::time::Duration;
+
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    RuntimeErr, SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+
+use crate::domain::DomainError;
+
+pub use migration::Migrator;
+
+/// sea-orm backed repository.
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    backend: DbBackend,
+}
+
+/// Resolves the `--database-url` value: a bare path means a SQLite file.
+pub fn normalize_url(url: &str) -> String {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:") {
+        url.to_owned()
+    } else {
+        format!("sqlite://{url}?mode=rwc")
+    }
+}
+
+impl Store {
+    /// Connects (creating the SQLite file if needed). Does not migrate.
+    pub async fn connect(url: &str) -> Result<Self, DbErr> {
+        let url = normalize_url(url);
+        let mut opts = ConnectOptions::new(url.clone());
+        opts.sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(30));
+        if url.starts_with("sqlite:") {
+            // One connection: SQLite has one writer anyway, and a single connection avoids
+            // SQLITE_BUSY upgrades inside the process. Other processes wait on busy_timeout.
+            opts.max_connections(1).map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
+        } else {
+            opts.max_connections(32).min_connections(1);
+        }
+        let db = Database::connect(opts).await?;
+        let backend = db.get_database_backend();
+        Ok(Self { db, backend })
+    }
+
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        Migrator::up(&self.db, None).await
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            DbBackend::Postgres => "postgres",
+            DbBackend::Sqlite => "sqlite",
+            _ => "other",
+        }
+    }
+
+    /// A write transaction: `BEGIN IMMEDIATE` on SQLite, so a transaction never has to upgrade
+    /// from reader to writer (which fails with SQLITE_BUSY instead of waiting).
+    async fn write_tx(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
+    }
+
+    fn is_postgres(&self) -> bool {
+        self.backend == DbBackend::Postgres
+    }
+
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.db.ping().await
+    }
+
+    pub async fn close(self) -> Result<(), DbErr> {
+        self.db.close().await
+    }
+}
+
+pub(crate) fn is_unique_violation(e: &DbErr) -> bool {
+    matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// PostgreSQL serialization failure or deadlock: the whole transaction may be retried.
+pub(crate) fn is_retryable(e: &DbErr) -> bool {
+    if let DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) = e
+        && let Some(d) = s.as_database_error()
+    {
+        return matches!(d.code().as_deref(), Some("40001") | Some("40P01"));
+    }
+    false
+}
+
+impl From<DbErr> for DomainError {
+    fn from(e: DbErr) -> Self {
+        match e {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => DomainError::Unavailable(e.to_string()),
+            other => DomainError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Runs `f` in a write transaction, retrying on PostgreSQL deadlock/serialization failures.
+/// `f` gets a fresh transaction on each attempt and must not commit it.
+macro_rules! with_write_tx {
+    ($store:expr, |$tx:ident| $body:expr) => {{
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let $tx = $store.write_tx().await?;
+            let res: Result<_, crate::storage::TxError> = async { $body }.await;
+            match res {
+                Ok(v) => {
+                    $tx.commit().await?;
+                    break Ok(v);
+                }
+                Err(crate::storage::TxError::Db(e)) if crate::storage::is_retryable(&e) && attempt < 8 => {
+                    let _ = $tx.rollback().await;
+                    tokio::time::sleep(std::time::Duration::from_millis(2 * attempt as u64)).await;
+                    continue;
+                }
+                Err(e) => {
+                    let _ = $tx.rollback().await;
+                    break Err(e);
+                }
+            }
+        }
+    }};
+}
+pub(crate) use with_write_tx;
+
+/// Error inside a transaction body: a database error (maybe retryable) or a domain answer.
+#[derive(Debug)]
+pub(crate) enum TxError {
+    Db(DbErr),
+    Domain(DomainError),
+}
+
+impl From<DbErr> for TxError {
+    fn from(e: DbErr) -> Self {
+        TxError::Db(e)
+    }
+}
+
+impl From<DomainError> for TxError {
+    fn from(e: DomainError) -> Self {
+        TxError::Domain(e)
+    }
+}
+
+impl From<TxError> for DomainError {
+    fn from(e: TxError) -> Self {
+        match e {
+            TxError::Db(e) => e.into(),
+            TxError::Domain(d) => d,
+        }
+    }
+}
+
+pub use crate::domain::now_ms;
+

@@ -1,0 +1,191 @@
+//! Pools and numbers.
+
+use std::collections::{HashMap, HashSet};
+
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::OnConflict,
+};
+
+use super::entities::{binding, number, pool};
+use super::{Store, TxError, convert, is_unique_violation, now_ms, with_write_tx};
+use crate::domain::{
+    DomainError, Millis, NewNumber, NumberInfo, NumberState, Pool, PoolStats, error::reason,
+};
+
+type R<T> = Result<T, DomainError>;
+
+impl Store {
+    pub(super) async fn pool_row(&self, db: &impl ConnectionTrait, key: &str) -> R<pool::Model> {
+        pool::Entity::find()
+            .filter(pool::Column::PoolKey.eq(key))
+            .one(db)
+            .await?
+            .ok_or_else(|| DomainError::PoolNotFound(key.to_owned()))
+    }
+
+    pub(super) async fn create_pool_impl(&self, p: Pool) -> R<Pool> {
+        let row = pool::ActiveModel {
+            pool_key: Set(p.pool_key.clone()),
+            provider: Set(p.provider.as_str().to_owned()),
+            carrier_pool_key: Set(p.carrier_pool_key.clone()),
+            created_at: Set(now_ms()),
+            ..Default::default()
+        };
+        match pool::Entity::insert(row).exec(&self.db).await {
+            Ok(_) => Ok(p),
+            Err(e) if is_unique_violation(&e) => Err(DomainError::PoolAlreadyExists(p.pool_key)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(super) async fn upsert_pool_impl(&self, p: Pool) -> R<Pool> {
+        let row = pool::ActiveModel {
+            pool_key: Set(p.pool_key.clone()),
+            provider: Set(p.provider.as_str().to_owned()),
+            carrier_pool_key: Set(p.carrier_pool_key.clone()),
+            created_at: Set(now_ms()),
+            ..Default::default()
+        };
+        pool::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(pool::Column::PoolKey)
+                    .update_columns([pool::Column::Provider, pool::Column::CarrierPoolKey])
+                    .to_owned(),
+            )
+            .exec(&self.db)
+            .await?;
+        Ok(p)
+    }
+
+    pub(super) async fn list_pools_impl(&self) -> R<Vec<Pool>> {
+        pool::Entity::find()
+            .order_by_asc(pool::Column::PoolKey)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(convert::pool)
+            .collect()
+    }
+
+    pub(super) async fn add_numbers_impl(&self, pool_key: &str, numbers: Vec<NewNumber>) -> R<(u64, u64)> {
+        let pool = self.pool_row(&self.db, pool_key).await?;
+        let mut seen = HashSet::new();
+        let numbers: Vec<NewNumber> = numbers.into_iter().filter(|n| seen.insert(n.number.clone())).collect();
+        let res = with_write_tx!(self, |tx| {
+            let mut existing: HashMap<String, i64> = HashMap::new();
+            for chunk in numbers.chunks(500) {
+                let rows = number::Entity::find()
+                    .filter(number::Column::Number.is_in(chunk.iter().map(|n| n.number.clone())))
+                    .all(&tx)
+                    .await?;
+                existing.extend(rows.into_iter().map(|r| (r.number, r.pool_id)));
+            }
+            let foreign: Vec<&String> =
+                existing.iter().filter(|(_, pid)| **pid != pool.id).map(|(n, _)| n).collect();
+            if let Some(n) = foreign.first() {
+                return Err(TxError::Domain(DomainError::NumberNotFound {
+                    reason: reason::NUMBER_IN_OTHER_POOL,
+                    message: format!(
+                        "{} number(s) already belong to another pool, e.g. {n}; nothing was added",
+                        foreign.len()
+                    ),
+                }));
+            }
+            let fresh: Vec<&NewNumber> = numbers.iter().filter(|n| !existing.contains_key(&n.number)).collect();
+            for chunk in fresh.chunks(500) {
+                let rows = chunk.iter().map(|n| number::ActiveModel {
+                    pool_id: Set(pool.id),
+                    number: Set(n.number.clone()),
+                    iso2: Set(n.iso2.clone()),
+                    city: Set(n.city.clone()),
+                    state: Set(NumberState::Available.as_str().to_owned()),
+                    locked_by: Set(None),
+                    shared_count: Set(0),
+                    ext_count: Set(0),
+                    ext_seq: Set(0),
+                    ..Default::default()
+                });
+                number::Entity::insert_many(rows).exec(&tx).await?;
+            }
+            Ok((fresh.len() as u64, (numbers.len() - fresh.len()) as u64))
+        });
+        match res {
+            Err(TxError::Db(e)) if is_unique_violation(&e) => Err(DomainError::FailedPrecondition {
+                reason: reason::NUMBER_IN_OTHER_POOL,
+                message: "a number was added concurrently by another request; retry".into(),
+            }),
+            other => Ok(other?),
+        }
+    }
+
+    pub(super) async fn list_numbers_impl(&self, pool_key: &str, after: Option<String>, limit: u64) -> R<Vec<NumberInfo>> {
+        let pool = self.pool_row(&self.db, pool_key).await?;
+        let mut q = number::Entity::find().filter(number::Column::PoolId.eq(pool.id));
+        if let Some(a) = after {
+            q = q.filter(number::Column::Number.gt(a));
+        }
+        q.order_by_asc(number::Column::Number)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(convert::number)
+            .collect()
+    }
+
+    pub(super) async fn set_number_state_impl(&self, pool_key: &str, num: &str, state: NumberState) -> R<NumberInfo> {
+        let pool = self.pool_row(&self.db, pool_key).await?;
+        let res = number::Entity::update_many()
+            .col_expr(number::Column::State, state.as_str().into())
+            .filter(number::Column::PoolId.eq(pool.id))
+            .filter(number::Column::Number.eq(num))
+            .exec(&self.db)
+            .await?;
+        if res.rows_affected == 0 {
+            return Err(DomainError::NumberNotFound {
+                reason: reason::NUMBER_NOT_FOUND,
+                message: format!("number {num} is not in pool {pool_key:?}"),
+            });
+        }
+        let row = number::Entity::find()
+            .filter(number::Column::Number.eq(num))
+            .one(&self.db)
+            .await?
+            .ok_or(DomainError::Internal("number vanished".into()))?;
+        convert::number(row)
+    }
+
+    pub(super) async fn pool_stats_impl(&self, pool_key: &str, now: Millis) -> R<PoolStats> {
+        let pool = self.pool_row(&self.db, pool_key).await?;
+        let base = || number::Entity::find().filter(number::Column::PoolId.eq(pool.id));
+        let avail = NumberState::Available.as_str();
+        let count = |q: sea_orm::Select<number::Entity>| async move { q.count(&self.db).await.map(|c| c as i64) };
+        Ok(PoolStats {
+            total: count(base()).await?,
+            free: count(
+                base()
+                    .filter(number::Column::State.eq(avail))
+                    .filter(number::Column::LockedBy.is_null())
+                    .filter(number::Column::SharedCount.eq(0)),
+            )
+            .await?,
+            locked: count(base().filter(number::Column::LockedBy.is_not_null())).await?,
+            shared: count(
+                base()
+                    .filter(number::Column::State.eq(avail))
+                    .filter(number::Column::LockedBy.is_null())
+                    .filter(number::Column::SharedCount.gt(0)),
+            )
+            .await?,
+            reserved: count(base().filter(number::Column::State.eq(NumberState::Reserved.as_str()))).await?,
+            retired: count(base().filter(number::Column::State.eq(NumberState::Retired.as_str()))).await?,
+            active_bindings: binding::Entity::find()
+                .filter(binding::Column::PoolId.eq(pool.id))
+                .filter(binding::Column::Active.eq(1))
+                .filter(binding::Column::ExpireAt.gt(now))
+                .count(&self.db)
+                .await? as i64,
+        })
+    }
+}

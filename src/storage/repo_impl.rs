@@ -1,0 +1,57 @@
+//! `domain::Repository` for `Store`: thin delegation to the query modules.
+
+use super::Store;
+use crate::domain::{
+    AxnBind, Binding, BindingFilter, BindingRef, BindingUpdate, DomainError, Millis, NewNumber, NumberInfo,
+    NumberState, Pool, PoolStats, Repository, XybBind,
+};
+
+type R<T> = Result<T, DomainError>;
+
+impl Repository for Store {
+    async fn create_pool(&self, pool: Pool) -> R<Pool> {
+        self.create_pool_impl(pool).await
+    }
+    async fn upsert_pool(&self, pool: Pool) -> R<Pool> {
+        self.upsert_pool_impl(pool).await
+    }
+    async fn list_pools(&self) -> R<Vec<Pool>> {
+        self.list_pools_impl().await
+    }
+    async fn get_pool(&self, pool_key: &str) -> R<Pool> {
+        super::convert::pool(self.pool_row(&self.db, pool_key).await?)
+    }
+    async fn add_numbers(&self, pool_key: &str, numbers: Vec<NewNumber>) -> R<(u64, u64)> {
+        self.add_numbers_impl(pool_key, numbers).await
+    }
+    async fn list_numbers(&self, pool_key: &str, after: Option<String>, limit: u64) -> R<Vec<NumberInfo>> {
+        self.list_numbers_impl(pool_key, after, limit).await
+    }
+    async fn set_number_state(&self, pool_key: &str, number: &str, state: NumberState) -> R<NumberInfo> {
+        self.set_number_state_impl(pool_key, number, state).await
+    }
+    async fn pool_stats(&self, pool_key: &str, now: Millis) -> R<PoolStats> {
+        self.pool_stats_impl(pool_key, now).await
+    }
+    async fn bind_xyb(&self, cmd: &XybBind, now: Millis) -> R<(Binding, bool)> {
+        self.bind_xyb_impl(cmd, now).await
+    }
+    async fn bind_axn(&self, cmd: &AxnBind, now: Millis) -> R<(Binding, bool)> {
+        self.bind_axn_impl(cmd, now).await
+    }
+    async fn get_binding(&self, r: &BindingRef, now: Millis) -> R<Binding> {
+        self.get_binding_impl(r, now).await
+    }
+    async fn list_bindings(&self, filter: &BindingFilter, now: Millis) -> R<Vec<Binding>> {
+        self.list_bindings_impl(filter, now).await
+    }
+    async fn update_binding(&self, r: &BindingRef, update: &BindingUpdate, now: Millis) -> R<Binding> {
+        self.update_binding_impl(r, update, now).await
+    }
+    async fn unbind(&self, r: &BindingRef, now: Millis) -> R<Binding> {
+        self.unbind_impl(r, now).await
+    }
+    async fn sweep_expired(&self, now: Millis, limit: u64) -> R<u64> {
+        self.sweep_expired_impl(now, limit).await
+    }
+}
