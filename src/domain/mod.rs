@@ -5,6 +5,7 @@ pub mod binding;
 pub mod error;
 pub mod phone;
 pub mod pool;
+pub mod provider;
 pub mod repo;
 
 pub use binding::*;
