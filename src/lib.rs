@@ -9,3 +9,4 @@ pub mod grpc;
 pub mod app;
 pub mod config;
 pub mod http;
+pub mod providers;

@@ -1,0 +1,2 @@
+//! Test helpers: server start-up, databases, fakes of the carrier APIs.
+#![allow(dead_code)]
