@@ -9,7 +9,7 @@ use tonic::transport::Server;
 use tower_http::trace::TraceLayer;
 
 use crate::config::FileConfig;
-use crate::domain::{Repository, now_ms};
+use crate::domain::{Clock, Repository};
 use crate::grpc::{
     binding_service::BindingApi,
     pb::{self, binding_service_server::BindingServiceServer, number_pool_service_server::NumberPoolServiceServer},
@@ -23,11 +23,12 @@ pub struct Settings {
     /// How long health reports NOT_SERVING before the server stops accepting calls, so load
     /// balancers drain it first.
     pub drain_grace: Duration,
+    pub clock: Clock,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { sweep_interval: Duration::from_secs(1), drain_grace: Duration::from_millis(200) }
+        Self { sweep_interval: Duration::from_secs(1), drain_grace: Duration::from_millis(200), clock: Clock::default() }
     }
 }
 
@@ -65,7 +66,7 @@ pub async fn run(
         .map_err(|e| e.to_string())?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let sweeper = tokio::spawn(sweep_loop(repo.clone(), settings.sweep_interval, stop_rx.clone()));
+    let sweeper = tokio::spawn(sweep_loop(repo.clone(), settings.clock.clone(), settings.sweep_interval, stop_rx.clone()));
     let http_task = http.map(|l| tokio::spawn(crate::http::serve(l, store.clone(), stop_rx.clone())));
 
     let grace = settings.drain_grace;
@@ -86,8 +87,8 @@ pub async fn run(
         .add_service(health_svc)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(BindingServiceServer::new(BindingApi::new(repo.clone())))
-        .add_service(NumberPoolServiceServer::new(PoolApi::new(repo.clone())))
+        .add_service(BindingServiceServer::new(BindingApi::new(repo.clone(), settings.clock.clone())))
+        .add_service(NumberPoolServiceServer::new(PoolApi::new(repo.clone(), settings.clock.clone())))
         .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), signal)
         .await
         .map_err(|e| e.to_string())?;
@@ -101,7 +102,7 @@ pub async fn run(
 
 /// Ends expired bindings and frees their numbers. Routing never depends on it (lookups check
 /// the expiry themselves); it keeps numbers allocatable and lifecycle state accurate.
-async fn sweep_loop<R: Repository>(repo: Arc<R>, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn sweep_loop<R: Repository>(repo: Arc<R>, clock: Clock, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
     const BATCH: u64 = 500;
     loop {
         tokio::select! {
@@ -110,7 +111,7 @@ async fn sweep_loop<R: Repository>(repo: Arc<R>, every: Duration, mut stop: toki
         }
         // Drain a backlog in batches, each its own short transaction.
         loop {
-            match repo.sweep_expired(now_ms(), BATCH).await {
+            match repo.sweep_expired(clock.now(), BATCH).await {
                 Ok(n) => {
                     if n > 0 {
                         tracing::info!(ended = n, "sweeper expired bindings");

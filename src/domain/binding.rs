@@ -12,6 +12,23 @@ pub fn now_ms() -> Millis {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// The service's clock: wall time plus an offset that only tests move (expiry tests advance
+/// time instead of sleeping through a minute-long minimum expiry).
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    offset_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Clock {
+    pub fn now(&self) -> Millis {
+        now_ms() + self.offset_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn advance(&self, ms: Millis) {
+        self.offset_ms.fetch_add(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// NXCloud's documented default for `bindExpireSecond`.
 pub const DEFAULT_XYB_EXPIRE_SECONDS: i64 = 7200;
 /// An absolute expiry must be at least this far ahead (Aliyun `Expiration`: > 1 minute).

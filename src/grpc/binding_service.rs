@@ -8,16 +8,16 @@ use super::convert::{self, binding_ref, binding_to_pb};
 use super::pb::{self, binding_service_server::BindingService};
 use super::status::to_status;
 use super::tenant;
-use crate::domain::{BindingFilter, BindingUpdate, PhoneNumber, Repository, error::Violations, error::reason};
-use crate::domain::now_ms;
+use crate::domain::{Clock, BindingFilter, BindingUpdate, PhoneNumber, Repository, error::Violations, error::reason};
 
 pub struct BindingApi<R> {
     repo: Arc<R>,
+    clock: Clock,
 }
 
 impl<R> BindingApi<R> {
-    pub fn new(repo: Arc<R>) -> Self {
-        Self { repo }
+    pub fn new(repo: Arc<R>, clock: Clock) -> Self {
+        Self { repo, clock }
     }
 }
 
@@ -27,7 +27,7 @@ impl<R: Repository> BindingService for BindingApi<R> {
     async fn bind_xyb(&self, req: Request<pb::BindXybRequest>) -> Result<Response<pb::BindXybResponse>, Status> {
         let tenant = tenant(&req);
         let cmd = convert::xyb(req.into_inner(), tenant).map_err(to_status)?;
-        let (b, replayed) = self.repo.bind_xyb(&cmd, now_ms()).await.map_err(to_status)?;
+        let (b, replayed) = self.repo.bind_xyb(&cmd, self.clock.now()).await.map_err(to_status)?;
         tracing::info!(binding = %b.id, x = %b.number_x, b = %cmd.phone_b, replayed, "xyb bound");
         Ok(Response::new(pb::BindXybResponse { binding: Some(binding_to_pb(b)), replayed }))
     }
@@ -38,7 +38,7 @@ impl<R: Repository> BindingService for BindingApi<R> {
         req: Request<pb::BindAxnExtensionRequest>,
     ) -> Result<Response<pb::BindAxnExtensionResponse>, Status> {
         let tenant = tenant(&req);
-        let now = now_ms();
+        let now = self.clock.now();
         let cmd = convert::axn(req.into_inner(), tenant, now).map_err(to_status)?;
         let (b, replayed) = self.repo.bind_axn(&cmd, now).await.map_err(to_status)?;
         tracing::info!(binding = %b.id, x = %b.number_x, a = %cmd.phone_a, replayed, "axn bound");
@@ -49,7 +49,7 @@ impl<R: Repository> BindingService for BindingApi<R> {
         let tenant = tenant(&req);
         let r = req.get_ref();
         let r = binding_ref(&r.binding_id, &r.customer_bind_id, tenant).map_err(to_status)?;
-        let b = self.repo.get_binding(&r, now_ms()).await.map_err(to_status)?;
+        let b = self.repo.get_binding(&r, self.clock.now()).await.map_err(to_status)?;
         Ok(Response::new(pb::GetBindingResponse { binding: Some(binding_to_pb(b)) }))
     }
 
@@ -66,7 +66,7 @@ impl<R: Repository> BindingService for BindingApi<R> {
             before_id: convert::decode_token("b", &r.page_token).map_err(to_status)?,
             limit: limit + 1,
         };
-        let mut rows = self.repo.list_bindings(&filter, now_ms()).await.map_err(to_status)?;
+        let mut rows = self.repo.list_bindings(&filter, self.clock.now()).await.map_err(to_status)?;
         let next_page_token = if rows.len() as u64 > limit {
             rows.truncate(limit as usize);
             rows.last().map(|b| convert::encode_token("b", &b.id)).unwrap_or_default()
@@ -86,7 +86,7 @@ impl<R: Repository> BindingService for BindingApi<R> {
         let tenant = tenant(&req);
         let r = req.into_inner();
         let target = binding_ref(&r.binding_id, &r.customer_bind_id, tenant).map_err(to_status)?;
-        let now = now_ms();
+        let now = self.clock.now();
         let mut v = Violations::default();
         let expire_at = r.expire_time.as_ref().map(|t| convert::expire_time(&mut v, "expire_time", Some(t), now));
         let phone_b = r.phone_b.as_deref().map(|raw| match raw.trim() {
@@ -111,7 +111,7 @@ impl<R: Repository> BindingService for BindingApi<R> {
         let tenant = tenant(&req);
         let r = req.get_ref();
         let target = binding_ref(&r.binding_id, &r.customer_bind_id, tenant).map_err(to_status)?;
-        let b = self.repo.unbind(&target, now_ms()).await.map_err(to_status)?;
+        let b = self.repo.unbind(&target, self.clock.now()).await.map_err(to_status)?;
         tracing::info!(binding = %b.id, state = ?b.state, "unbound");
         Ok(Response::new(pb::UnbindResponse { binding: Some(binding_to_pb(b)) }))
     }

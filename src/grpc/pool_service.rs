@@ -7,22 +7,22 @@ use tonic::{Request, Response, Status};
 use super::convert::{self, number_to_pb, pool_to_pb};
 use super::pb::{self, number_pool_service_server::NumberPoolService};
 use super::status::to_status;
-use crate::domain::{
+use crate::domain::{Clock, 
     DomainError, NewNumber, NumberState, PhoneNumber, Pool, Provider, Repository, error::Violations, error::reason,
     validate_pool_key,
 };
-use crate::domain::now_ms;
 
 /// Most numbers one `AddNumbers` call takes.
 pub const MAX_ADD_NUMBERS: usize = 10_000;
 
 pub struct PoolApi<R> {
     repo: Arc<R>,
+    clock: Clock,
 }
 
 impl<R> PoolApi<R> {
-    pub fn new(repo: Arc<R>) -> Self {
-        Self { repo }
+    pub fn new(repo: Arc<R>, clock: Clock) -> Self {
+        Self { repo, clock }
     }
 }
 
@@ -157,7 +157,7 @@ impl<R: Repository> NumberPoolService for PoolApi<R> {
         req: Request<pb::GetPoolStatsRequest>,
     ) -> Result<Response<pb::GetPoolStatsResponse>, Status> {
         let pool_key = pool_key_arg(&req.get_ref().pool_key)?;
-        let s = self.repo.pool_stats(&pool_key, now_ms()).await.map_err(to_status)?;
+        let s = self.repo.pool_stats(&pool_key, self.clock.now()).await.map_err(to_status)?;
         Ok(Response::new(pb::GetPoolStatsResponse {
             pool_key,
             total: s.total,

@@ -84,7 +84,7 @@ impl Store {
             let foreign: Vec<&String> =
                 existing.iter().filter(|(_, pid)| **pid != pool.id).map(|(n, _)| n).collect();
             if let Some(n) = foreign.first() {
-                return Err(TxError::Domain(DomainError::NumberNotFound {
+                return Err(TxError::Domain(DomainError::FailedPrecondition {
                     reason: reason::NUMBER_IN_OTHER_POOL,
                     message: format!(
                         "{} number(s) already belong to another pool, e.g. {n}; nothing was added",

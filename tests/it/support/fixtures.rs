@@ -1,0 +1,80 @@
+//! Request builders and assertions shared by the tests.
+
+use pns_gateway::grpc::pb;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+use super::TestServer;
+
+/// Creates a local pool with `n` numbers `<prefix><0001…>` (iso2 HK, city from `city`).
+pub async fn pool_with(server: &TestServer, key: &str, prefix: &str, n: usize, city: &str) -> Vec<String> {
+    let mut pools = server.pools();
+    pools
+        .create_pool(pb::CreatePoolRequest { pool_key: key.into(), provider: pb::Provider::Local as i32 })
+        .await
+        .expect("create pool");
+    let numbers: Vec<String> = (1..=n).map(|i| format!("{prefix}{i:04}")).collect();
+    if n > 0 {
+        add_numbers(server, key, &numbers, city).await;
+    }
+    numbers
+}
+
+pub async fn add_numbers(server: &TestServer, key: &str, numbers: &[String], city: &str) {
+    let resp = server
+        .pools()
+        .add_numbers(pb::AddNumbersRequest {
+            pool_key: key.into(),
+            numbers: numbers
+                .iter()
+                .map(|n| pb::NumberSpec { number: n.clone(), iso2: "HK".into(), city: city.into() })
+                .collect(),
+        })
+        .await
+        .expect("add numbers")
+        .into_inner();
+    assert_eq!(resp.added as usize, numbers.len());
+}
+
+pub fn xyb(pool: &str, b: &str) -> pb::BindXybRequest {
+    pb::BindXybRequest { pool_key: pool.into(), phone_b: b.into(), ..Default::default() }
+}
+
+pub fn axn(pool: &str, a: &str, expire_in_secs: i64) -> pb::BindAxnExtensionRequest {
+    pb::BindAxnExtensionRequest {
+        pool_key: pool.into(),
+        phone_a: a.into(),
+        expire_time: Some(ts_in(expire_in_secs)),
+        ..Default::default()
+    }
+}
+
+pub fn ts_in(secs: i64) -> prost_types::Timestamp {
+    let now = chrono::Utc::now().timestamp();
+    prost_types::Timestamp { seconds: now + secs, nanos: 0 }
+}
+
+/// Asserts the status code and `ErrorInfo.reason` (domain `pns.gateway`).
+#[track_caller]
+pub fn assert_reason(st: &Status, code: Code, reason: &str) {
+    assert_eq!(st.code(), code, "unexpected status: {st:?}");
+    let info = st.get_details_error_info().unwrap_or_else(|| panic!("no ErrorInfo in {st:?}"));
+    assert_eq!(info.reason, reason, "unexpected reason in {st:?}");
+    assert_eq!(info.domain, "pns.gateway");
+}
+
+/// The `BadRequest` field names of an INVALID_ARGUMENT status.
+pub fn violated_fields(st: &Status) -> Vec<String> {
+    st.get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+pub async fn stats(server: &TestServer, pool: &str) -> pb::GetPoolStatsResponse {
+    server
+        .pools()
+        .get_pool_stats(pb::GetPoolStatsRequest { pool_key: pool.into() })
+        .await
+        .expect("stats")
+        .into_inner()
+}
