@@ -6,3 +6,5 @@ mod support;
 mod pools;
 mod server;
 mod xyb;
+mod axn;
+mod lifecycle;
