@@ -12,7 +12,10 @@ use crate::config::FileConfig;
 use crate::domain::{Clock, Repository};
 use crate::grpc::{
     binding_service::BindingApi,
-    pb::{self, binding_service_server::BindingServiceServer, number_pool_service_server::NumberPoolServiceServer},
+    pb::{
+        self, binding_service_server::BindingServiceServer,
+        number_pool_service_server::NumberPoolServiceServer,
+    },
     pool_service::PoolApi,
 };
 use crate::storage::Store;
@@ -28,7 +31,11 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { sweep_interval: Duration::from_secs(1), drain_grace: Duration::from_millis(200), clock: Clock::default() }
+        Self {
+            sweep_interval: Duration::from_secs(1),
+            drain_grace: Duration::from_millis(200),
+            clock: Clock::default(),
+        }
     }
 }
 
@@ -50,9 +57,15 @@ pub async fn run(
 ) -> AppResult<()> {
     let repo = Arc::new(store.clone());
     let (health, health_svc) = tonic_health::server::health_reporter();
-    health.set_serving::<BindingServiceServer<BindingApi<Store>>>().await;
-    health.set_serving::<NumberPoolServiceServer<PoolApi<Store>>>().await;
-    health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    health
+        .set_serving::<BindingServiceServer<BindingApi<Store>>>()
+        .await;
+    health
+        .set_serving::<NumberPoolServiceServer<PoolApi<Store>>>()
+        .await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -66,17 +79,29 @@ pub async fn run(
         .map_err(|e| e.to_string())?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let sweeper = tokio::spawn(sweep_loop(repo.clone(), settings.clock.clone(), settings.sweep_interval, stop_rx.clone()));
-    let http_task = http.map(|l| tokio::spawn(crate::http::serve(l, store.clone(), stop_rx.clone())));
+    let sweeper = tokio::spawn(sweep_loop(
+        repo.clone(),
+        settings.clock.clone(),
+        settings.sweep_interval,
+        stop_rx.clone(),
+    ));
+    let http_task =
+        http.map(|l| tokio::spawn(crate::http::serve(l, store.clone(), stop_rx.clone())));
 
     let grace = settings.drain_grace;
     let health_for_shutdown = health.clone();
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: health NOT_SERVING, draining");
-        health_for_shutdown.set_service_status("", tonic_health::ServingStatus::NotServing).await;
-        health_for_shutdown.set_not_serving::<BindingServiceServer<BindingApi<Store>>>().await;
-        health_for_shutdown.set_not_serving::<NumberPoolServiceServer<PoolApi<Store>>>().await;
+        health_for_shutdown
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        health_for_shutdown
+            .set_not_serving::<BindingServiceServer<BindingApi<Store>>>()
+            .await;
+        health_for_shutdown
+            .set_not_serving::<NumberPoolServiceServer<PoolApi<Store>>>()
+            .await;
         let _ = stop_tx.send(true);
         tokio::time::sleep(grace).await;
     };
@@ -87,8 +112,14 @@ pub async fn run(
         .add_service(health_svc)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(BindingServiceServer::new(BindingApi::new(repo.clone(), settings.clock.clone())))
-        .add_service(NumberPoolServiceServer::new(PoolApi::new(repo.clone(), settings.clock.clone())))
+        .add_service(BindingServiceServer::new(BindingApi::new(
+            repo.clone(),
+            settings.clock.clone(),
+        )))
+        .add_service(NumberPoolServiceServer::new(PoolApi::new(
+            repo.clone(),
+            settings.clock.clone(),
+        )))
         .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), signal)
         .await
         .map_err(|e| e.to_string())?;
@@ -102,7 +133,12 @@ pub async fn run(
 
 /// Ends expired bindings and frees their numbers. Routing never depends on it (lookups check
 /// the expiry themselves); it keeps numbers allocatable and lifecycle state accurate.
-async fn sweep_loop<R: Repository>(repo: Arc<R>, clock: Clock, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn sweep_loop<R: Repository>(
+    repo: Arc<R>,
+    clock: Clock,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     const BATCH: u64 = 500;
     loop {
         tokio::select! {

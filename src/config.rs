@@ -64,20 +64,32 @@ pub struct WebhookConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("config file {path} is invalid: {source}")]
-    Parse { path: String, source: Box<toml::de::Error> },
+    Parse {
+        path: String,
+        source: Box<toml::de::Error>,
+    },
     #[error("config: {0}")]
     Invalid(String),
 }
 
 impl FileConfig {
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let Some(path) = path else { return Ok(Self::default()) };
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
-        let cfg: FileConfig = toml::from_str(&text)
-            .map_err(|e| ConfigError::Parse { path: path.display().to_string(), source: Box::new(e) })?;
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let cfg: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.display().to_string(),
+            source: Box::new(e),
+        })?;
         cfg.declared_pools()?;
         Ok(cfg)
     }
@@ -87,20 +99,34 @@ impl FileConfig {
         self.pools
             .iter()
             .map(|p| {
-                validate_pool_key(&p.key).map_err(|e| ConfigError::Invalid(format!("pool key {:?} {e}", p.key)))?;
+                validate_pool_key(&p.key)
+                    .map_err(|e| ConfigError::Invalid(format!("pool key {:?} {e}", p.key)))?;
                 let provider = Provider::parse(&p.provider).ok_or_else(|| {
-                    ConfigError::Invalid(format!("pool {:?}: provider must be local, nxcloud or aliyun", p.key))
+                    ConfigError::Invalid(format!(
+                        "pool {:?}: provider must be local, nxcloud or aliyun",
+                        p.key
+                    ))
                 })?;
                 let carrier_pool_key = match provider {
                     Provider::Local => String::new(),
                     Provider::Nxcloud => p.business_id.clone().ok_or_else(|| {
-                        ConfigError::Invalid(format!("pool {:?}: nxcloud pools need business_id", p.key))
+                        ConfigError::Invalid(format!(
+                            "pool {:?}: nxcloud pools need business_id",
+                            p.key
+                        ))
                     })?,
                     Provider::Aliyun => p.carrier_pool_key.clone().ok_or_else(|| {
-                        ConfigError::Invalid(format!("pool {:?}: aliyun pools need carrier_pool_key", p.key))
+                        ConfigError::Invalid(format!(
+                            "pool {:?}: aliyun pools need carrier_pool_key",
+                            p.key
+                        ))
                     })?,
                 };
-                Ok(Pool { pool_key: p.key.clone(), provider, carrier_pool_key })
+                Ok(Pool {
+                    pool_key: p.key.clone(),
+                    provider,
+                    carrier_pool_key,
+                })
             })
             .collect()
     }

@@ -3,10 +3,10 @@
 //! Layers point one way: `grpc` (transport) -> `domain` <- `storage`.
 #![forbid(unsafe_code)]
 
-pub mod domain;
-pub mod storage;
-pub mod grpc;
 pub mod app;
 pub mod config;
+pub mod domain;
+pub mod grpc;
 pub mod http;
 pub mod providers;
+pub mod storage;

@@ -13,10 +13,19 @@ use pns_gateway::{
 };
 
 #[derive(Parser)]
-#[command(name = "pns-gateway", version, about = "Privacy-number (number masking) gateway")]
+#[command(
+    name = "pns-gateway",
+    version,
+    about = "Privacy-number (number masking) gateway"
+)]
 struct Cli {
     /// Database URL: postgres://… or sqlite://…; a bare path is a SQLite file (created if missing).
-    #[arg(long, env = "PNS_DATABASE_URL", default_value = "pns.db", global = true)]
+    #[arg(
+        long,
+        env = "PNS_DATABASE_URL",
+        default_value = "pns.db",
+        global = true
+    )]
     database_url: String,
     /// Optional TOML config file (carrier pools, webhooks).
     #[arg(long, env = "PNS_CONFIG", global = true)]
@@ -90,7 +99,9 @@ enum NumbersCmd {
 fn init_tracing(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PNS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         b.json().init();
     } else {
@@ -113,8 +124,13 @@ async fn main() -> ExitCode {
 }
 
 async fn open(cli: &Cli) -> Result<Store, String> {
-    let store = Store::connect(&cli.database_url).await.map_err(|e| format!("cannot open database: {e}"))?;
-    store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
+    let store = Store::connect(&cli.database_url)
+        .await
+        .map_err(|e| format!("cannot open database: {e}"))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| format!("migration failed: {e}"))?;
     Ok(store)
 }
 
@@ -129,19 +145,32 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Serve(a) => {
             let store = open(&cli).await?;
             app::apply_config(&store, &cfg).await?;
-            let grpc = tokio::net::TcpListener::bind(&a.listen).await.map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
+            let grpc = tokio::net::TcpListener::bind(&a.listen)
+                .await
+                .map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
             let http = tokio::net::TcpListener::bind(&a.http_listen)
                 .await
                 .map_err(|e| format!("cannot listen on {}: {e}", a.http_listen))?;
-            let sweep = a.sweep_interval_ms.or(cfg.sweep_interval_ms).unwrap_or(1000);
-            let settings = Settings { sweep_interval: Duration::from_millis(sweep.max(10)), ..Settings::default() };
+            let sweep = a
+                .sweep_interval_ms
+                .or(cfg.sweep_interval_ms)
+                .unwrap_or(1000);
+            let settings = Settings {
+                sweep_interval: Duration::from_millis(sweep.max(10)),
+                ..Settings::default()
+            };
             app::run(store, grpc, Some(http), settings, shutdown_signal()).await
         }
         Command::Pools(PoolsCmd::Create { pool_key }) => {
             let store = open(&cli).await?;
-            pns_gateway::domain::validate_pool_key(pool_key).map_err(|e| format!("pool key {e}"))?;
+            pns_gateway::domain::validate_pool_key(pool_key)
+                .map_err(|e| format!("pool key {e}"))?;
             store
-                .create_pool(Pool { pool_key: pool_key.clone(), provider: Provider::Local, carrier_pool_key: String::new() })
+                .create_pool(Pool {
+                    pool_key: pool_key.clone(),
+                    provider: Provider::Local,
+                    carrier_pool_key: String::new(),
+                })
                 .await
                 .map_err(|e| e.to_string())?;
             println!("pool {pool_key} created");
@@ -150,16 +179,30 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Pools(PoolsCmd::List) => {
             let store = open(&cli).await?;
             for p in store.list_pools().await.map_err(|e| e.to_string())? {
-                println!("{}\t{}\t{}", p.pool_key, p.provider.as_str(), p.carrier_pool_key);
+                println!(
+                    "{}\t{}\t{}",
+                    p.pool_key,
+                    p.provider.as_str(),
+                    p.carrier_pool_key
+                );
             }
             Ok(())
         }
-        Command::Numbers(NumbersCmd::Add { pool, iso2, city, numbers }) => {
-            let specs: Vec<_> = numbers.iter().map(|n| (n.clone(), iso2.clone(), city.clone())).collect();
+        Command::Numbers(NumbersCmd::Add {
+            pool,
+            iso2,
+            city,
+            numbers,
+        }) => {
+            let specs: Vec<_> = numbers
+                .iter()
+                .map(|n| (n.clone(), iso2.clone(), city.clone()))
+                .collect();
             add(&cli, pool, &specs).await
         }
         Command::Numbers(NumbersCmd::Import { pool, file }) => {
-            let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             let specs = parse_csv(&text);
             add(&cli, pool, &specs).await
         }
@@ -170,12 +213,18 @@ async fn add(cli: &Cli, pool: &str, specs: &[(String, String, String)]) -> Resul
     let store = open(cli).await?;
     let p = store.get_pool(pool).await.map_err(|e| e.to_string())?;
     if p.provider != Provider::Local {
-        return Err(format!("pool {pool} is a {} pool; numbers are added only to local pools", p.provider.as_str()));
+        return Err(format!(
+            "pool {pool} is a {} pool; numbers are added only to local pools",
+            p.provider.as_str()
+        ));
     }
     let (mut added, mut skipped) = (0, 0);
     for chunk in specs.chunks(pns_gateway::grpc::pool_service::MAX_ADD_NUMBERS) {
         let numbers = parse_new_numbers(chunk).map_err(|e| e.to_string())?;
-        let (a, s) = store.add_numbers(pool, numbers).await.map_err(|e| e.to_string())?;
+        let (a, s) = store
+            .add_numbers(pool, numbers)
+            .await
+            .map_err(|e| e.to_string())?;
         added += a;
         skipped += s;
     }
@@ -186,10 +235,16 @@ async fn add(cli: &Cli, pool: &str, specs: &[(String, String, String)]) -> Resul
 fn parse_csv(text: &str) -> Vec<(String, String, String)> {
     text.lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.to_ascii_lowercase().starts_with("number"))
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with('#') && !l.to_ascii_lowercase().starts_with("number")
+        })
         .map(|l| {
             let mut f = l.split(',').map(|s| s.trim().trim_matches('"').to_owned());
-            (f.next().unwrap_or_default(), f.next().unwrap_or_default(), f.next().unwrap_or_default())
+            (
+                f.next().unwrap_or_default(),
+                f.next().unwrap_or_default(),
+                f.next().unwrap_or_default(),
+            )
         })
         .collect()
 }

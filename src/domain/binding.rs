@@ -25,7 +25,8 @@ impl Clock {
     }
 
     pub fn advance(&self, ms: Millis) {
-        self.offset_ms.fetch_add(ms, std::sync::atomic::Ordering::Relaxed);
+        self.offset_ms
+            .fetch_add(ms, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -105,7 +106,8 @@ pub enum BindingState {
 }
 
 impl BindingState {
-    pub const ACTIVE: [BindingState; 3] = [BindingState::Xyb, BindingState::Axyb, BindingState::Axn];
+    pub const ACTIVE: [BindingState; 3] =
+        [BindingState::Xyb, BindingState::Axyb, BindingState::Axn];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -96,8 +96,14 @@ mod tests {
 
     #[test]
     fn parses_e164_digits_and_drops_plus() {
-        assert_eq!(PhoneNumber::parse("+8613800138000").unwrap().as_str(), "8613800138000");
-        assert_eq!(PhoneNumber::parse("700123456789012").unwrap().as_str(), "700123456789012");
+        assert_eq!(
+            PhoneNumber::parse("+8613800138000").unwrap().as_str(),
+            "8613800138000"
+        );
+        assert_eq!(
+            PhoneNumber::parse("700123456789012").unwrap().as_str(),
+            "700123456789012"
+        );
         assert!(PhoneNumber::parse("1380013800a").is_err());
         assert!(PhoneNumber::parse("1234").is_err());
         assert!(PhoneNumber::parse("1234567890123456").is_err());

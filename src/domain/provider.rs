@@ -122,7 +122,8 @@ pub struct ProviderError {
 pub trait Carrier: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     async fn bind_xyb(&self, req: &UpstreamXyb) -> Result<UpstreamBinding, ProviderError>;
-    async fn bind_axn_extension(&self, req: &UpstreamAxn) -> Result<UpstreamBinding, ProviderError>;
+    async fn bind_axn_extension(&self, req: &UpstreamAxn)
+    -> Result<UpstreamBinding, ProviderError>;
     async fn unbind(&self, r: &UpstreamRef) -> Result<(), ProviderError>;
     /// Moves the expiry (Aliyun `UpdateSubscription` `updateExpire`).
     async fn update_expire(&self, r: &UpstreamRef, expire_at: Millis) -> Result<(), ProviderError>;

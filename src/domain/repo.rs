@@ -2,7 +2,9 @@
 
 use std::future::Future;
 
-use super::binding::{AxnBind, Binding, BindingFilter, BindingRef, BindingUpdate, Millis, Provider, XybBind};
+use super::binding::{
+    AxnBind, Binding, BindingFilter, BindingRef, BindingUpdate, Millis, Provider, XybBind,
+};
 use super::error::DomainError;
 use super::pool::{NewNumber, NumberInfo, NumberState, Pool, PoolStats};
 
@@ -17,17 +19,48 @@ pub trait Repository: Send + Sync + 'static {
     fn list_pools(&self) -> impl Future<Output = R<Vec<Pool>>> + Send;
     fn get_pool(&self, pool_key: &str) -> impl Future<Output = R<Pool>> + Send;
     /// Returns (added, skipped).
-    fn add_numbers(&self, pool_key: &str, numbers: Vec<NewNumber>) -> impl Future<Output = R<(u64, u64)>> + Send;
-    fn list_numbers(&self, pool_key: &str, after: Option<String>, limit: u64) -> impl Future<Output = R<Vec<NumberInfo>>> + Send;
-    fn set_number_state(&self, pool_key: &str, number: &str, state: NumberState) -> impl Future<Output = R<NumberInfo>> + Send;
+    fn add_numbers(
+        &self,
+        pool_key: &str,
+        numbers: Vec<NewNumber>,
+    ) -> impl Future<Output = R<(u64, u64)>> + Send;
+    fn list_numbers(
+        &self,
+        pool_key: &str,
+        after: Option<String>,
+        limit: u64,
+    ) -> impl Future<Output = R<Vec<NumberInfo>>> + Send;
+    fn set_number_state(
+        &self,
+        pool_key: &str,
+        number: &str,
+        state: NumberState,
+    ) -> impl Future<Output = R<NumberInfo>> + Send;
     fn pool_stats(&self, pool_key: &str, now: Millis) -> impl Future<Output = R<PoolStats>> + Send;
 
     /// Returns the binding and whether it was an idempotent replay.
-    fn bind_xyb(&self, cmd: &XybBind, now: Millis) -> impl Future<Output = R<(Binding, bool)>> + Send;
-    fn bind_axn(&self, cmd: &AxnBind, now: Millis) -> impl Future<Output = R<(Binding, bool)>> + Send;
+    fn bind_xyb(
+        &self,
+        cmd: &XybBind,
+        now: Millis,
+    ) -> impl Future<Output = R<(Binding, bool)>> + Send;
+    fn bind_axn(
+        &self,
+        cmd: &AxnBind,
+        now: Millis,
+    ) -> impl Future<Output = R<(Binding, bool)>> + Send;
     fn get_binding(&self, r: &BindingRef, now: Millis) -> impl Future<Output = R<Binding>> + Send;
-    fn list_bindings(&self, filter: &BindingFilter, now: Millis) -> impl Future<Output = R<Vec<Binding>>> + Send;
-    fn update_binding(&self, r: &BindingRef, update: &BindingUpdate, now: Millis) -> impl Future<Output = R<Binding>> + Send;
+    fn list_bindings(
+        &self,
+        filter: &BindingFilter,
+        now: Millis,
+    ) -> impl Future<Output = R<Vec<Binding>>> + Send;
+    fn update_binding(
+        &self,
+        r: &BindingRef,
+        update: &BindingUpdate,
+        now: Millis,
+    ) -> impl Future<Output = R<Binding>> + Send;
     fn unbind(&self, r: &BindingRef, now: Millis) -> impl Future<Output = R<Binding>> + Send;
     /// Ends up to `limit` bindings whose expiry has passed; returns how many it ended.
     fn sweep_expired(&self, now: Millis, limit: u64) -> impl Future<Output = R<u64>> + Send;

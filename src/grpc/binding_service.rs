@@ -8,7 +8,9 @@ use super::convert::{self, binding_ref, binding_to_pb};
 use super::pb::{self, binding_service_server::BindingService};
 use super::status::to_status;
 use super::tenant;
-use crate::domain::{Clock, BindingFilter, BindingUpdate, PhoneNumber, Repository, error::Violations, error::reason};
+use crate::domain::{
+    BindingFilter, BindingUpdate, Clock, PhoneNumber, Repository, error::Violations, error::reason,
+};
 
 pub struct BindingApi<R> {
     repo: Arc<R>,
@@ -24,12 +26,22 @@ impl<R> BindingApi<R> {
 #[tonic::async_trait]
 impl<R: Repository> BindingService for BindingApi<R> {
     #[tracing::instrument(skip_all, fields(pool = %req.get_ref().pool_key))]
-    async fn bind_xyb(&self, req: Request<pb::BindXybRequest>) -> Result<Response<pb::BindXybResponse>, Status> {
+    async fn bind_xyb(
+        &self,
+        req: Request<pb::BindXybRequest>,
+    ) -> Result<Response<pb::BindXybResponse>, Status> {
         let tenant = tenant(&req);
         let cmd = convert::xyb(req.into_inner(), tenant).map_err(to_status)?;
-        let (b, replayed) = self.repo.bind_xyb(&cmd, self.clock.now()).await.map_err(to_status)?;
+        let (b, replayed) = self
+            .repo
+            .bind_xyb(&cmd, self.clock.now())
+            .await
+            .map_err(to_status)?;
         tracing::info!(binding = %b.id, x = %b.number_x, b = %cmd.phone_b, replayed, "xyb bound");
-        Ok(Response::new(pb::BindXybResponse { binding: Some(binding_to_pb(b)), replayed }))
+        Ok(Response::new(pb::BindXybResponse {
+            binding: Some(binding_to_pb(b)),
+            replayed,
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(pool = %req.get_ref().pool_key))]
@@ -42,15 +54,27 @@ impl<R: Repository> BindingService for BindingApi<R> {
         let cmd = convert::axn(req.into_inner(), tenant, now).map_err(to_status)?;
         let (b, replayed) = self.repo.bind_axn(&cmd, now).await.map_err(to_status)?;
         tracing::info!(binding = %b.id, x = %b.number_x, a = %cmd.phone_a, replayed, "axn bound");
-        Ok(Response::new(pb::BindAxnExtensionResponse { binding: Some(binding_to_pb(b)), replayed }))
+        Ok(Response::new(pb::BindAxnExtensionResponse {
+            binding: Some(binding_to_pb(b)),
+            replayed,
+        }))
     }
 
-    async fn get_binding(&self, req: Request<pb::GetBindingRequest>) -> Result<Response<pb::GetBindingResponse>, Status> {
+    async fn get_binding(
+        &self,
+        req: Request<pb::GetBindingRequest>,
+    ) -> Result<Response<pb::GetBindingResponse>, Status> {
         let tenant = tenant(&req);
         let r = req.get_ref();
         let r = binding_ref(&r.binding_id, &r.customer_bind_id, tenant).map_err(to_status)?;
-        let b = self.repo.get_binding(&r, self.clock.now()).await.map_err(to_status)?;
-        Ok(Response::new(pb::GetBindingResponse { binding: Some(binding_to_pb(b)) }))
+        let b = self
+            .repo
+            .get_binding(&r, self.clock.now())
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::GetBindingResponse {
+            binding: Some(binding_to_pb(b)),
+        }))
     }
 
     async fn list_bindings(
@@ -66,10 +90,16 @@ impl<R: Repository> BindingService for BindingApi<R> {
             before_id: convert::decode_token("b", &r.page_token).map_err(to_status)?,
             limit: limit + 1,
         };
-        let mut rows = self.repo.list_bindings(&filter, self.clock.now()).await.map_err(to_status)?;
+        let mut rows = self
+            .repo
+            .list_bindings(&filter, self.clock.now())
+            .await
+            .map_err(to_status)?;
         let next_page_token = if rows.len() as u64 > limit {
             rows.truncate(limit as usize);
-            rows.last().map(|b| convert::encode_token("b", &b.id)).unwrap_or_default()
+            rows.last()
+                .map(|b| convert::encode_token("b", &b.id))
+                .unwrap_or_default()
         } else {
             String::new()
         };
@@ -88,10 +118,17 @@ impl<R: Repository> BindingService for BindingApi<R> {
         let target = binding_ref(&r.binding_id, &r.customer_bind_id, tenant).map_err(to_status)?;
         let now = self.clock.now();
         let mut v = Violations::default();
-        let expire_at = r.expire_time.as_ref().map(|t| convert::expire_time(&mut v, "expire_time", Some(t), now));
+        let expire_at = r
+            .expire_time
+            .as_ref()
+            .map(|t| convert::expire_time(&mut v, "expire_time", Some(t), now));
         let phone_b = r.phone_b.as_deref().map(|raw| match raw.trim() {
             "" => None,
-            s => v.take(reason::MOBILE_NUMBER_ILLEGAL, "phone_b", PhoneNumber::parse(s)),
+            s => v.take(
+                reason::MOBILE_NUMBER_ILLEGAL,
+                "phone_b",
+                PhoneNumber::parse(s),
+            ),
         });
         let update = BindingUpdate {
             expire_at,
@@ -102,17 +139,32 @@ impl<R: Repository> BindingService for BindingApi<R> {
             out_id: r.out_id,
         };
         v.finish().map_err(to_status)?;
-        let b = self.repo.update_binding(&target, &update, now).await.map_err(to_status)?;
+        let b = self
+            .repo
+            .update_binding(&target, &update, now)
+            .await
+            .map_err(to_status)?;
         tracing::info!(binding = %b.id, "binding updated");
-        Ok(Response::new(pb::UpdateBindingResponse { binding: Some(binding_to_pb(b)) }))
+        Ok(Response::new(pb::UpdateBindingResponse {
+            binding: Some(binding_to_pb(b)),
+        }))
     }
 
-    async fn unbind(&self, req: Request<pb::UnbindRequest>) -> Result<Response<pb::UnbindResponse>, Status> {
+    async fn unbind(
+        &self,
+        req: Request<pb::UnbindRequest>,
+    ) -> Result<Response<pb::UnbindResponse>, Status> {
         let tenant = tenant(&req);
         let r = req.get_ref();
         let target = binding_ref(&r.binding_id, &r.customer_bind_id, tenant).map_err(to_status)?;
-        let b = self.repo.unbind(&target, self.clock.now()).await.map_err(to_status)?;
+        let b = self
+            .repo
+            .unbind(&target, self.clock.now())
+            .await
+            .map_err(to_status)?;
         tracing::info!(binding = %b.id, state = ?b.state, "unbound");
-        Ok(Response::new(pb::UnbindResponse { binding: Some(binding_to_pb(b)) }))
+        Ok(Response::new(pb::UnbindResponse {
+            binding: Some(binding_to_pb(b)),
+        }))
     }
 }

@@ -5,9 +5,10 @@ use prost_types::Timestamp;
 
 use super::pb;
 use crate::domain::{
-    AxnBind, Binding, BindingMode, BindingRef, BindingState, CityMatch, DEFAULT_XYB_EXPIRE_SECONDS, DomainError,
-    ExpireStrategy, Extension, MAX_EXPIRE_SECONDS, MAX_EXT_LEN, MAX_ID_LEN, MIN_EXPIRE_AHEAD_MS, Millis, NumberInfo,
-    NumberState, PhoneNumber, Pool, Provider, XybBind, error::Violations, error::reason,
+    AxnBind, Binding, BindingMode, BindingRef, BindingState, CityMatch, DEFAULT_XYB_EXPIRE_SECONDS,
+    DomainError, ExpireStrategy, Extension, MAX_EXPIRE_SECONDS, MAX_EXT_LEN, MAX_ID_LEN,
+    MIN_EXPIRE_AHEAD_MS, Millis, NumberInfo, NumberState, PhoneNumber, Pool, Provider, XybBind,
+    error::Violations, error::reason,
 };
 
 fn opt(s: &str) -> Option<&str> {
@@ -16,7 +17,11 @@ fn opt(s: &str) -> Option<&str> {
 }
 
 fn phone(v: &mut Violations, field: &str, raw: &str) -> Option<PhoneNumber> {
-    v.take(reason::MOBILE_NUMBER_ILLEGAL, field, PhoneNumber::parse(raw))
+    v.take(
+        reason::MOBILE_NUMBER_ILLEGAL,
+        field,
+        PhoneNumber::parse(raw),
+    )
 }
 
 fn opt_phone(v: &mut Violations, field: &str, raw: &str) -> Option<PhoneNumber> {
@@ -29,7 +34,11 @@ fn strategy(v: &mut Violations, field: &str, raw: i32) -> ExpireStrategy {
         Ok(pb::ExpireStrategy::Reset) => ExpireStrategy::Reset,
         Ok(pb::ExpireStrategy::Extend) => ExpireStrategy::Extend,
         Err(_) => {
-            v.add(reason::INVALID_ARGUMENT, field, format!("unknown strategy {raw}"));
+            v.add(
+                reason::INVALID_ARGUMENT,
+                field,
+                format!("unknown strategy {raw}"),
+            );
             ExpireStrategy::Fixed
         }
     }
@@ -37,7 +46,11 @@ fn strategy(v: &mut Violations, field: &str, raw: i32) -> ExpireStrategy {
 
 fn bounded(v: &mut Violations, field: &str, s: &str, max: usize) -> String {
     if s.chars().count() > max {
-        v.add(reason::INVALID_ARGUMENT, field, format!("must be at most {max} characters"));
+        v.add(
+            reason::INVALID_ARGUMENT,
+            field,
+            format!("must be at most {max} characters"),
+        );
     }
     s.to_owned()
 }
@@ -45,7 +58,11 @@ fn bounded(v: &mut Violations, field: &str, s: &str, max: usize) -> String {
 fn iso2(v: &mut Violations, field: &str, s: &str) -> Option<String> {
     let s = opt(s)?;
     if s.len() != 2 || !s.bytes().all(|b| b.is_ascii_alphabetic()) {
-        v.add(reason::INVALID_ARGUMENT, field, "must be an ISO 3166 alpha-2 code such as HK");
+        v.add(
+            reason::INVALID_ARGUMENT,
+            field,
+            "must be an ISO 3166 alpha-2 code such as HK",
+        );
         return None;
     }
     Some(s.to_ascii_uppercase())
@@ -59,11 +76,19 @@ fn seconds(v: &mut Violations, field: &str, raw: i64, default: i64) -> i64 {
             default
         }
         s if s < 60 => {
-            v.add(reason::EXPIRE_DATE_ILLEGAL, field, "must be at least 60 seconds");
+            v.add(
+                reason::EXPIRE_DATE_ILLEGAL,
+                field,
+                "must be at least 60 seconds",
+            );
             default
         }
         s if s > MAX_EXPIRE_SECONDS => {
-            v.add(reason::EXPIRE_DATE_ILLEGAL, field, format!("must be at most {MAX_EXPIRE_SECONDS} seconds"));
+            v.add(
+                reason::EXPIRE_DATE_ILLEGAL,
+                field,
+                format!("must be at most {MAX_EXPIRE_SECONDS} seconds"),
+            );
             default
         }
         s => s,
@@ -75,20 +100,36 @@ pub(crate) fn ts_to_ms(t: &Timestamp) -> Millis {
 }
 
 pub(crate) fn ms_to_ts(ms: Millis) -> Timestamp {
-    Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
+    Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
 }
 
 /// An absolute expiry: present, at least 1 minute ahead, within the maximum lifetime.
-pub(crate) fn expire_time(v: &mut Violations, field: &str, t: Option<&Timestamp>, now: Millis) -> Millis {
+pub(crate) fn expire_time(
+    v: &mut Violations,
+    field: &str,
+    t: Option<&Timestamp>,
+    now: Millis,
+) -> Millis {
     let Some(t) = t else {
         v.add(reason::EXPIRE_DATE_ILLEGAL, field, "is required");
         return 0;
     };
     let ms = ts_to_ms(t);
     if ms < now + MIN_EXPIRE_AHEAD_MS {
-        v.add(reason::EXPIRE_DATE_ILLEGAL, field, "must be at least 1 minute in the future");
+        v.add(
+            reason::EXPIRE_DATE_ILLEGAL,
+            field,
+            "must be at least 1 minute in the future",
+        );
     } else if ms > now + MAX_EXPIRE_SECONDS * 1000 {
-        v.add(reason::EXPIRE_DATE_ILLEGAL, field, "must be within 10 years");
+        v.add(
+            reason::EXPIRE_DATE_ILLEGAL,
+            field,
+            "must be within 10 years",
+        );
     }
     ms
 }
@@ -107,15 +148,33 @@ pub(crate) fn xyb(req: pb::BindXybRequest, tenant: String) -> Result<XybBind, Do
     let number_x = opt_phone(&mut v, "number_x", &req.number_x);
     let number_y = opt_phone(&mut v, "number_y", &req.number_y);
     if req.delayed_y && number_y.is_some() {
-        v.add(reason::INVALID_ARGUMENT, "number_y", "must be empty when delayed_y is set");
+        v.add(
+            reason::INVALID_ARGUMENT,
+            "number_y",
+            "must be empty when delayed_y is set",
+        );
     }
     if let (Some(x), Some(y)) = (&number_x, &number_y)
         && x == y
     {
-        v.add(reason::INVALID_ARGUMENT, "number_y", "must differ from number_x");
+        v.add(
+            reason::INVALID_ARGUMENT,
+            "number_y",
+            "must differ from number_x",
+        );
     }
-    let bind_expire_seconds = seconds(&mut v, "bind_expire_seconds", req.bind_expire_seconds, DEFAULT_XYB_EXPIRE_SECONDS);
-    let call_in_expire_seconds = seconds(&mut v, "call_in_expire_seconds", req.call_in_expire_seconds, bind_expire_seconds);
+    let bind_expire_seconds = seconds(
+        &mut v,
+        "bind_expire_seconds",
+        req.bind_expire_seconds,
+        DEFAULT_XYB_EXPIRE_SECONDS,
+    );
+    let call_in_expire_seconds = seconds(
+        &mut v,
+        "call_in_expire_seconds",
+        req.call_in_expire_seconds,
+        bind_expire_seconds,
+    );
     let cmd = XybBind {
         tenant,
         pool_key,
@@ -128,9 +187,24 @@ pub(crate) fn xyb(req: pb::BindXybRequest, tenant: String) -> Result<XybBind, Do
         bind_expire_seconds,
         bind_strategy: strategy(&mut v, "bind_expire_strategy", req.bind_expire_strategy),
         call_in_expire_seconds,
-        call_in_strategy: strategy(&mut v, "call_in_expire_strategy", req.call_in_expire_strategy),
-        customer_bind_id: opt(&bounded(&mut v, "customer_bind_id", &req.customer_bind_id, MAX_ID_LEN)).map(str::to_owned),
-        customer_user_id: bounded(&mut v, "customer_user_id", &req.customer_user_id, MAX_ID_LEN),
+        call_in_strategy: strategy(
+            &mut v,
+            "call_in_expire_strategy",
+            req.call_in_expire_strategy,
+        ),
+        customer_bind_id: opt(&bounded(
+            &mut v,
+            "customer_bind_id",
+            &req.customer_bind_id,
+            MAX_ID_LEN,
+        ))
+        .map(str::to_owned),
+        customer_user_id: bounded(
+            &mut v,
+            "customer_user_id",
+            &req.customer_user_id,
+            MAX_ID_LEN,
+        ),
         recording: req.recording,
         ext: bounded(&mut v, "ext", &req.ext, MAX_EXT_LEN),
     };
@@ -138,21 +212,39 @@ pub(crate) fn xyb(req: pb::BindXybRequest, tenant: String) -> Result<XybBind, Do
     Ok(cmd)
 }
 
-pub(crate) fn axn(req: pb::BindAxnExtensionRequest, tenant: String, now: Millis) -> Result<AxnBind, DomainError> {
+pub(crate) fn axn(
+    req: pb::BindAxnExtensionRequest,
+    tenant: String,
+    now: Millis,
+) -> Result<AxnBind, DomainError> {
     let mut v = Violations::default();
     let pool_key = pool_key(&mut v, &req.pool_key);
     let phone_a = phone(&mut v, "phone_a", &req.phone_a);
     let phone_b = opt_phone(&mut v, "phone_b", &req.phone_b);
     let number_x = opt_phone(&mut v, "number_x", &req.number_x);
-    let extension = opt(&req.extension).and_then(|e| v.take(reason::EXTENSION_ILLEGAL, "extension", Extension::parse(e, 3)));
+    let extension = opt(&req.extension).and_then(|e| {
+        v.take(
+            reason::EXTENSION_ILLEGAL,
+            "extension",
+            Extension::parse(e, 3),
+        )
+    });
     if extension.is_some() && number_x.is_none() {
-        v.add(reason::EXTENSION_ILLEGAL, "extension", "requires number_x (Aliyun: Extension needs PhoneNoX)");
+        v.add(
+            reason::EXTENSION_ILLEGAL,
+            "extension",
+            "requires number_x (Aliyun: Extension needs PhoneNoX)",
+        );
     }
     let city_match = match pb::CityMatch::try_from(req.city_match) {
         Ok(pb::CityMatch::Strict) => CityMatch::Strict,
         Ok(_) => CityMatch::Loose,
         Err(_) => {
-            v.add(reason::INVALID_ARGUMENT, "city_match", format!("unknown value {}", req.city_match));
+            v.add(
+                reason::INVALID_ARGUMENT,
+                "city_match",
+                format!("unknown value {}", req.city_match),
+            );
             CityMatch::Loose
         }
     };
@@ -169,8 +261,19 @@ pub(crate) fn axn(req: pb::BindAxnExtensionRequest, tenant: String, now: Millis)
         expire_at,
         recording: req.recording,
         out_id: bounded(&mut v, "out_id", &req.out_id, MAX_ID_LEN),
-        customer_bind_id: opt(&bounded(&mut v, "customer_bind_id", &req.customer_bind_id, MAX_ID_LEN)).map(str::to_owned),
-        customer_user_id: bounded(&mut v, "customer_user_id", &req.customer_user_id, MAX_ID_LEN),
+        customer_bind_id: opt(&bounded(
+            &mut v,
+            "customer_bind_id",
+            &req.customer_bind_id,
+            MAX_ID_LEN,
+        ))
+        .map(str::to_owned),
+        customer_user_id: bounded(
+            &mut v,
+            "customer_user_id",
+            &req.customer_user_id,
+            MAX_ID_LEN,
+        ),
         ext: bounded(&mut v, "ext", &req.ext, MAX_EXT_LEN),
     };
     v.finish()?;
@@ -178,10 +281,17 @@ pub(crate) fn axn(req: pb::BindAxnExtensionRequest, tenant: String, now: Millis)
 }
 
 /// `binding_id` xor `customer_bind_id`.
-pub(crate) fn binding_ref(binding_id: &str, customer_bind_id: &str, tenant: String) -> Result<BindingRef, DomainError> {
+pub(crate) fn binding_ref(
+    binding_id: &str,
+    customer_bind_id: &str,
+    tenant: String,
+) -> Result<BindingRef, DomainError> {
     match (opt(binding_id), opt(customer_bind_id)) {
         (Some(id), None) => Ok(BindingRef::Id(id.to_owned())),
-        (None, Some(c)) => Ok(BindingRef::CustomerBindId { tenant, id: c.to_owned() }),
+        (None, Some(c)) => Ok(BindingRef::CustomerBindId {
+            tenant,
+            id: c.to_owned(),
+        }),
         (Some(_), Some(_)) => Err(DomainError::invalid(
             reason::INVALID_ARGUMENT,
             "binding_id",
@@ -221,7 +331,13 @@ pub(crate) fn state_from_pb(raw: i32) -> Result<Option<BindingState>, DomainErro
         Ok(pb::BindingState::Axn) => Some(BindingState::Axn),
         Ok(pb::BindingState::Expired) => Some(BindingState::Expired),
         Ok(pb::BindingState::Unbound) => Some(BindingState::Unbound),
-        Err(_) => return Err(DomainError::invalid(reason::INVALID_ARGUMENT, "state", format!("unknown state {raw}"))),
+        Err(_) => {
+            return Err(DomainError::invalid(
+                reason::INVALID_ARGUMENT,
+                "state",
+                format!("unknown state {raw}"),
+            ));
+        }
     })
 }
 
@@ -266,7 +382,11 @@ pub(crate) fn binding_to_pb(b: Binding) -> pb::Binding {
 }
 
 pub(crate) fn pool_to_pb(p: Pool) -> pb::Pool {
-    pb::Pool { pool_key: p.pool_key, provider: provider_to_pb(p.provider) as i32, carrier_pool_key: p.carrier_pool_key }
+    pb::Pool {
+        pool_key: p.pool_key,
+        provider: provider_to_pb(p.provider) as i32,
+        carrier_pool_key: p.carrier_pool_key,
+    }
 }
 
 pub(crate) fn number_state_to_pb(s: NumberState) -> pb::NumberState {
@@ -292,7 +412,11 @@ pub(crate) fn number_to_pb(n: NumberInfo) -> pb::Number {
 pub(crate) fn page_size(raw: i32) -> Result<u64, DomainError> {
     match raw {
         0 => Ok(100),
-        n if n < 0 => Err(DomainError::invalid(reason::INVALID_ARGUMENT, "page_size", "must not be negative")),
+        n if n < 0 => Err(DomainError::invalid(
+            reason::INVALID_ARGUMENT,
+            "page_size",
+            "must not be negative",
+        )),
         n => Ok((n as u64).min(1000)),
     }
 }
@@ -311,5 +435,11 @@ pub(crate) fn decode_token(kind: &str, token: &str) -> Result<Option<String>, Do
         .and_then(|r| r.strip_prefix('.'))
         .filter(|c| !c.is_empty())
         .map(|c| Some(c.to_owned()))
-        .ok_or_else(|| DomainError::invalid(reason::INVALID_ARGUMENT, "page_token", "is not a token of this list"))
+        .ok_or_else(|| {
+            DomainError::invalid(
+                reason::INVALID_ARGUMENT,
+                "page_token",
+                "is not a token of this list",
+            )
+        })
 }

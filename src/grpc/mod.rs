@@ -10,7 +10,8 @@ pub mod pb {
     #![allow(unreachable_pub, clippy::all)]
     tonic::include_proto!("pns.v1");
 
-    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pns_descriptor.bin"));
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/pns_descriptor.bin"));
 }
 
 /// Metadata key naming the tenant that owns `customer_bind_id`s; absent = "default".

@@ -21,25 +21,47 @@ pub fn to_status(e: DomainError) -> Status {
             }
             return Status::with_error_details(Code::InvalidArgument, msg, d);
         }
-        DomainError::PoolNotFound(p) => (Code::NotFound, reason::POOL_NOT_FOUND, meta("pool_key", p)),
-        DomainError::PoolAlreadyExists(p) => (Code::AlreadyExists, reason::POOL_ALREADY_EXISTS, meta("pool_key", p)),
+        DomainError::PoolNotFound(p) => {
+            (Code::NotFound, reason::POOL_NOT_FOUND, meta("pool_key", p))
+        }
+        DomainError::PoolAlreadyExists(p) => (
+            Code::AlreadyExists,
+            reason::POOL_ALREADY_EXISTS,
+            meta("pool_key", p),
+        ),
         DomainError::BindingNotFound => (Code::NotFound, reason::BINDING_NOT_FOUND, HashMap::new()),
         DomainError::NumberNotFound { reason, .. } => (Code::NotFound, reason, HashMap::new()),
-        DomainError::NoAvailableNumber { pool, .. } => {
-            (Code::ResourceExhausted, reason::NO_AVAILABLE_NUMBER, meta("pool_key", pool))
+        DomainError::NoAvailableNumber { pool, .. } => (
+            Code::ResourceExhausted,
+            reason::NO_AVAILABLE_NUMBER,
+            meta("pool_key", pool),
+        ),
+        DomainError::NumberLocked { number } => (
+            Code::FailedPrecondition,
+            reason::NUMBER_LOCKED,
+            meta("number", number),
+        ),
+        DomainError::BindConflict(_) => {
+            (Code::AlreadyExists, reason::BIND_CONFLICT, HashMap::new())
         }
-        DomainError::NumberLocked { number } => (Code::FailedPrecondition, reason::NUMBER_LOCKED, meta("number", number)),
-        DomainError::BindConflict(_) => (Code::AlreadyExists, reason::BIND_CONFLICT, HashMap::new()),
-        DomainError::CustomerBindIdConflict(id) => {
-            (Code::AlreadyExists, reason::CUSTOMER_BIND_ID_CONFLICT, meta("customer_bind_id", id))
+        DomainError::CustomerBindIdConflict(id) => (
+            Code::AlreadyExists,
+            reason::CUSTOMER_BIND_ID_CONFLICT,
+            meta("customer_bind_id", id),
+        ),
+        DomainError::FailedPrecondition { reason, .. } => {
+            (Code::FailedPrecondition, reason, HashMap::new())
         }
-        DomainError::FailedPrecondition { reason, .. } => (Code::FailedPrecondition, reason, HashMap::new()),
         DomainError::Unavailable(detail) => {
             tracing::warn!(error = %detail, "storage unavailable");
             let mut d = ErrorDetails::new();
             d.set_error_info(reason::UNAVAILABLE, ERROR_DOMAIN, HashMap::new());
             d.set_retry_info(Some(std::time::Duration::from_millis(500)));
-            return Status::with_error_details(Code::Unavailable, "storage temporarily unavailable; retry", d);
+            return Status::with_error_details(
+                Code::Unavailable,
+                "storage temporarily unavailable; retry",
+                d,
+            );
         }
         DomainError::Internal(detail) => {
             tracing::error!(error = %detail, "internal error");

@@ -12,7 +12,10 @@ pub fn router(store: Store) -> Router {
     Router::new()
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(ready))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(10)))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(10),
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(store)
 }
@@ -24,7 +27,11 @@ async fn ready(State(store): State<Store>) -> (StatusCode, &'static str) {
     }
 }
 
-pub async fn serve(listener: TcpListener, store: Store, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    store: Store,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let addr = listener.local_addr().ok();
     tracing::info!(?addr, "HTTP listening");
     let res = axum::serve(listener, router(store))

@@ -3,7 +3,8 @@
 //! `routes` and `bindings`), never by a read followed by a write.
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query},
 };
@@ -11,9 +12,9 @@ use sea_orm::{
 use super::entities::{binding, number, pool, route};
 use super::{Store, TxError, convert, is_unique_violation, with_write_tx};
 use crate::domain::{
-    AUTO_EXTENSION_COUNT, AUTO_EXTENSION_FIRST, AxnBind, Binding, BindingFilter, BindingMode, BindingRef,
-    BindingState, BindingUpdate, CityMatch, DomainError, ExpireStrategy, Millis, NumberState, Provider, XybBind,
-    error::reason,
+    AUTO_EXTENSION_COUNT, AUTO_EXTENSION_FIRST, AxnBind, Binding, BindingFilter, BindingMode,
+    BindingRef, BindingState, BindingUpdate, CityMatch, DomainError, ExpireStrategy, Millis,
+    Provider, XybBind, error::reason,
 };
 
 type R<T> = Result<T, DomainError>;
@@ -56,7 +57,9 @@ impl Store {
     async fn binding_row(&self, db: &impl ConnectionTrait, r: &BindingRef) -> R<binding::Model> {
         let found = match r {
             BindingRef::Id(id) => binding::Entity::find_by_id(id.clone()).one(db).await?,
-            BindingRef::CustomerBindId { tenant, id } => self.find_by_customer(db, tenant, id).await?,
+            BindingRef::CustomerBindId { tenant, id } => {
+                self.find_by_customer(db, tenant, id).await?
+            }
         };
         found.ok_or(DomainError::BindingNotFound)
     }
@@ -71,7 +74,9 @@ impl Store {
         now: Millis,
     ) -> R<(Binding, bool)> {
         if existing.fingerprint != fingerprint {
-            return Err(DomainError::CustomerBindIdConflict(existing.customer_bind_id.unwrap_or_default()));
+            return Err(DomainError::CustomerBindIdConflict(
+                existing.customer_bind_id.unwrap_or_default(),
+            ));
         }
         let live = existing.active == 1 && existing.expire_at > now;
         if !live || strategy == ExpireStrategy::Fixed {
@@ -86,7 +91,10 @@ impl Store {
             .filter(binding::Column::ExpireAt.eq(existing.expire_at))
             .exec(&self.db)
             .await?;
-        let row = binding::Entity::find_by_id(existing.id).one(&self.db).await?.ok_or(DomainError::BindingNotFound)?;
+        let row = binding::Entity::find_by_id(existing.id)
+            .one(&self.db)
+            .await?
+            .ok_or(DomainError::BindingNotFound)?;
         Ok((convert::binding(row, now)?, true))
     }
 
@@ -99,29 +107,22 @@ impl Store {
         if let Some(cb) = &cmd.customer_bind_id
             && let Some(existing) = self.find_by_customer(&self.db, &cmd.tenant, cb).await?
         {
-            return self.replay(existing, &fp, cmd.bind_strategy, cmd.bind_expire_seconds, now).await;
+            return self
+                .replay(
+                    existing,
+                    &fp,
+                    cmd.bind_strategy,
+                    cmd.bind_expire_seconds,
+                    now,
+                )
+                .await;
         }
         let id = uuid::Uuid::now_v7().to_string();
         let b = cmd.phone_b.as_str();
         let res = with_write_tx!(self, |tx| {
-            let x = match &cmd.number_x {
-                Some(x) => self.lock_fixed(&tx, &pool, x.as_str(), &id, now).await?,
-                None => self
-                    .lock_any(&tx, &pool, cmd.iso2_x.as_deref(), &id, now)
-                    .await?
-                    .ok_or_else(|| no_number(&pool, cmd.iso2_x.as_deref().map(|c| format!(" in {c}"))))?,
-            };
-            let y = if cmd.delayed_y {
-                None
-            } else {
-                Some(match &cmd.number_y {
-                    Some(y) => self.share_fixed_y(&tx, &pool, y.as_str(), b, &id, now).await?,
-                    None => self
-                        .share_any_y(&tx, &pool, &x, cmd.iso2_y.as_deref(), b, &id, now)
-                        .await?
-                        .ok_or_else(|| no_number(&pool, Some(" for Y".into())))?,
-                })
-            };
+            // The binding row goes in first: it claims customer_bind_id, so a concurrent
+            // request with the same id waits here (PostgreSQL) and then replays, instead
+            // of racing for numbers it will not keep.
             let row = binding::ActiveModel {
                 id: Set(id.clone()),
                 tenant: Set(cmd.tenant.clone()),
@@ -133,8 +134,8 @@ impl Store {
                 provider: Set(pool.provider.clone()),
                 phone_a: Set(None),
                 phone_b: Set(Some(b.to_owned())),
-                number_x: Set(x),
-                number_y: Set(y),
+                number_x: Set(String::new()),
+                number_y: Set(None),
                 extension: Set(None),
                 expire_at: Set(now + cmd.bind_expire_seconds * 1000),
                 customer_bind_id: Set(cmd.customer_bind_id.clone()),
@@ -154,10 +155,42 @@ impl Store {
                 updated_at: Set(now),
                 ended_at: Set(None),
             };
-            Ok(binding::Entity::insert(row).exec_with_returning(&tx).await?)
+            binding::Entity::insert(row).exec(&tx).await?;
+            let x = match &cmd.number_x {
+                Some(x) => self.lock_fixed(&tx, &pool, x.as_str(), &id, now).await?,
+                None => self
+                    .lock_any(&tx, &pool, cmd.iso2_x.as_deref(), &id, now)
+                    .await?
+                    .ok_or_else(|| {
+                        no_number(&pool, cmd.iso2_x.as_deref().map(|c| format!(" in {c}")))
+                    })?,
+            };
+            let y = if cmd.delayed_y {
+                None
+            } else {
+                Some(match &cmd.number_y {
+                    Some(y) => {
+                        self.share_fixed_y(&tx, &pool, y.as_str(), b, &id, now)
+                            .await?
+                    }
+                    None => self
+                        .share_any_y(&tx, &pool, &x, cmd.iso2_y.as_deref(), b, &id, now)
+                        .await?
+                        .ok_or_else(|| no_number(&pool, Some(" for Y".into())))?,
+                })
+            };
+            Ok(fill_numbers(&tx, &id, &(x, y, None)).await?)
         });
-        self.finish_bind(res, &cmd.tenant, cmd.customer_bind_id.as_deref(), &fp, cmd.bind_strategy, cmd.bind_expire_seconds, now)
-            .await
+        self.finish_bind(
+            res,
+            &cmd.tenant,
+            cmd.customer_bind_id.as_deref(),
+            &fp,
+            cmd.bind_strategy,
+            cmd.bind_expire_seconds,
+            now,
+        )
+        .await
     }
 
     /// Maps the outcome of a bind transaction; a unique violation on the binding row means a
@@ -179,7 +212,9 @@ impl Store {
                 let existing = self
                     .find_by_customer(&self.db, tenant, cbid.unwrap_or_default())
                     .await?
-                    .ok_or_else(|| DomainError::Internal(format!("unique violation without a winner: {e}")))?;
+                    .ok_or_else(|| {
+                        DomainError::Internal(format!("unique violation without a winner: {e}"))
+                    })?;
                 self.replay(existing, fp, strategy, seconds, now).await
             }
             Err(e) => Err(e.into()),
@@ -195,39 +230,16 @@ impl Store {
         if let Some(cb) = &cmd.customer_bind_id
             && let Some(existing) = self.find_by_customer(&self.db, &cmd.tenant, cb).await?
         {
-            return self.replay(existing, &fp, ExpireStrategy::Fixed, 0, now).await;
+            return self
+                .replay(existing, &fp, ExpireStrategy::Fixed, 0, now)
+                .await;
         }
         let id = uuid::Uuid::now_v7().to_string();
         let a = cmd.phone_a.as_str();
         let res = with_write_tx!(self, |tx| {
-            let (x, seq) = match &cmd.number_x {
-                Some(x) => {
-                    let seq = self.share_fixed_axn(&tx, &pool, x.as_str(), cmd.extension.is_none(), now).await?;
-                    if !self.insert_route(&tx, x.as_str(), &caller_key(a), &id, now).await? {
-                        return Err(DomainError::BindConflict(format!(
-                            "{} already has an active AXN binding on {}",
-                            cmd.phone_a,
-                            x.as_str()
-                        ))
-                        .into());
-                    }
-                    (x.as_str().to_owned(), seq)
-                }
-                None => self.share_any_axn(&tx, &pool, cmd, &id, now).await?,
-            };
-            let extension = match &cmd.extension {
-                Some(e) => {
-                    if !self.insert_route(&tx, &x, &ext_key(e.as_str()), &id, now).await? {
-                        return Err(DomainError::BindConflict(format!(
-                            "extension {} on {x} is held by another active binding",
-                            e.as_str()
-                        ))
-                        .into());
-                    }
-                    e.as_str().to_owned()
-                }
-                None => self.assign_extension(&tx, &x, seq, &id, now).await?,
-            };
+            // The binding row goes in first: it claims customer_bind_id, so a concurrent
+            // request with the same id waits here (PostgreSQL) and then replays, instead
+            // of racing for numbers it will not keep.
             let row = binding::ActiveModel {
                 id: Set(id.clone()),
                 tenant: Set(cmd.tenant.clone()),
@@ -239,9 +251,9 @@ impl Store {
                 provider: Set(pool.provider.clone()),
                 phone_a: Set(Some(a.to_owned())),
                 phone_b: Set(cmd.phone_b.as_ref().map(|p| p.as_str().to_owned())),
-                number_x: Set(x),
+                number_x: Set(String::new()),
                 number_y: Set(None),
-                extension: Set(Some(extension)),
+                extension: Set(None),
                 expire_at: Set(cmd.expire_at),
                 customer_bind_id: Set(cmd.customer_bind_id.clone()),
                 customer_user_id: Set(cmd.customer_user_id.clone()),
@@ -260,10 +272,55 @@ impl Store {
                 updated_at: Set(now),
                 ended_at: Set(None),
             };
-            Ok(binding::Entity::insert(row).exec_with_returning(&tx).await?)
+            binding::Entity::insert(row).exec(&tx).await?;
+            let (x, seq) = match &cmd.number_x {
+                Some(x) => {
+                    let seq = self
+                        .share_fixed_axn(&tx, &pool, x.as_str(), cmd.extension.is_none(), now)
+                        .await?;
+                    if !self
+                        .insert_route(&tx, x.as_str(), &caller_key(a), &id, now)
+                        .await?
+                    {
+                        return Err(DomainError::BindConflict(format!(
+                            "{} already has an active AXN binding on {}",
+                            cmd.phone_a,
+                            x.as_str()
+                        ))
+                        .into());
+                    }
+                    (x.as_str().to_owned(), seq)
+                }
+                None => self.share_any_axn(&tx, &pool, cmd, &id, now).await?,
+            };
+            let extension = match &cmd.extension {
+                Some(e) => {
+                    if !self
+                        .insert_route(&tx, &x, &ext_key(e.as_str()), &id, now)
+                        .await?
+                    {
+                        return Err(DomainError::BindConflict(format!(
+                            "extension {} on {x} is held by another active binding",
+                            e.as_str()
+                        ))
+                        .into());
+                    }
+                    e.as_str().to_owned()
+                }
+                None => self.assign_extension(&tx, &x, seq, &id, now).await?,
+            };
+            Ok(fill_numbers(&tx, &id, &(x, None, Some(extension))).await?)
         });
-        self.finish_bind(res, &cmd.tenant, cmd.customer_bind_id.as_deref(), &fp, ExpireStrategy::Fixed, 0, now)
-            .await
+        self.finish_bind(
+            res,
+            &cmd.tenant,
+            cmd.customer_bind_id.as_deref(),
+            &fp,
+            ExpireStrategy::Fixed,
+            0,
+            now,
+        )
+        .await
     }
 
     // ---- allocation -------------------------------------------------------------------------
@@ -276,7 +333,14 @@ impl Store {
     }
 
     /// Locks a given X for an XYB binding.
-    async fn lock_fixed(&self, tx: &DatabaseTransaction, pool: &pool::Model, x: &str, id: &str, now: Millis) -> T<String> {
+    async fn lock_fixed(
+        &self,
+        tx: &DatabaseTransaction,
+        pool: &pool::Model,
+        x: &str,
+        id: &str,
+        now: Millis,
+    ) -> T<String> {
         for attempt in 0..2 {
             let done = number::Entity::update_many()
                 .col_expr(number::Column::LockedBy, Expr::value(id))
@@ -297,7 +361,10 @@ impl Store {
                     if attempt == 0 && self.reap_if_dead(tx, holder, now).await? {
                         continue;
                     }
-                    return Err(DomainError::NumberLocked { number: x.to_owned() }.into());
+                    return Err(DomainError::NumberLocked {
+                        number: x.to_owned(),
+                    }
+                    .into());
                 }
                 (None, _) => {
                     return Err(DomainError::BindConflict(format!(
@@ -307,13 +374,24 @@ impl Store {
                 }
             }
         }
-        Err(DomainError::NumberLocked { number: x.to_owned() }.into())
+        Err(DomainError::NumberLocked {
+            number: x.to_owned(),
+        }
+        .into())
     }
 
     /// Explains why a conditional update on a given number matched nothing: not in the pool,
     /// not AVAILABLE — or returns the row so the caller can tell a lock from a shared use.
-    async fn diagnose_number(&self, tx: &DatabaseTransaction, pool: &pool::Model, n: &str) -> T<number::Model> {
-        let row = number::Entity::find().filter(number::Column::Number.eq(n)).one(tx).await?;
+    async fn diagnose_number(
+        &self,
+        tx: &DatabaseTransaction,
+        pool: &pool::Model,
+        n: &str,
+    ) -> T<number::Model> {
+        let row = number::Entity::find()
+            .filter(number::Column::Number.eq(n))
+            .one(tx)
+            .await?;
         match row {
             Some(r) if r.pool_id == pool.id => {
                 if r.state != AVAILABLE {
@@ -342,17 +420,38 @@ impl Store {
         id: &str,
         now: Millis,
     ) -> T<Option<String>> {
+        // PostgreSQL: first SKIP LOCKED, so concurrent binds take different rows instead of
+        // queueing on one; then a plain FOR UPDATE, which waits for rows held by in-flight
+        // transactions (they may roll back) before concluding the pool is exhausted.
+        let mut attempts: Vec<Option<LockBehavior>> = vec![None; 8];
+        if self.is_postgres() {
+            attempts.splice(0..0, [Some(LockBehavior::SkipLocked); 8]);
+        }
         for round in 0..2 {
-            for _ in 0..8 {
-                let mut q = self.free_numbers(pool.id).filter(number::Column::SharedCount.eq(0));
+            let mut skip_done = false;
+            for pass in &attempts {
+                if pass.is_some() && skip_done {
+                    continue;
+                }
+                let mut q = self
+                    .free_numbers(pool.id)
+                    .filter(number::Column::SharedCount.eq(0));
                 if let Some(c) = iso2 {
                     q = q.filter(number::Column::Iso2.eq(c));
                 }
                 if self.is_postgres() {
-                    // Concurrent binds take different rows instead of queueing on one.
-                    q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+                    q = match pass {
+                        Some(b) => q.lock_with_behavior(LockType::Update, *b),
+                        None => q.lock(LockType::Update),
+                    };
                 }
-                let Some(cand) = q.limit(1).one(tx).await? else { break };
+                let Some(cand) = q.limit(1).one(tx).await? else {
+                    if pass.is_some() {
+                        skip_done = true;
+                        continue;
+                    }
+                    break;
+                };
                 let done = number::Entity::update_many()
                     .col_expr(number::Column::LockedBy, Expr::value(id))
                     .filter(number::Column::Id.eq(cand.id))
@@ -387,7 +486,10 @@ impl Store {
     ) -> T<String> {
         for attempt in 0..2 {
             let done = number::Entity::update_many()
-                .col_expr(number::Column::SharedCount, Expr::col(number::Column::SharedCount).add(1))
+                .col_expr(
+                    number::Column::SharedCount,
+                    Expr::col(number::Column::SharedCount).add(1),
+                )
                 .filter(number::Column::PoolId.eq(pool.id))
                 .filter(number::Column::Number.eq(y))
                 .filter(number::Column::State.eq(AVAILABLE))
@@ -403,10 +505,16 @@ impl Store {
             if attempt == 0 && self.reap_if_dead(tx, &holder, now).await? {
                 continue;
             }
-            return Err(DomainError::NumberLocked { number: y.to_owned() }.into());
+            return Err(DomainError::NumberLocked {
+                number: y.to_owned(),
+            }
+            .into());
         }
         if !self.insert_route(tx, y, &caller_key(b), id, now).await? {
-            return Err(DomainError::BindConflict(format!("{y} already serves this B as Y in another active binding")).into());
+            return Err(DomainError::BindConflict(format!(
+                "{y} already serves this B as Y in another active binding"
+            ))
+            .into());
         }
         Ok(y.to_owned())
     }
@@ -439,9 +547,14 @@ impl Store {
                 if let Some(c) = iso2 {
                     q = q.filter(number::Column::Iso2.eq(c));
                 }
-                let Some(cand) = q.limit(1).one(tx).await? else { break };
+                let Some(cand) = q.limit(1).one(tx).await? else {
+                    break;
+                };
                 let done = number::Entity::update_many()
-                    .col_expr(number::Column::SharedCount, Expr::col(number::Column::SharedCount).add(1))
+                    .col_expr(
+                        number::Column::SharedCount,
+                        Expr::col(number::Column::SharedCount).add(1),
+                    )
                     .filter(number::Column::Id.eq(cand.id))
                     .filter(number::Column::LockedBy.is_null())
                     .filter(number::Column::State.eq(AVAILABLE))
@@ -471,9 +584,18 @@ impl Store {
     ) -> T<i64> {
         for attempt in 0..2 {
             let mut q = number::Entity::update_many()
-                .col_expr(number::Column::SharedCount, Expr::col(number::Column::SharedCount).add(1))
-                .col_expr(number::Column::ExtCount, Expr::col(number::Column::ExtCount).add(1))
-                .col_expr(number::Column::ExtSeq, Expr::col(number::Column::ExtSeq).add(1))
+                .col_expr(
+                    number::Column::SharedCount,
+                    Expr::col(number::Column::SharedCount).add(1),
+                )
+                .col_expr(
+                    number::Column::ExtCount,
+                    Expr::col(number::Column::ExtCount).add(1),
+                )
+                .col_expr(
+                    number::Column::ExtSeq,
+                    Expr::col(number::Column::ExtSeq).add(1),
+                )
                 .filter(number::Column::PoolId.eq(pool.id))
                 .filter(number::Column::Number.eq(x))
                 .filter(number::Column::State.eq(AVAILABLE))
@@ -489,15 +611,23 @@ impl Store {
                 if attempt == 0 && self.reap_if_dead(tx, holder, now).await? {
                     continue;
                 }
-                return Err(DomainError::NumberLocked { number: x.to_owned() }.into());
+                return Err(DomainError::NumberLocked {
+                    number: x.to_owned(),
+                }
+                .into());
             }
             return Err(DomainError::NoAvailableNumber {
                 pool: pool.pool_key.clone(),
-                detail: format!(": all {AUTO_EXTENSION_COUNT} auto-assigned extensions of {x} are in use"),
+                detail: format!(
+                    ": all {AUTO_EXTENSION_COUNT} auto-assigned extensions of {x} are in use"
+                ),
             }
             .into());
         }
-        Err(DomainError::NumberLocked { number: x.to_owned() }.into())
+        Err(DomainError::NumberLocked {
+            number: x.to_owned(),
+        }
+        .into())
     }
 
     /// Chooses X for an AXN binding by city (LOOSE falls back to any city), preferring numbers
@@ -533,11 +663,22 @@ impl Store {
                         if let Some(c) = city {
                             q = q.filter(number::Column::City.eq(*c));
                         }
-                        let Some(cand) = q.limit(1).one(tx).await? else { break };
+                        let Some(cand) = q.limit(1).one(tx).await? else {
+                            break;
+                        };
                         let done = number::Entity::update_many()
-                            .col_expr(number::Column::SharedCount, Expr::col(number::Column::SharedCount).add(1))
-                            .col_expr(number::Column::ExtCount, Expr::col(number::Column::ExtCount).add(1))
-                            .col_expr(number::Column::ExtSeq, Expr::col(number::Column::ExtSeq).add(1))
+                            .col_expr(
+                                number::Column::SharedCount,
+                                Expr::col(number::Column::SharedCount).add(1),
+                            )
+                            .col_expr(
+                                number::Column::ExtCount,
+                                Expr::col(number::Column::ExtCount).add(1),
+                            )
+                            .col_expr(
+                                number::Column::ExtSeq,
+                                Expr::col(number::Column::ExtSeq).add(1),
+                            )
                             .filter(number::Column::Id.eq(cand.id))
                             .filter(number::Column::LockedBy.is_null())
                             .filter(number::Column::State.eq(AVAILABLE))
@@ -567,14 +708,25 @@ impl Store {
     }
 
     /// Auto-assigns a 3-digit extension on X, starting from X's counter.
-    async fn assign_extension(&self, tx: &DatabaseTransaction, x: &str, seq: i64, id: &str, now: Millis) -> T<String> {
+    async fn assign_extension(
+        &self,
+        tx: &DatabaseTransaction,
+        x: &str,
+        seq: i64,
+        id: &str,
+        now: Millis,
+    ) -> T<String> {
         for i in 0..AUTO_EXTENSION_COUNT {
-            let ext = (AUTO_EXTENSION_FIRST + (seq - 1 + i).rem_euclid(AUTO_EXTENSION_COUNT)).to_string();
+            let ext =
+                (AUTO_EXTENSION_FIRST + (seq - 1 + i).rem_euclid(AUTO_EXTENSION_COUNT)).to_string();
             if self.insert_route(tx, x, &ext_key(&ext), id, now).await? {
                 if i > 0 {
                     // Skip the taken ones next time too.
                     number::Entity::update_many()
-                        .col_expr(number::Column::ExtSeq, Expr::col(number::Column::ExtSeq).add(i))
+                        .col_expr(
+                            number::Column::ExtSeq,
+                            Expr::col(number::Column::ExtSeq).add(i),
+                        )
                         .filter(number::Column::Number.eq(x))
                         .exec(tx)
                         .await?;
@@ -587,7 +739,14 @@ impl Store {
 
     /// Inserts a route under a savepoint. A conflicting route whose binding is no longer live
     /// (expired, sweeper not yet there) is ended first; a live one makes this return false.
-    async fn insert_route(&self, tx: &DatabaseTransaction, n: &str, key: &str, id: &str, now: Millis) -> T<bool> {
+    async fn insert_route(
+        &self,
+        tx: &DatabaseTransaction,
+        n: &str,
+        key: &str,
+        id: &str,
+        now: Millis,
+    ) -> T<bool> {
         for attempt in 0..2 {
             let sp = tx.begin().await?;
             let row = route::ActiveModel {
@@ -609,7 +768,12 @@ impl Store {
                         .one(tx)
                         .await?;
                     match holder {
-                        Some(h) if attempt == 0 && self.reap_if_dead(tx, &h.binding_id, now).await? => continue,
+                        Some(h)
+                            if attempt == 0
+                                && self.reap_if_dead(tx, &h.binding_id, now).await? =>
+                        {
+                            continue;
+                        }
                         _ => return Ok(false),
                     }
                 }
@@ -625,8 +789,16 @@ impl Store {
     // ---- ending -----------------------------------------------------------------------------
 
     /// Ends the binding if it is active but past its expiry; true if it did.
-    async fn reap_if_dead(&self, tx: &DatabaseTransaction, binding_id: &str, now: Millis) -> Result<bool, DbErr> {
-        let Some(m) = binding::Entity::find_by_id(binding_id.to_owned()).one(tx).await? else {
+    async fn reap_if_dead(
+        &self,
+        tx: &DatabaseTransaction,
+        binding_id: &str,
+        now: Millis,
+    ) -> Result<bool, DbErr> {
+        let Some(m) = binding::Entity::find_by_id(binding_id.to_owned())
+            .one(tx)
+            .await?
+        else {
             return Ok(false);
         };
         if m.active == 1 && m.expire_at <= now {
@@ -636,14 +808,24 @@ impl Store {
     }
 
     /// Ends up to `limit` expired bindings (of one pool, or all) inside `tx`.
-    async fn reap_expired(&self, tx: &DatabaseTransaction, pool_id: Option<i64>, now: Millis, limit: u64) -> Result<u64, DbErr> {
+    async fn reap_expired(
+        &self,
+        tx: &DatabaseTransaction,
+        pool_id: Option<i64>,
+        now: Millis,
+        limit: u64,
+    ) -> Result<u64, DbErr> {
         let mut q = binding::Entity::find()
             .filter(binding::Column::Active.eq(1))
             .filter(binding::Column::ExpireAt.lte(now));
         if let Some(p) = pool_id {
             q = q.filter(binding::Column::PoolId.eq(p));
         }
-        let rows = q.order_by_asc(binding::Column::ExpireAt).limit(limit).all(tx).await?;
+        let rows = q
+            .order_by_asc(binding::Column::ExpireAt)
+            .limit(limit)
+            .all(tx)
+            .await?;
         let mut ended = 0;
         for m in rows {
             if end_binding(tx, &m, BindingState::Expired, now).await? {
@@ -654,18 +836,30 @@ impl Store {
     }
 
     pub(super) async fn sweep_expired_impl(&self, now: Millis, limit: u64) -> R<u64> {
-        Ok(with_write_tx!(self, |tx| Ok(self.reap_expired(&tx, None, now, limit).await?))?)
+        Ok(with_write_tx!(self, |tx| Ok(self
+            .reap_expired(&tx, None, now, limit)
+            .await?))?)
     }
 
     pub(super) async fn unbind_impl(&self, r: &BindingRef, now: Millis) -> R<Binding> {
         let id = self.binding_row(&self.db, r).await?.id;
         let row = with_write_tx!(self, |tx| {
-            let m = binding::Entity::find_by_id(id.clone()).one(&tx).await?.ok_or(DomainError::BindingNotFound)?;
+            let m = binding::Entity::find_by_id(id.clone())
+                .one(&tx)
+                .await?
+                .ok_or(DomainError::BindingNotFound)?;
             if m.active == 1 {
-                let end = if m.expire_at <= now { BindingState::Expired } else { BindingState::Unbound };
+                let end = if m.expire_at <= now {
+                    BindingState::Expired
+                } else {
+                    BindingState::Unbound
+                };
                 end_binding(&tx, &m, end, now).await?;
             }
-            Ok(binding::Entity::find_by_id(id.clone()).one(&tx).await?.ok_or(DomainError::BindingNotFound)?)
+            Ok(binding::Entity::find_by_id(id.clone())
+                .one(&tx)
+                .await?
+                .ok_or(DomainError::BindingNotFound)?)
         })?;
         convert::binding(row, now)
     }
@@ -676,7 +870,11 @@ impl Store {
         convert::binding(self.binding_row(&self.db, r).await?, now)
     }
 
-    pub(super) async fn list_bindings_impl(&self, f: &BindingFilter, now: Millis) -> R<Vec<Binding>> {
+    pub(super) async fn list_bindings_impl(
+        &self,
+        f: &BindingFilter,
+        now: Millis,
+    ) -> R<Vec<Binding>> {
         let mut q = binding::Entity::find();
         if let Some(p) = &f.pool_key {
             let pool = self.pool_row(&self.db, p).await?;
@@ -702,7 +900,9 @@ impl Store {
                 )
             }
             Some(s) if s.is_active() => {
-                q = q.filter(binding::Column::State.eq(s.as_str())).filter(binding::Column::ExpireAt.gt(now))
+                q = q
+                    .filter(binding::Column::State.eq(s.as_str()))
+                    .filter(binding::Column::ExpireAt.gt(now))
             }
             Some(s) => q = q.filter(binding::Column::State.eq(s.as_str())),
         }
@@ -715,7 +915,12 @@ impl Store {
             .collect()
     }
 
-    pub(super) async fn update_binding_impl(&self, r: &BindingRef, u: &BindingUpdate, now: Millis) -> R<Binding> {
+    pub(super) async fn update_binding_impl(
+        &self,
+        r: &BindingRef,
+        u: &BindingUpdate,
+        now: Millis,
+    ) -> R<Binding> {
         let m = self.binding_row(&self.db, r).await?;
         let mode = BindingMode::parse(&m.mode).ok_or(DomainError::Internal("bad mode".into()))?;
         if !(m.active == 1 && m.expire_at > now) {
@@ -727,7 +932,9 @@ impl Store {
         if u.phone_b.is_some() && mode != BindingMode::AxnExtension {
             return Err(DomainError::FailedPrecondition {
                 reason: reason::BIND_CONFLICT,
-                message: "phone_b can only be changed on AXN bindings (on XYB it keys the route of Y)".into(),
+                message:
+                    "phone_b can only be changed on AXN bindings (on XYB it keys the route of Y)"
+                        .into(),
             });
         }
         let mut upd = binding::Entity::update_many()
@@ -739,7 +946,10 @@ impl Store {
             upd = upd.col_expr(binding::Column::ExpireAt, Expr::value(e));
         }
         if let Some(b) = &u.phone_b {
-            upd = upd.col_expr(binding::Column::PhoneB, Expr::value(b.as_ref().map(|p| p.as_str().to_owned())));
+            upd = upd.col_expr(
+                binding::Column::PhoneB,
+                Expr::value(b.as_ref().map(|p| p.as_str().to_owned())),
+            );
         }
         if let Some(v) = u.recording {
             upd = upd.col_expr(binding::Column::Recording, Expr::value(v));
@@ -759,13 +969,40 @@ impl Store {
                 message: "the binding ended while it was being updated".into(),
             });
         }
-        let row = binding::Entity::find_by_id(m.id).one(&self.db).await?.ok_or(DomainError::BindingNotFound)?;
+        let row = binding::Entity::find_by_id(m.id)
+            .one(&self.db)
+            .await?
+            .ok_or(DomainError::BindingNotFound)?;
         convert::binding(row, now)
     }
 }
 
+/// Writes the allocated numbers into the binding row inserted at the start of the transaction.
+async fn fill_numbers(
+    tx: &DatabaseTransaction,
+    id: &str,
+    (x, y, ext): &(String, Option<String>, Option<String>),
+) -> Result<binding::Model, DbErr> {
+    binding::Entity::update_many()
+        .col_expr(binding::Column::NumberX, Expr::value(x.clone()))
+        .col_expr(binding::Column::NumberY, Expr::value(y.clone()))
+        .col_expr(binding::Column::Extension, Expr::value(ext.clone()))
+        .filter(binding::Column::Id.eq(id))
+        .exec(tx)
+        .await?;
+    binding::Entity::find_by_id(id.to_owned())
+        .one(tx)
+        .await?
+        .ok_or_else(|| {
+            DbErr::RecordNotFound(format!("binding {id} vanished inside its transaction"))
+        })
+}
+
 fn no_number(pool: &pool::Model, detail: Option<String>) -> DomainError {
-    DomainError::NoAvailableNumber { pool: pool.pool_key.clone(), detail: detail.unwrap_or_default() }
+    DomainError::NoAvailableNumber {
+        pool: pool.pool_key.clone(),
+        detail: detail.unwrap_or_default(),
+    }
 }
 
 /// `NOT EXISTS (SELECT 1 FROM routes WHERE routes.number = numbers.number AND route_key = key)`.
@@ -775,7 +1012,10 @@ fn not_routed(key: &str) -> Condition {
             Query::select()
                 .expr(Expr::val(1))
                 .from(route::Entity)
-                .and_where(Expr::col((route::Entity, route::Column::Number)).equals((number::Entity, number::Column::Number)))
+                .and_where(
+                    Expr::col((route::Entity, route::Column::Number))
+                        .equals((number::Entity, number::Column::Number)),
+                )
                 .and_where(Expr::col((route::Entity, route::Column::RouteKey)).eq(Expr::val(key)))
                 .to_owned(),
         )
@@ -785,8 +1025,14 @@ fn not_routed(key: &str) -> Condition {
 
 async fn add_shared(tx: &DatabaseTransaction, n: &str, shared: i64, ext: i64) -> Result<(), DbErr> {
     number::Entity::update_many()
-        .col_expr(number::Column::SharedCount, Expr::col(number::Column::SharedCount).add(shared))
-        .col_expr(number::Column::ExtCount, Expr::col(number::Column::ExtCount).add(ext))
+        .col_expr(
+            number::Column::SharedCount,
+            Expr::col(number::Column::SharedCount).add(shared),
+        )
+        .col_expr(
+            number::Column::ExtCount,
+            Expr::col(number::Column::ExtCount).add(ext),
+        )
         .filter(number::Column::Number.eq(n))
         .exec(tx)
         .await?;
@@ -818,7 +1064,10 @@ pub(super) async fn end_binding(
     }
     if m.state == BindingState::Xyb.as_str() {
         number::Entity::update_many()
-            .col_expr(number::Column::LockedBy, Expr::value(Option::<String>::None))
+            .col_expr(
+                number::Column::LockedBy,
+                Expr::value(Option::<String>::None),
+            )
             .filter(number::Column::Number.eq(m.number_x.clone()))
             .filter(number::Column::LockedBy.eq(m.id.clone()))
             .exec(tx)
@@ -830,9 +1079,9 @@ pub(super) async fn end_binding(
     if let Some(y) = &m.number_y {
         add_shared(tx, y, -1, 0).await?;
     }
-    route::Entity::delete_many().filter(route::Column::BindingId.eq(m.id.clone())).exec(tx).await?;
+    route::Entity::delete_many()
+        .filter(route::Column::BindingId.eq(m.id.clone()))
+        .exec(tx)
+        .await?;
     Ok(true)
 }
-
-#[allow(dead_code)]
-fn _assert_state(_: NumberState) {}

@@ -1,8 +1,8 @@
 //! Rows -> domain values.
 
 use crate::domain::{
-    Binding, BindingMode, BindingState, DomainError, ExpireStrategy, Millis, NumberInfo, NumberState, Pool,
-    Provider,
+    Binding, BindingMode, BindingState, DomainError, ExpireStrategy, Millis, NumberInfo,
+    NumberState, Pool, Provider,
 };
 
 use super::entities::{binding, number, pool};
@@ -33,7 +33,8 @@ pub(super) fn number(m: number::Model) -> Result<NumberInfo, DomainError> {
 /// Converts a row; an active binding past its expiry is reported as EXPIRED even before the
 /// sweeper has ended it (it no longer routes calls).
 pub(super) fn binding(m: binding::Model, now: Millis) -> Result<Binding, DomainError> {
-    let mut state = BindingState::parse(&m.state).ok_or_else(|| corrupt("binding state", &m.state))?;
+    let mut state =
+        BindingState::parse(&m.state).ok_or_else(|| corrupt("binding state", &m.state))?;
     if state.is_active() && m.expire_at <= now {
         state = BindingState::Expired;
     }

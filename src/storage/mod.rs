@@ -33,7 +33,10 @@ pub struct Store {
 
 /// Resolves the `--database-url` value: a bare path means a SQLite file.
 pub fn normalize_url(url: &str) -> String {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:") {
+    if url.starts_with("postgres://")
+        || url.starts_with("postgresql://")
+        || url.starts_with("sqlite:")
+    {
         url.to_owned()
     } else {
         format!("sqlite://{url}?mode=rwc")
@@ -138,7 +141,9 @@ macro_rules! with_write_tx {
                     $tx.commit().await?;
                     break Ok(v);
                 }
-                Err(crate::storage::TxError::Db(e)) if crate::storage::is_retryable(&e) && attempt < 8 => {
+                Err(crate::storage::TxError::Db(e))
+                    if crate::storage::is_retryable(&e) && attempt < 8 =>
+                {
                     let _ = $tx.rollback().await;
                     tokio::time::sleep(std::time::Duration::from_millis(2 * attempt as u64)).await;
                     continue;
@@ -182,4 +187,3 @@ impl From<TxError> for DomainError {
 }
 
 pub use crate::domain::now_ms;
-

@@ -3,8 +3,8 @@
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::OnConflict,
 };
 
 use super::entities::{binding, number, pool};
@@ -68,10 +68,17 @@ impl Store {
             .collect()
     }
 
-    pub(super) async fn add_numbers_impl(&self, pool_key: &str, numbers: Vec<NewNumber>) -> R<(u64, u64)> {
+    pub(super) async fn add_numbers_impl(
+        &self,
+        pool_key: &str,
+        numbers: Vec<NewNumber>,
+    ) -> R<(u64, u64)> {
         let pool = self.pool_row(&self.db, pool_key).await?;
         let mut seen = HashSet::new();
-        let numbers: Vec<NewNumber> = numbers.into_iter().filter(|n| seen.insert(n.number.clone())).collect();
+        let numbers: Vec<NewNumber> = numbers
+            .into_iter()
+            .filter(|n| seen.insert(n.number.clone()))
+            .collect();
         let res = with_write_tx!(self, |tx| {
             let mut existing: HashMap<String, i64> = HashMap::new();
             for chunk in numbers.chunks(500) {
@@ -81,8 +88,11 @@ impl Store {
                     .await?;
                 existing.extend(rows.into_iter().map(|r| (r.number, r.pool_id)));
             }
-            let foreign: Vec<&String> =
-                existing.iter().filter(|(_, pid)| **pid != pool.id).map(|(n, _)| n).collect();
+            let foreign: Vec<&String> = existing
+                .iter()
+                .filter(|(_, pid)| **pid != pool.id)
+                .map(|(n, _)| n)
+                .collect();
             if let Some(n) = foreign.first() {
                 return Err(TxError::Domain(DomainError::FailedPrecondition {
                     reason: reason::NUMBER_IN_OTHER_POOL,
@@ -92,7 +102,10 @@ impl Store {
                     ),
                 }));
             }
-            let fresh: Vec<&NewNumber> = numbers.iter().filter(|n| !existing.contains_key(&n.number)).collect();
+            let fresh: Vec<&NewNumber> = numbers
+                .iter()
+                .filter(|n| !existing.contains_key(&n.number))
+                .collect();
             for chunk in fresh.chunks(500) {
                 let rows = chunk.iter().map(|n| number::ActiveModel {
                     pool_id: Set(pool.id),
@@ -111,15 +124,22 @@ impl Store {
             Ok((fresh.len() as u64, (numbers.len() - fresh.len()) as u64))
         });
         match res {
-            Err(TxError::Db(e)) if is_unique_violation(&e) => Err(DomainError::FailedPrecondition {
-                reason: reason::NUMBER_IN_OTHER_POOL,
-                message: "a number was added concurrently by another request; retry".into(),
-            }),
+            Err(TxError::Db(e)) if is_unique_violation(&e) => {
+                Err(DomainError::FailedPrecondition {
+                    reason: reason::NUMBER_IN_OTHER_POOL,
+                    message: "a number was added concurrently by another request; retry".into(),
+                })
+            }
             other => Ok(other?),
         }
     }
 
-    pub(super) async fn list_numbers_impl(&self, pool_key: &str, after: Option<String>, limit: u64) -> R<Vec<NumberInfo>> {
+    pub(super) async fn list_numbers_impl(
+        &self,
+        pool_key: &str,
+        after: Option<String>,
+        limit: u64,
+    ) -> R<Vec<NumberInfo>> {
         let pool = self.pool_row(&self.db, pool_key).await?;
         let mut q = number::Entity::find().filter(number::Column::PoolId.eq(pool.id));
         if let Some(a) = after {
@@ -134,7 +154,12 @@ impl Store {
             .collect()
     }
 
-    pub(super) async fn set_number_state_impl(&self, pool_key: &str, num: &str, state: NumberState) -> R<NumberInfo> {
+    pub(super) async fn set_number_state_impl(
+        &self,
+        pool_key: &str,
+        num: &str,
+        state: NumberState,
+    ) -> R<NumberInfo> {
         let pool = self.pool_row(&self.db, pool_key).await?;
         let res = number::Entity::update_many()
             .col_expr(number::Column::State, state.as_str().into())
@@ -160,7 +185,9 @@ impl Store {
         let pool = self.pool_row(&self.db, pool_key).await?;
         let base = || number::Entity::find().filter(number::Column::PoolId.eq(pool.id));
         let avail = NumberState::Available.as_str();
-        let count = |q: sea_orm::Select<number::Entity>| async move { q.count(&self.db).await.map(|c| c as i64) };
+        let count = |q: sea_orm::Select<number::Entity>| async move {
+            q.count(&self.db).await.map(|c| c as i64)
+        };
         Ok(PoolStats {
             total: count(base()).await?,
             free: count(
@@ -178,8 +205,12 @@ impl Store {
                     .filter(number::Column::SharedCount.gt(0)),
             )
             .await?,
-            reserved: count(base().filter(number::Column::State.eq(NumberState::Reserved.as_str()))).await?,
-            retired: count(base().filter(number::Column::State.eq(NumberState::Retired.as_str()))).await?,
+            reserved: count(
+                base().filter(number::Column::State.eq(NumberState::Reserved.as_str())),
+            )
+            .await?,
+            retired: count(base().filter(number::Column::State.eq(NumberState::Retired.as_str())))
+                .await?,
             active_bindings: binding::Entity::find()
                 .filter(binding::Column::PoolId.eq(pool.id))
                 .filter(binding::Column::Active.eq(1))

@@ -2,8 +2,8 @@
 
 use super::Store;
 use crate::domain::{
-    AxnBind, Binding, BindingFilter, BindingRef, BindingUpdate, DomainError, Millis, NewNumber, NumberInfo,
-    NumberState, Pool, PoolStats, Repository, XybBind,
+    AxnBind, Binding, BindingFilter, BindingRef, BindingUpdate, DomainError, Millis, NewNumber,
+    NumberInfo, NumberState, Pool, PoolStats, Repository, XybBind,
 };
 
 type R<T> = Result<T, DomainError>;
@@ -24,10 +24,20 @@ impl Repository for Store {
     async fn add_numbers(&self, pool_key: &str, numbers: Vec<NewNumber>) -> R<(u64, u64)> {
         self.add_numbers_impl(pool_key, numbers).await
     }
-    async fn list_numbers(&self, pool_key: &str, after: Option<String>, limit: u64) -> R<Vec<NumberInfo>> {
+    async fn list_numbers(
+        &self,
+        pool_key: &str,
+        after: Option<String>,
+        limit: u64,
+    ) -> R<Vec<NumberInfo>> {
         self.list_numbers_impl(pool_key, after, limit).await
     }
-    async fn set_number_state(&self, pool_key: &str, number: &str, state: NumberState) -> R<NumberInfo> {
+    async fn set_number_state(
+        &self,
+        pool_key: &str,
+        number: &str,
+        state: NumberState,
+    ) -> R<NumberInfo> {
         self.set_number_state_impl(pool_key, number, state).await
     }
     async fn pool_stats(&self, pool_key: &str, now: Millis) -> R<PoolStats> {
@@ -45,7 +55,12 @@ impl Repository for Store {
     async fn list_bindings(&self, filter: &BindingFilter, now: Millis) -> R<Vec<Binding>> {
         self.list_bindings_impl(filter, now).await
     }
-    async fn update_binding(&self, r: &BindingRef, update: &BindingUpdate, now: Millis) -> R<Binding> {
+    async fn update_binding(
+        &self,
+        r: &BindingRef,
+        update: &BindingUpdate,
+        now: Millis,
+    ) -> R<Binding> {
         self.update_binding_impl(r, update, now).await
     }
     async fn unbind(&self, r: &BindingRef, now: Millis) -> R<Binding> {

@@ -8,7 +8,10 @@ use crate::support::{TestServer, fixtures::*, server::fast_sweeper};
 const B: &str = "85264654798";
 
 fn by_id(id: &str) -> pb::UnbindRequest {
-    pb::UnbindRequest { binding_id: id.into(), ..Default::default() }
+    pb::UnbindRequest {
+        binding_id: id.into(),
+        ..Default::default()
+    }
 }
 
 #[tokio::test]
@@ -16,24 +19,55 @@ async fn unbind_frees_the_numbers_and_is_idempotent() {
     let s = TestServer::start().await;
     let numbers = pool_with(&s, "p", "8521313", 2, "").await;
     let mut c = s.bindings();
-    let b = c.bind_xyb(xyb("p", B)).await.unwrap().into_inner().binding.unwrap();
-    let u = c.unbind(by_id(&b.binding_id)).await.unwrap().into_inner().binding.unwrap();
+    let b = c
+        .bind_xyb(xyb("p", B))
+        .await
+        .unwrap()
+        .into_inner()
+        .binding
+        .unwrap();
+    let u = c
+        .unbind(by_id(&b.binding_id))
+        .await
+        .unwrap()
+        .into_inner()
+        .binding
+        .unwrap();
     assert_eq!(u.state, pb::BindingState::Unbound as i32);
     let st = stats(&s, "p").await;
-    assert_eq!((st.free, st.locked, st.shared, st.active_bindings), (2, 0, 0, 0));
-    let again = c.unbind(by_id(&b.binding_id)).await.unwrap().into_inner().binding.unwrap();
+    assert_eq!(
+        (st.free, st.locked, st.shared, st.active_bindings),
+        (2, 0, 0, 0)
+    );
+    let again = c
+        .unbind(by_id(&b.binding_id))
+        .await
+        .unwrap()
+        .into_inner()
+        .binding
+        .unwrap();
     assert_eq!(again.state, pb::BindingState::Unbound as i32);
-    assert_eq!(again.update_time, u.update_time, "unbinding an ended binding changes nothing");
+    assert_eq!(
+        again.update_time, u.update_time,
+        "unbinding an ended binding changes nothing"
+    );
 
     let mut same_x = xyb("p", B);
     same_x.number_x = numbers[0].clone();
     c.bind_xyb(same_x).await.expect("X is free again");
 
-    assert_reason(&c.unbind(by_id("missing")).await.unwrap_err(), Code::NotFound, "BINDING_NOT_FOUND");
+    assert_reason(
+        &c.unbind(by_id("missing")).await.unwrap_err(),
+        Code::NotFound,
+        "BINDING_NOT_FOUND",
+    );
     let err = c.unbind(pb::UnbindRequest::default()).await.unwrap_err();
     assert_eq!(violated_fields(&err), ["binding_id"]);
     let err = c
-        .unbind(pb::UnbindRequest { binding_id: "a".into(), customer_bind_id: "b".into() })
+        .unbind(pb::UnbindRequest {
+            binding_id: "a".into(),
+            customer_bind_id: "b".into(),
+        })
         .await
         .unwrap_err();
     assert_reason(&err, Code::InvalidArgument, "INVALID_ARGUMENT");
@@ -46,7 +80,13 @@ async fn update_binding_moves_expiry_and_mutable_fields_and_refuses_ended_bindin
     let mut c = s.bindings();
     let mut req = axn("p", "13900000000", 3600);
     req.customer_bind_id = "c1".into();
-    let b = c.bind_axn_extension(req).await.unwrap().into_inner().binding.unwrap();
+    let b = c
+        .bind_axn_extension(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .binding
+        .unwrap();
     let new_exp = ts_in(7200);
     let u = c
         .update_binding(pb::UpdateBindingRequest {
@@ -63,7 +103,10 @@ async fn update_binding_moves_expiry_and_mutable_fields_and_refuses_ended_bindin
         .binding
         .unwrap();
     assert_eq!(u.expire_time.unwrap().seconds, new_exp.seconds);
-    assert_eq!((u.phone_b.as_str(), u.recording, u.out_id.as_str()), ("13800000000", true, "o2"));
+    assert_eq!(
+        (u.phone_b.as_str(), u.recording, u.out_id.as_str()),
+        ("13800000000", true, "o2")
+    );
 
     let err = c
         .update_binding(pb::UpdateBindingRequest {
@@ -80,7 +123,11 @@ async fn update_binding_moves_expiry_and_mutable_fields_and_refuses_ended_bindin
 
     c.unbind(by_id(&b.binding_id)).await.unwrap();
     let err = c
-        .update_binding(pb::UpdateBindingRequest { binding_id: b.binding_id, recording: Some(false), ..Default::default() })
+        .update_binding(pb::UpdateBindingRequest {
+            binding_id: b.binding_id,
+            recording: Some(false),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_reason(&err, Code::FailedPrecondition, "BINDING_ENDED");
@@ -95,15 +142,32 @@ async fn list_bindings_pages_newest_first_and_filters() {
     for i in 0..5 {
         let mut r = xyb("p", &format!("8526000000{i}"));
         r.delayed_y = true;
-        r.customer_user_id = if i % 2 == 0 { "even".into() } else { "odd".into() };
-        ids.push(c.bind_xyb(r).await.unwrap().into_inner().binding.unwrap().binding_id);
+        r.customer_user_id = if i % 2 == 0 {
+            "even".into()
+        } else {
+            "odd".into()
+        };
+        ids.push(
+            c.bind_xyb(r)
+                .await
+                .unwrap()
+                .into_inner()
+                .binding
+                .unwrap()
+                .binding_id,
+        );
     }
     c.unbind(by_id(&ids[0])).await.unwrap();
     let mut got = vec![];
     let mut token = String::new();
     loop {
         let page = c
-            .list_bindings(pb::ListBindingsRequest { pool_key: "p".into(), page_size: 2, page_token: token, ..Default::default() })
+            .list_bindings(pb::ListBindingsRequest {
+                pool_key: "p".into(),
+                page_size: 2,
+                page_token: token,
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner();
@@ -119,26 +183,41 @@ async fn list_bindings_pages_newest_first_and_filters() {
     assert_eq!(got, newest_first);
 
     let even = c
-        .list_bindings(pb::ListBindingsRequest { customer_user_id: "even".into(), ..Default::default() })
+        .list_bindings(pb::ListBindingsRequest {
+            customer_user_id: "even".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
         .bindings;
     assert_eq!(even.len(), 3);
     let active = c
-        .list_bindings(pb::ListBindingsRequest { state: pb::BindingState::Xyb as i32, ..Default::default() })
+        .list_bindings(pb::ListBindingsRequest {
+            state: pb::BindingState::Xyb as i32,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
         .bindings;
     assert_eq!(active.len(), 4);
     let unbound = c
-        .list_bindings(pb::ListBindingsRequest { state: pb::BindingState::Unbound as i32, ..Default::default() })
+        .list_bindings(pb::ListBindingsRequest {
+            state: pb::BindingState::Unbound as i32,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
         .bindings;
-    assert_eq!(unbound.iter().map(|b| b.binding_id.clone()).collect::<Vec<_>>(), [ids[0].clone()]);
+    assert_eq!(
+        unbound
+            .iter()
+            .map(|b| b.binding_id.clone())
+            .collect::<Vec<_>>(),
+        [ids[0].clone()]
+    );
 }
 
 #[tokio::test]
@@ -153,7 +232,10 @@ async fn an_expired_binding_reads_as_expired_and_its_x_is_free_before_the_sweepe
     let b = c.bind_xyb(r).await.unwrap().into_inner().binding.unwrap();
     s.clock.advance(61_000);
     let got = c
-        .get_binding(pb::GetBindingRequest { binding_id: b.binding_id.clone(), ..Default::default() })
+        .get_binding(pb::GetBindingRequest {
+            binding_id: b.binding_id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -163,10 +245,19 @@ async fn an_expired_binding_reads_as_expired_and_its_x_is_free_before_the_sweepe
 
     let mut again = xyb("p", "85260000001");
     again.number_x = numbers[0].clone();
-    let b2 = c.bind_xyb(again).await.expect("the expired lock is released inline").into_inner().binding.unwrap();
+    let b2 = c
+        .bind_xyb(again)
+        .await
+        .expect("the expired lock is released inline")
+        .into_inner()
+        .binding
+        .unwrap();
     assert_eq!(b2.number_x, numbers[0]);
     let old = c
-        .get_binding(pb::GetBindingRequest { binding_id: b.binding_id, ..Default::default() })
+        .get_binding(pb::GetBindingRequest {
+            binding_id: b.binding_id,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -185,7 +276,9 @@ async fn the_sweeper_expires_bindings_and_frees_their_numbers() {
         r.bind_expire_seconds = 60;
         c.bind_xyb(r).await.unwrap();
     }
-    c.bind_axn_extension(axn("p", "13900000000", 120)).await.unwrap();
+    c.bind_axn_extension(axn("p", "13900000000", 120))
+        .await
+        .unwrap();
     assert_eq!(stats(&s, "p").await.free, 0);
     s.clock.advance(61_000);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -194,13 +287,23 @@ async fn the_sweeper_expires_bindings_and_frees_their_numbers() {
         if st.locked == 0 && st.active_bindings == 1 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "sweeper did not run: {st:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sweeper did not run: {st:?}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let st = stats(&s, "p").await;
-    assert_eq!((st.locked, st.shared), (0, 1), "only the AXN number stays shared");
+    assert_eq!(
+        (st.locked, st.shared),
+        (0, 1),
+        "only the AXN number stays shared"
+    );
     let expired = c
-        .list_bindings(pb::ListBindingsRequest { state: pb::BindingState::Expired as i32, ..Default::default() })
+        .list_bindings(pb::ListBindingsRequest {
+            state: pb::BindingState::Expired as i32,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()

@@ -2,9 +2,10 @@
 //! One integration-test binary: a real server on port 0, the generated client, a fresh
 //! database per test (SQLite by default; PostgreSQL when `PNS_TEST_POSTGRES_URL` is set).
 
-mod support;
+mod axn;
+mod concurrency;
+mod lifecycle;
 mod pools;
 mod server;
+mod support;
 mod xyb;
-mod axn;
-mod lifecycle;

@@ -12,7 +12,12 @@ impl MigrationName for Migration {
 }
 
 fn id() -> ColumnDef {
-    ColumnDef::new("id").big_integer().not_null().auto_increment().primary_key().to_owned()
+    ColumnDef::new("id")
+        .big_integer()
+        .not_null()
+        .auto_increment()
+        .primary_key()
+        .to_owned()
 }
 fn text(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).string().not_null().to_owned()
@@ -21,7 +26,11 @@ fn text_null(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).string().null().to_owned()
 }
 fn int64(name: &'static str) -> ColumnDef {
-    ColumnDef::new(name).big_integer().not_null().default(0).to_owned()
+    ColumnDef::new(name)
+        .big_integer()
+        .not_null()
+        .default(0)
+        .to_owned()
 }
 
 #[async_trait::async_trait]
@@ -39,8 +48,15 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(Index::create().name("ux_pools_key").table("pools").col("pool_key").unique().to_owned())
-            .await?;
+        m.create_index(
+            Index::create()
+                .name("ux_pools_key")
+                .table("pools")
+                .col("pool_key")
+                .unique()
+                .to_owned(),
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -59,8 +75,15 @@ impl MigrationTrait for Migration {
         )
         .await?;
         // A number belongs to one pool, once.
-        m.create_index(Index::create().name("ux_numbers_number").table("numbers").col("number").unique().to_owned())
-            .await?;
+        m.create_index(
+            Index::create()
+                .name("ux_numbers_number")
+                .table("numbers")
+                .col("number")
+                .unique()
+                .to_owned(),
+        )
+        .await?;
         // Allocation: free / shareable numbers of a pool are an index range, never a table scan.
         m.create_index(
             Index::create()
@@ -83,8 +106,14 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(Index::create().name("ix_numbers_locked_by").table("numbers").col("locked_by").to_owned())
-            .await?;
+        m.create_index(
+            Index::create()
+                .name("ix_numbers_locked_by")
+                .table("numbers")
+                .col("locked_by")
+                .to_owned(),
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -135,13 +164,30 @@ impl MigrationTrait for Migration {
         .await?;
         // The sweeper: active bindings by expiry.
         m.create_index(
-            Index::create().name("ix_bindings_expiry").table("bindings").col("active").col("expire_at").to_owned(),
+            Index::create()
+                .name("ix_bindings_expiry")
+                .table("bindings")
+                .col("active")
+                .col("expire_at")
+                .to_owned(),
         )
         .await?;
-        m.create_index(Index::create().name("ix_bindings_pool").table("bindings").col("pool_id").col("id").to_owned())
-            .await?;
         m.create_index(
-            Index::create().name("ix_bindings_user").table("bindings").col("customer_user_id").col("id").to_owned(),
+            Index::create()
+                .name("ix_bindings_pool")
+                .table("bindings")
+                .col("pool_id")
+                .col("id")
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("ix_bindings_user")
+                .table("bindings")
+                .col("customer_user_id")
+                .col("id")
+                .to_owned(),
         )
         .await?;
 
@@ -166,8 +212,14 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(Index::create().name("ix_routes_binding").table("routes").col("binding_id").to_owned())
-            .await?;
+        m.create_index(
+            Index::create()
+                .name("ix_routes_binding")
+                .table("routes")
+                .col("binding_id")
+                .to_owned(),
+        )
+        .await?;
         Ok(())
     }
 

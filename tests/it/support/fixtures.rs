@@ -7,10 +7,19 @@ use tonic_types::StatusExt;
 use super::TestServer;
 
 /// Creates a local pool with `n` numbers `<prefix><0001…>` (iso2 HK, city from `city`).
-pub async fn pool_with(server: &TestServer, key: &str, prefix: &str, n: usize, city: &str) -> Vec<String> {
+pub async fn pool_with(
+    server: &TestServer,
+    key: &str,
+    prefix: &str,
+    n: usize,
+    city: &str,
+) -> Vec<String> {
     let mut pools = server.pools();
     pools
-        .create_pool(pb::CreatePoolRequest { pool_key: key.into(), provider: pb::Provider::Local as i32 })
+        .create_pool(pb::CreatePoolRequest {
+            pool_key: key.into(),
+            provider: pb::Provider::Local as i32,
+        })
         .await
         .expect("create pool");
     let numbers: Vec<String> = (1..=n).map(|i| format!("{prefix}{i:04}")).collect();
@@ -27,7 +36,11 @@ pub async fn add_numbers(server: &TestServer, key: &str, numbers: &[String], cit
             pool_key: key.into(),
             numbers: numbers
                 .iter()
-                .map(|n| pb::NumberSpec { number: n.clone(), iso2: "HK".into(), city: city.into() })
+                .map(|n| pb::NumberSpec {
+                    number: n.clone(),
+                    iso2: "HK".into(),
+                    city: city.into(),
+                })
                 .collect(),
         })
         .await
@@ -37,7 +50,11 @@ pub async fn add_numbers(server: &TestServer, key: &str, numbers: &[String], cit
 }
 
 pub fn xyb(pool: &str, b: &str) -> pb::BindXybRequest {
-    pb::BindXybRequest { pool_key: pool.into(), phone_b: b.into(), ..Default::default() }
+    pb::BindXybRequest {
+        pool_key: pool.into(),
+        phone_b: b.into(),
+        ..Default::default()
+    }
 }
 
 pub fn axn(pool: &str, a: &str, expire_in_secs: i64) -> pb::BindAxnExtensionRequest {
@@ -51,14 +68,19 @@ pub fn axn(pool: &str, a: &str, expire_in_secs: i64) -> pb::BindAxnExtensionRequ
 
 pub fn ts_in(secs: i64) -> prost_types::Timestamp {
     let now = chrono::Utc::now().timestamp();
-    prost_types::Timestamp { seconds: now + secs, nanos: 0 }
+    prost_types::Timestamp {
+        seconds: now + secs,
+        nanos: 0,
+    }
 }
 
 /// Asserts the status code and `ErrorInfo.reason` (domain `pns.gateway`).
 #[track_caller]
 pub fn assert_reason(st: &Status, code: Code, reason: &str) {
     assert_eq!(st.code(), code, "unexpected status: {st:?}");
-    let info = st.get_details_error_info().unwrap_or_else(|| panic!("no ErrorInfo in {st:?}"));
+    let info = st
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {st:?}"));
     assert_eq!(info.reason, reason, "unexpected reason in {st:?}");
     assert_eq!(info.domain, "pns.gateway");
 }
@@ -73,7 +95,9 @@ pub fn violated_fields(st: &Status) -> Vec<String> {
 pub async fn stats(server: &TestServer, pool: &str) -> pb::GetPoolStatsResponse {
     server
         .pools()
-        .get_pool_stats(pb::GetPoolStatsRequest { pool_key: pool.into() })
+        .get_pool_stats(pb::GetPoolStatsRequest {
+            pool_key: pool.into(),
+        })
         .await
         .expect("stats")
         .into_inner()

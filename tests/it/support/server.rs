@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use pns_gateway::{
     app::{self, Settings},
-    grpc::pb::{binding_service_client::BindingServiceClient, number_pool_service_client::NumberPoolServiceClient},
+    grpc::pb::{
+        binding_service_client::BindingServiceClient,
+        number_pool_service_client::NumberPoolServiceClient,
+    },
     storage::Store,
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -27,7 +30,11 @@ pub struct TestServer {
 impl TestServer {
     /// A server on a fresh database.
     pub async fn start() -> Self {
-        Self::start_on(std::sync::Arc::new(TestDb::new().await), Settings::default()).await
+        Self::start_on(
+            std::sync::Arc::new(TestDb::new().await),
+            Settings::default(),
+        )
+        .await
     }
 
     /// A server with a fast sweeper.
@@ -54,7 +61,16 @@ impl TestServer {
             .connect()
             .await
             .expect("connect to test server");
-        TestServer { addr, http_addr, channel, db, store, clock, stop: Some(tx), task: Some(task) }
+        TestServer {
+            addr,
+            http_addr,
+            channel,
+            db,
+            store,
+            clock,
+            stop: Some(tx),
+            task: Some(task),
+        }
     }
 
     pub fn bindings(&self) -> BindingServiceClient<Channel> {
@@ -86,5 +102,8 @@ impl Drop for TestServer {
 }
 
 pub fn fast_sweeper() -> Settings {
-    Settings { sweep_interval: Duration::from_millis(50), ..Settings::default() }
+    Settings {
+        sweep_interval: Duration::from_millis(50),
+        ..Settings::default()
+    }
 }

@@ -1,0 +1,185 @@
+//! Races: the database must keep every invariant, within one server and across two servers
+//! on one database (PostgreSQL in CI; the SQLite file otherwise).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use pns_gateway::{app::Settings, grpc::pb};
+use tonic::Code;
+
+use crate::support::{TestServer, fixtures::*};
+
+#[tokio::test]
+async fn two_hundred_binds_racing_for_one_x_let_exactly_one_win() {
+    let s = TestServer::start().await;
+    let numbers = pool_with(&s, "p", "8521313", 2, "").await;
+    let results = join_all((0..200).map(|i| {
+        let mut c = s.bindings();
+        let mut r = xyb("p", &format!("85260{i:06}"));
+        r.number_x = numbers[0].clone();
+        r.delayed_y = true;
+        async move { c.bind_xyb(r).await }
+    }))
+    .await;
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(ok, 1, "exactly one bind takes X");
+    for r in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_reason(r, Code::FailedPrecondition, "NUMBER_LOCKED");
+    }
+    let st = stats(&s, "p").await;
+    assert_eq!((st.locked, st.active_bindings), (1, 1));
+}
+
+#[tokio::test]
+async fn two_hundred_axn_binds_on_one_x_get_two_hundred_distinct_extensions() {
+    let s = TestServer::start().await;
+    let numbers = pool_with(&s, "p", "1700000", 1, "").await;
+    let results = join_all((0..200).map(|i| {
+        let mut c = s.bindings();
+        let mut r = axn("p", &format!("139{i:08}"), 3600);
+        r.number_x = numbers[0].clone();
+        async move { c.bind_axn_extension(r).await }
+    }))
+    .await;
+    let exts: HashSet<String> = results
+        .into_iter()
+        .map(|r| {
+            r.expect("every AXN bind succeeds")
+                .into_inner()
+                .binding
+                .unwrap()
+                .extension
+        })
+        .collect();
+    assert_eq!(exts.len(), 200);
+    let listed = s
+        .pools()
+        .list_numbers(pb::ListNumbersRequest {
+            pool_key: "p".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .numbers;
+    assert_eq!(listed[0].shared_bindings, 200);
+}
+
+#[tokio::test]
+async fn a_pool_of_n_numbers_gives_exactly_n_xyb_bindings_under_concurrency() {
+    let s = TestServer::start().await;
+    pool_with(&s, "p", "8521313", 30, "").await;
+    let results = join_all((0..60).map(|i| {
+        let mut c = s.bindings();
+        let mut r = xyb("p", &format!("85260{i:06}"));
+        r.delayed_y = true;
+        async move { c.bind_xyb(r).await }
+    }))
+    .await;
+    let xs: HashSet<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|r| r.get_ref().binding.clone().unwrap().number_x)
+        .collect();
+    assert_eq!(xs.len(), 30, "30 distinct X");
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 30);
+    for e in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_reason(e, Code::ResourceExhausted, "NO_AVAILABLE_NUMBER");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_replays_of_one_customer_bind_id_create_one_binding() {
+    let s = TestServer::start().await;
+    pool_with(&s, "p", "8521313", 10, "").await;
+    let results = join_all((0..50).map(|_| {
+        let mut c = s.bindings();
+        let mut r = xyb("p", "85264654798");
+        r.customer_bind_id = "same".into();
+        async move { c.bind_xyb(r).await }
+    }))
+    .await;
+    let ids: HashSet<String> = results
+        .into_iter()
+        .map(|r| {
+            r.expect("replays succeed")
+                .into_inner()
+                .binding
+                .unwrap()
+                .binding_id
+        })
+        .collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(stats(&s, "p").await.active_bindings, 1);
+}
+
+#[tokio::test]
+async fn two_servers_on_one_database_keep_every_invariant() {
+    let a = TestServer::start().await;
+    let b = TestServer::start_on(Arc::clone(&a.db), Settings::default()).await;
+    let numbers = pool_with(&a, "p", "8521313", 20, "").await;
+    let servers = [&a, &b];
+
+    // Same X from both servers: one winner.
+    let results = join_all((0..40).map(|i| {
+        let mut c = servers[i % 2].bindings();
+        let mut r = xyb("p", &format!("85260{i:06}"));
+        r.number_x = numbers[0].clone();
+        r.delayed_y = true;
+        async move { c.bind_xyb(r).await }
+    }))
+    .await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+
+    // Any X from both servers: 19 numbers left, 19 winners, all distinct.
+    let results = join_all((0..40).map(|i| {
+        let mut c = servers[i % 2].bindings();
+        let mut r = xyb("p", &format!("85261{i:06}"));
+        r.delayed_y = true;
+        async move { c.bind_xyb(r).await }
+    }))
+    .await;
+    let xs: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|r| r.get_ref().binding.clone().unwrap().number_x)
+        .collect();
+    assert_eq!(xs.len(), 19);
+    assert_eq!(
+        xs.iter().collect::<HashSet<_>>().len(),
+        19,
+        "no X handed out twice"
+    );
+
+    // Same customer_bind_id from both servers: one binding.
+    pool_with(&a, "q", "1700000", 1, "").await;
+    let expiry = ts_in(3600);
+    let results = join_all((0..20).map(|i| {
+        let mut c = servers[i % 2].bindings();
+        let mut r = axn("q", "13900000000", 3600);
+        r.customer_bind_id = "dup".into();
+        r.expire_time = Some(expiry);
+        async move { c.bind_axn_extension(r).await }
+    }))
+    .await;
+    let ids: HashSet<String> = results
+        .into_iter()
+        .map(|r| r.expect("replay").into_inner().binding.unwrap().binding_id)
+        .collect();
+    assert_eq!(ids.len(), 1);
+
+    // Same extension from both servers: one winner.
+    let results = join_all((0..20).map(|i| {
+        let mut c = servers[i % 2].bindings();
+        let mut r = axn("q", &format!("138{i:08}"), 3600);
+        r.number_x = "17000000001".into();
+        r.extension = "55".into();
+        async move { c.bind_axn_extension(r).await }
+    }))
+    .await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    for e in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_reason(e, Code::AlreadyExists, "BIND_CONFLICT");
+    }
+}
