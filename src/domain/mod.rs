@@ -2,6 +2,7 @@
 //! strategies, validated bind commands and the one error enum every layer maps from.
 
 pub mod binding;
+pub mod call;
 pub mod error;
 pub mod phone;
 pub mod pool;

@@ -1,0 +1,104 @@
+//! Calls: the normalised call report every source is converted into (softswitch gRPC,
+//! NXCloud CDR push, Aliyun receipts), and the routing decision for a call-in.
+
+use super::binding::{Millis, Provider};
+
+/// What happened on a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CallEventKind {
+    /// A caller dialled a virtual number (call-in / Aliyun `SecretStartReport`).
+    Incoming,
+    /// The callee's phone rings (Aliyun `SecretRingReport`).
+    Ringing,
+    /// The callee answered (Aliyun `SecretPickUpReport`).
+    Answered,
+    /// The call ended; carries the CDR fields (NXCloud CDR push, Aliyun `SecretReport`).
+    Hangup,
+    /// A recording can be fetched (Aliyun `SecretRecording`; NXCloud `callRecordFile`).
+    RecordingReady,
+    /// A call arrived for a number with no binding (NXCloud error push 10013,
+    /// Aliyun `control_msg = NO_SUBS_EXIST`).
+    NoBinding,
+}
+
+impl CallEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallEventKind::Incoming => "call.incoming",
+            CallEventKind::Ringing => "call.ringing",
+            CallEventKind::Answered => "call.answered",
+            CallEventKind::Hangup => "call.hangup",
+            CallEventKind::RecordingReady => "call.recording_ready",
+            CallEventKind::NoBinding => "call.no_binding",
+        }
+    }
+}
+
+/// Who released the call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReleaseDirection {
+    Caller,
+    Callee,
+    Platform,
+}
+
+/// One normalised report about one call (leg). Real numbers are data here; never log them
+/// unmasked.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CallReport {
+    pub provider: Option<Provider>,
+    pub kind: Option<CallEventKind>,
+    /// The carrier's or softswitch's call id (NXCloud `callId`, Aliyun `call_id`).
+    pub call_id: String,
+    /// Distinguishes several reports of one kind on one call (NXCloud `legList` entries:
+    /// `callType` or leg `uuid`); empty when the call has one leg.
+    pub leg: String,
+    /// Carrier binding id (NXCloud `bindId`, Aliyun `sub_id`/`subs_id`).
+    pub provider_binding_id: Option<String>,
+    /// NXCloud `customerBindId`.
+    pub customer_bind_id: Option<String>,
+    /// Calling party (A, or B calling back), digits only (a leading `+` removed).
+    pub caller: Option<String>,
+    /// The virtual number dialled (X, or Y).
+    pub called: Option<String>,
+    /// The party the call was connected to.
+    pub callee: Option<String>,
+    /// Extension keyed by the caller, if any.
+    pub extension: Option<String>,
+    pub call_at: Option<Millis>,
+    pub ring_at: Option<Millis>,
+    pub answer_at: Option<Millis>,
+    pub end_at: Option<Millis>,
+    pub duration_seconds: Option<i64>,
+    pub release_direction: Option<ReleaseDirection>,
+    /// Q.850 cause (NXCloud `hangupCode`, Aliyun `release_cause`).
+    pub release_cause: Option<i32>,
+    /// Carrier's text for the end of the call (NXCloud `hangupCause`/`callStatusMsg`).
+    pub release_reason: Option<String>,
+    pub recording_url: Option<String>,
+    /// Pass-through fields echoed by the carrier (Aliyun `out_id`, NXCloud `ext`).
+    pub out_id: Option<String>,
+    pub ext: Option<String>,
+    /// The carrier's pool (Aliyun `pool_key`/`partner_key`).
+    pub carrier_pool_key: Option<String>,
+    /// The item as received, kept with the event for audit.
+    pub raw: serde_json::Value,
+}
+
+impl CallReport {
+    /// The de-duplication key of a push: (provider, call id, event kind, leg).
+    pub fn dedupe_key(&self) -> String {
+        format!(
+            "{}|{}|{}|{}",
+            self.provider.map(Provider::as_str).unwrap_or("grpc"),
+            self.call_id,
+            self.kind.map(CallEventKind::as_str).unwrap_or(""),
+            self.leg
+        )
+    }
+}
+
+/// Why a carrier push was rejected (HTTP 400 with this text).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PushError(pub String);
