@@ -5,6 +5,7 @@
 mod axn;
 mod concurrency;
 mod lifecycle;
+mod nxcloud_adapter;
 mod pools;
 mod server;
 mod support;

@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod fake_nxcloud;
 pub mod fixtures;
+pub mod md5;
 pub mod server;
 
 pub use db::TestDb;
