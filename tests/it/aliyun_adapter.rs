@@ -1,6 +1,9 @@
-//! The Aliyun adapter against the fake Dyplsapi server, over real HTTP.
+//! The Aliyun adapter against the fake Dyplsapi server, over real HTTP: the happy paths here,
+//! failures in `failures`, checks of the fake itself in `fake`.
 
-use std::collections::BTreeMap;
+mod failures;
+mod fake;
+
 use std::time::Duration;
 
 use pns_gateway::domain::binding::ExpireStrategy;
@@ -9,13 +12,11 @@ use pns_gateway::domain::provider::{
 };
 use pns_gateway::providers::aliyun::{AliyunCarrier, AliyunConfig};
 
-use crate::support::fake_aliyun::{
-    Behaviour, FakeAliyun, FakeAliyunConfig, reference_signature, unused_base_url,
-};
+use crate::support::fake_aliyun::{FakeAliyun, FakeAliyunConfig};
 
-const HOUR_MS: i64 = 3_600_000;
+pub(super) const HOUR_MS: i64 = 3_600_000;
 
-fn carrier_for(base_url: String, timeout: Duration) -> AliyunCarrier {
+pub(super) fn carrier_for(base_url: String, timeout: Duration) -> AliyunCarrier {
     let fake = FakeAliyunConfig::default();
     AliyunCarrier::new(AliyunConfig {
         base_url,
@@ -26,13 +27,13 @@ fn carrier_for(base_url: String, timeout: Duration) -> AliyunCarrier {
     })
 }
 
-async fn setup() -> (FakeAliyun, AliyunCarrier) {
+pub(super) async fn setup() -> (FakeAliyun, AliyunCarrier) {
     let fake = FakeAliyun::start(FakeAliyunConfig::default()).await;
     let carrier = carrier_for(fake.base_url(), Duration::from_secs(5));
     (fake, carrier)
 }
 
-fn axn(expire_at: i64) -> UpstreamAxn {
+pub(super) fn axn(expire_at: i64) -> UpstreamAxn {
     UpstreamAxn {
         customer_bind_id: "cb-1".into(),
         phone_a: "13900000000".into(),
@@ -41,54 +42,20 @@ fn axn(expire_at: i64) -> UpstreamAxn {
         number_x: None,
         expect_city: Some("北京".into()),
         expire_at,
-        expire_seconds: expire_at / 1000,
+        expire_seconds: 7200,
         recording: true,
         out_id: "order-42".into(),
         ext: String::new(),
     }
 }
 
-fn in_two_hours() -> i64 {
+pub(super) fn in_two_hours() -> i64 {
     chrono::Utc::now().timestamp_millis() + 2 * HOUR_MS
 }
 
-fn cst(ms: i64) -> String {
+pub(super) fn cst(ms: i64) -> String {
     let t = chrono::DateTime::from_timestamp_millis(ms).unwrap() + chrono::Duration::hours(8);
     t.format("%Y-%m-%d %H:%M:%S").to_string()
-}
-
-#[test]
-fn fake_signer_reproduces_the_reference_vector() {
-    // V2-F of the reference: the fake's independent signer is itself checked.
-    let params: BTreeMap<String, String> = [
-        ("AccessKeyId", "testid"),
-        ("Action", "BindAxnExtension"),
-        ("ExpectCity", "北京"),
-        ("Expiration", "2024-01-02 12:00:00"),
-        ("Extension", "130"),
-        ("Format", "JSON"),
-        ("IsRecordingEnabled", "true"),
-        ("OutId", "order-42"),
-        ("PhoneNoA", "13900000000"),
-        ("PhoneNoX", "17000000000"),
-        ("PoolKey", "FC100000000000001"),
-        ("SignatureMethod", "HMAC-SHA1"),
-        ("SignatureNonce", "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf"),
-        ("SignatureVersion", "1.0"),
-        ("Timestamp", "2024-01-01T00:00:00Z"),
-        ("Version", "2017-05-25"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    assert_eq!(
-        reference_signature("GET", &params, "testsecret"),
-        "B/LMSIQu9m8zrIZYB9txCkU8u6c="
-    );
-    assert_eq!(
-        reference_signature("POST", &params, "testsecret"),
-        "B+AIBq3s/DfFKxzr4+1NxGvJm2g="
-    );
 }
 
 #[tokio::test]
@@ -224,206 +191,6 @@ async fn expired_binding_is_gone_and_cannot_be_updated() {
     assert_eq!(
         (e.class, e.code.as_str()),
         (FailureClass::FailedPrecondition, "isv.FORBIDDEN_ACTION")
-    );
-}
-
-#[tokio::test]
-async fn business_errors_map_to_classes() {
-    let (fake, carrier) = setup().await;
-    let cases = [
-        ("isv.NO_AVAILABLE_NUMBER", FailureClass::NoAvailableNumber),
-        ("isv.BIND_CONFLICT", FailureClass::BindConflict),
-        ("isv.NO_USED_BY_OTHERS", FailureClass::BindConflict),
-        ("isv.ILLEGAL_ARGUMENT", FailureClass::InvalidArgument),
-        ("isv.FLOW_LIMIT", FailureClass::Throttled),
-        ("isp.SYSTEM_ERROR", FailureClass::Unavailable),
-        ("isp.RAM_PERMISSION_DENY", FailureClass::PermissionDenied),
-        ("isv.OUT_OF_SERVICE", FailureClass::Configuration),
-        ("isv.PRODUCT_UN_SUBSCRIPT", FailureClass::Configuration),
-    ];
-    for (code, class) in cases {
-        fake.set_next(Behaviour::BusinessError(code.into()));
-        let e = carrier
-            .bind_axn_extension(&axn(in_two_hours()))
-            .await
-            .unwrap_err();
-        assert_eq!(
-            (e.class, e.outcome, e.code.as_str()),
-            (class, Outcome::Definite, code)
-        );
-        assert_eq!(e.provider, "aliyun");
-    }
-    assert_eq!(
-        fake.requests().len(),
-        cases.len(),
-        "binds are never retried"
-    );
-}
-
-#[tokio::test]
-async fn fake_validation_errors_reach_the_caller() {
-    let (fake, carrier) = setup().await;
-    let mut req = axn(chrono::Utc::now().timestamp_millis() + 10_000);
-    let e = carrier.bind_axn_extension(&req).await.unwrap_err();
-    assert_eq!(
-        (e.class, e.code.as_str()),
-        (FailureClass::InvalidArgument, "isv.EXPIRE_DATE_ILLEGAL")
-    );
-    req.expire_at = in_two_hours();
-    req.phone_a = "139 0000 0000".into();
-    let e = carrier.bind_axn_extension(&req).await.unwrap_err();
-    assert_eq!(
-        (e.class, e.code.as_str()),
-        (FailureClass::InvalidArgument, "isv.MOBILE_NUMBER_ILLEGAL")
-    );
-    // Two numbers in the pool: the third automatic allocation finds none.
-    for a in ["13900000001", "13900000002"] {
-        req.phone_a = a.into();
-        carrier.bind_axn_extension(&req).await.unwrap();
-    }
-    req.phone_a = "13900000003".into();
-    let e = carrier.bind_axn_extension(&req).await.unwrap_err();
-    assert_eq!(e.class, FailureClass::NoAvailableNumber);
-    assert_eq!(fake.active_bindings().len(), 2);
-}
-
-#[tokio::test]
-async fn wrong_secret_is_a_configuration_error_without_the_string_to_sign() {
-    let fake = FakeAliyun::start(FakeAliyunConfig::default()).await;
-    let cfg = FakeAliyunConfig {
-        access_key_secret: "not-the-secret".into(),
-        ..Default::default()
-    };
-    let carrier = AliyunCarrier::new(AliyunConfig {
-        base_url: fake.base_url(),
-        pool_key: cfg.pool_key,
-        access_key_id: cfg.access_key_id,
-        access_key_secret: cfg.access_key_secret,
-        timeout: Duration::from_secs(5),
-    });
-    let e = carrier
-        .bind_axn_extension(&axn(in_two_hours()))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (e.class, e.outcome, e.code.as_str()),
-        (
-            FailureClass::Configuration,
-            Outcome::Definite,
-            "SignatureDoesNotMatch"
-        )
-    );
-    assert!(!e.message.contains("POST&"), "{}", e.message);
-    assert!(fake.active_bindings().is_empty());
-}
-
-#[tokio::test]
-async fn throttling_carries_retry_after_from_the_header() {
-    let (fake, carrier) = setup().await;
-    fake.set_next(Behaviour::Throttle { time_left_ms: 1200 });
-    let e = carrier
-        .bind_axn_extension(&axn(in_two_hours()))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (e.class, e.code.as_str()),
-        (FailureClass::Throttled, "Throttling.User")
-    );
-    assert_eq!(e.retry_after, Some(Duration::from_millis(1200)));
-    assert_eq!(e.outcome, Outcome::Definite);
-}
-
-#[tokio::test]
-async fn internal_error_is_unavailable_and_only_idempotent_calls_retry() {
-    let (fake, carrier) = setup().await;
-    fake.set_next(Behaviour::InternalError);
-    let e = carrier
-        .bind_axn_extension(&axn(in_two_hours()))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (e.class, e.code.as_str()),
-        (FailureClass::Unavailable, "InternalError")
-    );
-    assert_eq!(fake.requests().len(), 1);
-
-    let b = carrier
-        .bind_axn_extension(&axn(in_two_hours()))
-        .await
-        .unwrap();
-    let r = UpstreamRef {
-        provider_binding_id: b.provider_binding_id,
-        number_x: b.number_x,
-    };
-    fake.set_next(Behaviour::InternalError);
-    assert_eq!(carrier.query(&r).await.unwrap(), UpstreamStatus::Active);
-    let queries = fake
-        .requests()
-        .into_iter()
-        .filter(|q| q.action() == "QuerySubscriptionDetail")
-        .count();
-    assert_eq!(queries, 2, "one failure, one retry");
-}
-
-#[tokio::test]
-async fn slow_bind_is_unknown_and_sent_once() {
-    let fake = FakeAliyun::start(FakeAliyunConfig::default()).await;
-    let carrier = carrier_for(fake.base_url(), Duration::from_millis(300));
-    fake.set_next(Behaviour::Delay(Duration::from_millis(900)));
-    let e = carrier
-        .bind_axn_extension(&axn(in_two_hours()))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (e.class, e.outcome, e.code.as_str()),
-        (FailureClass::Unavailable, Outcome::Unknown, "timeout")
-    );
-    fake.idle().await;
-    let binds = fake
-        .requests()
-        .into_iter()
-        .filter(|q| q.action() == "BindAxnExtension")
-        .count();
-    assert_eq!(binds, 1, "a bind is never retried");
-    // The carrier acted although the client gave up: exactly why the outcome is Unknown.
-    assert_eq!(fake.active_bindings().len(), 1);
-}
-
-#[tokio::test]
-async fn unbind_whose_answer_was_lost_counts_as_done() {
-    let fake = FakeAliyun::start(FakeAliyunConfig::default()).await;
-    let carrier = carrier_for(fake.base_url(), Duration::from_millis(300));
-    let b = carrier
-        .bind_axn_extension(&axn(in_two_hours()))
-        .await
-        .unwrap();
-    let r = UpstreamRef {
-        provider_binding_id: b.provider_binding_id,
-        number_x: b.number_x,
-    };
-    // The first unbind acts upstream but its answer comes too late; the retry finds nothing.
-    fake.set_next(Behaviour::AnswerLate(Duration::from_millis(800)));
-    carrier.unbind(&r).await.unwrap();
-    fake.idle().await;
-    let unbinds = fake
-        .requests()
-        .into_iter()
-        .filter(|q| q.action() == "UnbindSubscription")
-        .count();
-    assert_eq!(unbinds, 2);
-    assert!(fake.active_bindings().is_empty());
-}
-
-#[tokio::test]
-async fn connection_refused_is_definite_unavailable() {
-    let carrier = carrier_for(unused_base_url(), Duration::from_secs(2));
-    let e = carrier
-        .bind_axn_extension(&axn(in_two_hours()))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (e.class, e.outcome, e.code.as_str()),
-        (FailureClass::Unavailable, Outcome::Definite, "connect")
     );
 }
 

@@ -4,6 +4,7 @@
 // The helper's API is `pub` for the tests in this binary.
 #![allow(unreachable_pub)]
 
+mod gateway;
 mod ops;
 mod sign;
 
@@ -18,7 +19,7 @@ use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use tokio::sync::watch;
 
-pub use sign::reference_signature;
+pub use sign::{reference_signature, rfc3986};
 
 #[derive(Debug, Clone)]
 pub struct FakeAliyunConfig {
@@ -208,7 +209,7 @@ async fn handle(
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         match (sign::form_decode(k), sign::form_decode(v)) {
             (Some(k), Some(v)) => params.insert(k, v),
-            _ => return ops::gateway_error(400, "InvalidParameter", "malformed query string"),
+            _ => return gateway::gateway_error(400, "InvalidParameter", "malformed query string"),
         };
     }
     let req = RecordedRequest {
@@ -238,5 +239,5 @@ async fn handle(
         }
     });
     task.await
-        .unwrap_or_else(|_| ops::gateway_error(500, "InternalError", "fake crashed"))
+        .unwrap_or_else(|_| gateway::gateway_error(500, "InternalError", "fake crashed"))
 }
