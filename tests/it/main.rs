@@ -2,6 +2,7 @@
 //! One integration-test binary: a real server on port 0, the generated client, a fresh
 //! database per test (SQLite by default; PostgreSQL when `PNS_TEST_POSTGRES_URL` is set).
 
+mod aliyun_adapter;
 mod axn;
 mod concurrency;
 mod lifecycle;

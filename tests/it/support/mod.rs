@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod fake_aliyun;
 pub mod fake_nxcloud;
 pub mod fixtures;
 pub mod md5;
