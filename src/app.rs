@@ -6,7 +6,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::config::FileConfig;
 use crate::domain::{Clock, Repository};
@@ -108,7 +108,12 @@ pub async fn run(
 
     tracing::info!(addr = %grpc.local_addr().map_err(|e| e.to_string())?, db = store.backend_name(), "gRPC listening");
     Server::builder()
-        .layer(TraceLayer::new_for_grpc())
+        // Non-OK statuses are answers (NOT_FOUND, NUMBER_LOCKED …), not server faults; INTERNAL
+        // errors are logged with their cause where they are mapped.
+        .layer(
+            TraceLayer::new_for_grpc()
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
         .add_service(health_svc)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -4,6 +4,7 @@
 
 mod aliyun_adapter;
 mod axn;
+mod cli;
 mod concurrency;
 mod lifecycle;
 mod nxcloud_adapter;
