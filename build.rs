@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/pns/v1/common.proto",
         "proto/pns/v1/binding.proto",
         "proto/pns/v1/pool.proto",
+        "proto/pns/v1/call.proto",
     ];
     let fds = protox::compile(files, ["proto"])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
