@@ -9,7 +9,10 @@ use tonic::transport::Server;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::config::FileConfig;
-use crate::domain::{Clock, Repository};
+use crate::domain::{
+    Clock, Repository,
+    binder::{Binder, Carriers},
+};
 use crate::grpc::{
     binding_service::BindingApi,
     pb::{
@@ -27,6 +30,10 @@ pub struct Settings {
     /// balancers drain it first.
     pub drain_grace: Duration,
     pub clock: Clock,
+    /// Carrier adapters of the configured NXCloud/Aliyun pools, by pool key.
+    pub carriers: Carriers,
+    /// PENDING carrier binds older than this are reconciled.
+    pub reconcile_after: Duration,
 }
 
 impl Default for Settings {
@@ -35,6 +42,8 @@ impl Default for Settings {
             sweep_interval: Duration::from_secs(1),
             drain_grace: Duration::from_millis(200),
             clock: Clock::default(),
+            carriers: Carriers::default(),
+            reconcile_after: Duration::from_secs(5),
         }
     }
 }
@@ -79,6 +88,13 @@ pub async fn run(
         .map_err(|e| e.to_string())?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let binder = Binder::new(repo.clone(), settings.carriers.clone());
+    let reconciler = tokio::spawn(reconcile_loop(
+        binder.clone(),
+        settings.clock.clone(),
+        settings.reconcile_after,
+        stop_rx.clone(),
+    ));
     let sweeper = tokio::spawn(sweep_loop(
         repo.clone(),
         settings.clock.clone(),
@@ -118,7 +134,7 @@ pub async fn run(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(BindingServiceServer::new(BindingApi::new(
-            repo.clone(),
+            binder,
             settings.clock.clone(),
         )))
         .add_service(NumberPoolServiceServer::new(PoolApi::new(
@@ -129,6 +145,7 @@ pub async fn run(
         .await
         .map_err(|e| e.to_string())?;
     let _ = sweeper.await;
+    let _ = reconciler.await;
     if let Some(t) = http_task {
         let _ = t.await;
     }
@@ -166,6 +183,30 @@ async fn sweep_loop<R: Repository>(
                     break;
                 }
             }
+        }
+    }
+}
+
+/// Settles carrier binds whose outcome was unknown (see `domain::binder`).
+async fn reconcile_loop<R: Repository>(
+    binder: Binder<R>,
+    clock: Clock,
+    after: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let every = (after / 2).max(Duration::from_millis(20));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        match binder
+            .reconcile(clock.now(), after.as_millis() as i64)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(settled = n, "reconciler settled pending carrier binds"),
+            Err(e) => tracing::warn!(error = %e, "reconciler failed; will retry"),
         }
     }
 }

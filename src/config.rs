@@ -5,7 +5,19 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::domain::{Pool, Provider, validate_pool_key};
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use crate::domain::{Pool, Provider, binder::Carriers, provider::Carrier, validate_pool_key};
+use crate::providers::{
+    aliyun::{AliyunCarrier, AliyunConfig},
+    nxcloud::{NxcloudCarrier, NxcloudConfig},
+};
+
+/// Default carrier base URLs (tests and staging override `base_url`).
+pub const NXCLOUD_BASE_URL: &str = "https://api.nxcloud.com";
+pub const ALIYUN_BASE_URL: &str = "https://dyplsapi.aliyuncs.com";
+/// Default upstream deadline.
+pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 5000;
 
 /// The TOML config file (see README, "Configuration").
 #[derive(Debug, Default, Deserialize)]
@@ -92,6 +104,57 @@ impl FileConfig {
         })?;
         cfg.declared_pools()?;
         Ok(cfg)
+    }
+
+    /// Builds the carrier adapters of the declared NXCloud/Aliyun pools. Credentials are read
+    /// from the environment variables the file names; a missing variable is named in the error,
+    /// its value never appears anywhere.
+    pub fn build_carriers(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Carriers, ConfigError> {
+        let mut out: HashMap<String, Arc<dyn Carrier>> = HashMap::new();
+        let secret =
+            |pool: &str, field: &str, var: &Option<String>| -> Result<String, ConfigError> {
+                let name = var.as_deref().ok_or_else(|| {
+                    ConfigError::Invalid(format!("pool {pool:?}: {field} is required"))
+                })?;
+                env(name).filter(|v| !v.is_empty()).ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "pool {pool:?}: environment variable {name} ({field}) is not set"
+                    ))
+                })
+            };
+        for (p, pool) in self.pools.iter().zip(self.declared_pools()?) {
+            let timeout =
+                Duration::from_millis(p.timeout_ms.unwrap_or(DEFAULT_UPSTREAM_TIMEOUT_MS));
+            let carrier: Arc<dyn Carrier> = match pool.provider {
+                Provider::Local => continue,
+                Provider::Nxcloud => Arc::new(NxcloudCarrier::new(NxcloudConfig {
+                    base_url: p
+                        .base_url
+                        .clone()
+                        .unwrap_or_else(|| NXCLOUD_BASE_URL.into()),
+                    business_id: pool.carrier_pool_key.clone(),
+                    access_key: secret(&p.key, "access_key_env", &p.access_key_env)?,
+                    access_secret: secret(&p.key, "access_secret_env", &p.access_secret_env)?,
+                    timeout,
+                })),
+                Provider::Aliyun => Arc::new(AliyunCarrier::new(AliyunConfig {
+                    base_url: p.base_url.clone().unwrap_or_else(|| ALIYUN_BASE_URL.into()),
+                    pool_key: pool.carrier_pool_key.clone(),
+                    access_key_id: secret(&p.key, "access_key_id_env", &p.access_key_id_env)?,
+                    access_key_secret: secret(
+                        &p.key,
+                        "access_key_secret_env",
+                        &p.access_key_secret_env,
+                    )?,
+                    timeout,
+                })),
+            };
+            out.insert(pool.pool_key.clone(), carrier);
+        }
+        Ok(Arc::new(out))
     }
 
     /// The pools the file declares, validated.

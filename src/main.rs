@@ -155,8 +155,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .sweep_interval_ms
                 .or(cfg.sweep_interval_ms)
                 .unwrap_or(1000);
+            let carriers = cfg
+                .build_carriers(|name| std::env::var(name).ok())
+                .map_err(|e| e.to_string())?;
             let settings = Settings {
                 sweep_interval: Duration::from_millis(sweep.max(10)),
+                carriers,
                 ..Settings::default()
             };
             app::run(store, grpc, Some(http), settings, shutdown_signal()).await

@@ -103,6 +103,8 @@ pub enum BindingState {
     Axn,
     Expired,
     Unbound,
+    /// A carrier bind in flight, or whose outcome is being reconciled; routes nothing.
+    Pending,
 }
 
 impl BindingState {
@@ -116,6 +118,7 @@ impl BindingState {
             BindingState::Axn => "axn",
             BindingState::Expired => "expired",
             BindingState::Unbound => "unbound",
+            BindingState::Pending => "pending",
         }
     }
 
@@ -126,6 +129,7 @@ impl BindingState {
             "axn" => Some(BindingState::Axn),
             "expired" => Some(BindingState::Expired),
             "unbound" => Some(BindingState::Unbound),
+            "pending" => Some(BindingState::Pending),
             _ => None,
         }
     }

@@ -35,6 +35,12 @@ pub mod reason {
     pub const BINDING_ENDED: &str = "BINDING_ENDED";
     pub const PROVIDER_NOT_SUPPORTED: &str = "PROVIDER_NOT_SUPPORTED";
     pub const INTERNAL: &str = "INTERNAL";
+    pub const PROVIDER_REJECTED: &str = "PROVIDER_REJECTED";
+    pub const PROVIDER_THROTTLED: &str = "PROVIDER_THROTTLED";
+    pub const PROVIDER_UNAVAILABLE: &str = "PROVIDER_UNAVAILABLE";
+    pub const PROVIDER_CONFIGURATION: &str = "PROVIDER_CONFIGURATION";
+    pub const PROVIDER_PERMISSION_DENIED: &str = "PROVIDER_PERMISSION_DENIED";
+    pub const UPSTREAM_OUTCOME_UNKNOWN: &str = "UPSTREAM_OUTCOME_UNKNOWN";
     pub const UNAVAILABLE: &str = "UNAVAILABLE";
 }
 
@@ -76,6 +82,9 @@ pub enum DomainError {
         reason: &'static str,
         message: String,
     },
+    /// The carrier refused or failed; the class decides the status.
+    #[error("{0}")]
+    Upstream(super::provider::ProviderError),
     /// Storage is temporarily unavailable (connection refused, pool timeout).
     #[error("service unavailable: {0}")]
     Unavailable(String),

@@ -7,6 +7,7 @@ use super::binding::{
 };
 use super::error::DomainError;
 use super::pool::{NewNumber, NumberInfo, NumberState, Pool, PoolStats};
+use super::provider::UpstreamBinding;
 
 type R<T> = Result<T, DomainError>;
 
@@ -64,6 +65,43 @@ pub trait Repository: Send + Sync + 'static {
     fn unbind(&self, r: &BindingRef, now: Millis) -> impl Future<Output = R<Binding>> + Send;
     /// Ends up to `limit` bindings whose expiry has passed; returns how many it ended.
     fn sweep_expired(&self, now: Millis, limit: u64) -> impl Future<Output = R<u64>> + Send;
+
+    // ---- carrier pools (see `binder`) ----
+    /// Inserts a PENDING binding claiming `customer_bind_id`, with the upstream request to
+    /// re-send. If the id is taken: `Some(binding)` for a replay of an active binding,
+    /// `CustomerBindIdConflict` for a different payload, UNAVAILABLE
+    /// `UPSTREAM_OUTCOME_UNKNOWN` while the earlier bind is still pending.
+    fn reserve(
+        &self,
+        res: &Reservation,
+        upstream_request: &str,
+        now: Millis,
+    ) -> impl Future<Output = R<Option<Binding>>> + Send;
+    /// Turns a PENDING reservation into the active mirror of the carrier's binding.
+    fn finalize(
+        &self,
+        id: &str,
+        up: &UpstreamBinding,
+        now: Millis,
+    ) -> impl Future<Output = R<Binding>> + Send;
+    /// Records that the carrier call of a PENDING reservation ended without a definite outcome.
+    fn mark_unknown(&self, id: &str, now: Millis) -> impl Future<Output = R<()>> + Send;
+    /// Deletes a PENDING reservation (the carrier definitely did not bind).
+    fn release(&self, id: &str) -> impl Future<Output = R<()>> + Send;
+    /// PENDING reservations created before `created_before`, with their upstream requests.
+    fn pending(
+        &self,
+        created_before: Millis,
+        limit: u64,
+    ) -> impl Future<Output = R<Vec<(Binding, String)>>> + Send;
+}
+
+/// A carrier bind about to be sent: the binding row to insert as PENDING.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    pub binding: Binding,
+    pub tenant: String,
+    pub fingerprint: String,
 }
 
 /// Providers of pools whose numbers this gateway allocates itself.

@@ -9,17 +9,23 @@ use super::pb::{self, binding_service_server::BindingService};
 use super::status::to_status;
 use super::tenant;
 use crate::domain::{
-    BindingFilter, BindingUpdate, Clock, PhoneNumber, Repository, error::Violations, error::reason,
+    BindingFilter, BindingUpdate, Clock, PhoneNumber, Repository, binder::Binder,
+    error::Violations, error::reason,
 };
 
 pub struct BindingApi<R> {
+    binder: Binder<R>,
     repo: Arc<R>,
     clock: Clock,
 }
 
-impl<R> BindingApi<R> {
-    pub fn new(repo: Arc<R>, clock: Clock) -> Self {
-        Self { repo, clock }
+impl<R: Repository> BindingApi<R> {
+    pub fn new(binder: Binder<R>, clock: Clock) -> Self {
+        Self {
+            repo: binder.repo().clone(),
+            binder,
+            clock,
+        }
     }
 }
 
@@ -33,7 +39,7 @@ impl<R: Repository> BindingService for BindingApi<R> {
         let tenant = tenant(&req);
         let cmd = convert::xyb(req.into_inner(), tenant).map_err(to_status)?;
         let (b, replayed) = self
-            .repo
+            .binder
             .bind_xyb(&cmd, self.clock.now())
             .await
             .map_err(to_status)?;
@@ -52,7 +58,7 @@ impl<R: Repository> BindingService for BindingApi<R> {
         let tenant = tenant(&req);
         let now = self.clock.now();
         let cmd = convert::axn(req.into_inner(), tenant, now).map_err(to_status)?;
-        let (b, replayed) = self.repo.bind_axn(&cmd, now).await.map_err(to_status)?;
+        let (b, replayed) = self.binder.bind_axn(&cmd, now).await.map_err(to_status)?;
         tracing::info!(binding = %b.id, x = %b.number_x, a = %cmd.phone_a, replayed, "axn bound");
         Ok(Response::new(pb::BindAxnExtensionResponse {
             binding: Some(binding_to_pb(b)),
@@ -140,8 +146,8 @@ impl<R: Repository> BindingService for BindingApi<R> {
         };
         v.finish().map_err(to_status)?;
         let b = self
-            .repo
-            .update_binding(&target, &update, now)
+            .binder
+            .update(&target, &update, now)
             .await
             .map_err(to_status)?;
         tracing::info!(binding = %b.id, "binding updated");
@@ -158,7 +164,7 @@ impl<R: Repository> BindingService for BindingApi<R> {
         let r = req.get_ref();
         let target = binding_ref(&r.binding_id, &r.customer_bind_id, tenant).map_err(to_status)?;
         let b = self
-            .repo
+            .binder
             .unbind(&target, self.clock.now())
             .await
             .map_err(to_status)?;

@@ -320,6 +320,7 @@ pub(crate) fn state_to_pb(s: BindingState) -> pb::BindingState {
         BindingState::Axn => pb::BindingState::Axn,
         BindingState::Expired => pb::BindingState::Expired,
         BindingState::Unbound => pb::BindingState::Unbound,
+        BindingState::Pending => pb::BindingState::Pending,
     }
 }
 
@@ -331,6 +332,7 @@ pub(crate) fn state_from_pb(raw: i32) -> Result<Option<BindingState>, DomainErro
         Ok(pb::BindingState::Axn) => Some(BindingState::Axn),
         Ok(pb::BindingState::Expired) => Some(BindingState::Expired),
         Ok(pb::BindingState::Unbound) => Some(BindingState::Unbound),
+        Ok(pb::BindingState::Pending) => Some(BindingState::Pending),
         Err(_) => {
             return Err(DomainError::invalid(
                 reason::INVALID_ARGUMENT,

@@ -6,7 +6,11 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::domain::{DomainError, error::reason};
+use crate::domain::{
+    DomainError,
+    error::reason,
+    provider::{FailureClass, Outcome, ProviderError},
+};
 
 pub const ERROR_DOMAIN: &str = "pns.gateway";
 
@@ -52,6 +56,7 @@ pub fn to_status(e: DomainError) -> Status {
         DomainError::FailedPrecondition { reason, .. } => {
             (Code::FailedPrecondition, reason, HashMap::new())
         }
+        DomainError::Upstream(pe) => return upstream_status(pe, msg),
         DomainError::Unavailable(detail) => {
             tracing::warn!(error = %detail, "storage unavailable");
             let mut d = ErrorDetails::new();
@@ -72,6 +77,61 @@ pub fn to_status(e: DomainError) -> Status {
     };
     let mut d = ErrorDetails::new();
     d.set_error_info(why, ERROR_DOMAIN, meta);
+    Status::with_error_details(code, msg, d)
+}
+
+/// Carrier failures: the class decides the code; the carrier's own code travels in ErrorInfo
+/// metadata (`provider`, `provider_code`). Messages never carry secrets (the adapters see to it).
+fn upstream_status(pe: &ProviderError, msg: String) -> Status {
+    let reason_for_invalid = if pe.code.contains("MOBILE_NUMBER_ILLEGAL") {
+        reason::MOBILE_NUMBER_ILLEGAL
+    } else if pe.code.contains("EXPIRE_DATE_ILLEGAL") {
+        reason::EXPIRE_DATE_ILLEGAL
+    } else {
+        reason::PROVIDER_REJECTED
+    };
+    let (code, why) = match (pe.class, pe.outcome) {
+        (FailureClass::InvalidArgument, _) => (Code::InvalidArgument, reason_for_invalid),
+        (FailureClass::NoAvailableNumber, _) => {
+            (Code::ResourceExhausted, reason::NO_AVAILABLE_NUMBER)
+        }
+        (FailureClass::BindConflict, _) => (Code::AlreadyExists, reason::BIND_CONFLICT),
+        (FailureClass::NotFound, _) => (Code::NotFound, reason::BINDING_NOT_FOUND),
+        (FailureClass::Throttled, _) => (Code::ResourceExhausted, reason::PROVIDER_THROTTLED),
+        (FailureClass::Configuration, _) => (Code::Internal, reason::PROVIDER_CONFIGURATION),
+        (FailureClass::PermissionDenied, _) => {
+            (Code::PermissionDenied, reason::PROVIDER_PERMISSION_DENIED)
+        }
+        (FailureClass::FailedPrecondition, _) => {
+            (Code::FailedPrecondition, reason::PROVIDER_REJECTED)
+        }
+        (FailureClass::Unsupported, _) => {
+            (Code::FailedPrecondition, reason::PROVIDER_NOT_SUPPORTED)
+        }
+        (FailureClass::Unavailable, Outcome::Unknown) => {
+            (Code::Unavailable, reason::UPSTREAM_OUTCOME_UNKNOWN)
+        }
+        (FailureClass::Unavailable, Outcome::Definite) => {
+            (Code::Unavailable, reason::PROVIDER_UNAVAILABLE)
+        }
+    };
+    if code == Code::Internal {
+        tracing::error!(provider = pe.provider, code = %pe.code, "carrier configuration error: {}", pe.message);
+    }
+    let mut d = ErrorDetails::new();
+    d.set_error_info(
+        why,
+        ERROR_DOMAIN,
+        HashMap::from([
+            ("provider".to_owned(), pe.provider.to_owned()),
+            ("provider_code".to_owned(), pe.code.clone()),
+        ]),
+    );
+    if let Some(after) = pe.retry_after {
+        d.set_retry_info(Some(after));
+    } else if code == Code::Unavailable {
+        d.set_retry_info(Some(std::time::Duration::from_secs(1)));
+    }
     Status::with_error_details(code, msg, d)
 }
 

@@ -41,7 +41,7 @@ fn not_local(pool: &pool::Model) -> DomainError {
 }
 
 impl Store {
-    async fn find_by_customer(
+    pub(super) async fn find_by_customer(
         &self,
         db: &impl ConnectionTrait,
         tenant: &str,
@@ -154,6 +154,7 @@ impl Store {
                 created_at: Set(now),
                 updated_at: Set(now),
                 ended_at: Set(None),
+                upstream_request: Set(None),
             };
             binding::Entity::insert(row).exec(&tx).await?;
             let x = match &cmd.number_x {
@@ -271,6 +272,7 @@ impl Store {
                 created_at: Set(now),
                 updated_at: Set(now),
                 ended_at: Set(None),
+                upstream_request: Set(None),
             };
             binding::Entity::insert(row).exec(&tx).await?;
             let (x, seq) = match &cmd.number_x {

@@ -33,8 +33,14 @@ pub(super) fn number(m: number::Model) -> Result<NumberInfo, DomainError> {
 /// Converts a row; an active binding past its expiry is reported as EXPIRED even before the
 /// sweeper has ended it (it no longer routes calls).
 pub(super) fn binding(m: binding::Model, now: Millis) -> Result<Binding, DomainError> {
+    // "unknown" is storage's sub-state of PENDING (a carrier call returned without an outcome).
+    let stored = if m.state == "unknown" {
+        "pending"
+    } else {
+        m.state.as_str()
+    };
     let mut state =
-        BindingState::parse(&m.state).ok_or_else(|| corrupt("binding state", &m.state))?;
+        BindingState::parse(stored).ok_or_else(|| corrupt("binding state", &m.state))?;
     if state.is_active() && m.expire_at <= now {
         state = BindingState::Expired;
     }

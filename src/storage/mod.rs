@@ -6,6 +6,7 @@
 //! UPDATEs on `numbers.locked_by` / `numbers.shared_count`, all inside one transaction per write.
 
 mod bindings;
+mod carrier;
 mod convert;
 pub mod entities;
 mod migration;

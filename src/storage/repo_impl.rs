@@ -3,7 +3,8 @@
 use super::Store;
 use crate::domain::{
     AxnBind, Binding, BindingFilter, BindingRef, BindingUpdate, DomainError, Millis, NewNumber,
-    NumberInfo, NumberState, Pool, PoolStats, Repository, XybBind,
+    NumberInfo, NumberState, Pool, PoolStats, Repository, XybBind, provider::UpstreamBinding,
+    repo::Reservation,
 };
 
 type R<T> = Result<T, DomainError>;
@@ -68,5 +69,25 @@ impl Repository for Store {
     }
     async fn sweep_expired(&self, now: Millis, limit: u64) -> R<u64> {
         self.sweep_expired_impl(now, limit).await
+    }
+    async fn reserve(
+        &self,
+        res: &Reservation,
+        upstream_request: &str,
+        now: Millis,
+    ) -> R<Option<Binding>> {
+        self.reserve_impl(res, upstream_request, now).await
+    }
+    async fn finalize(&self, id: &str, up: &UpstreamBinding, now: Millis) -> R<Binding> {
+        self.finalize_impl(id, up, now).await
+    }
+    async fn mark_unknown(&self, id: &str, now: Millis) -> R<()> {
+        self.mark_unknown_impl(id, now).await
+    }
+    async fn release(&self, id: &str) -> R<()> {
+        self.release_impl(id).await
+    }
+    async fn pending(&self, created_before: Millis, limit: u64) -> R<Vec<(Binding, String)>> {
+        self.pending_impl(created_before, limit).await
     }
 }

@@ -4,6 +4,7 @@
 
 mod aliyun_adapter;
 mod axn;
+mod carriers;
 mod cli;
 mod concurrency;
 mod lifecycle;

@@ -38,6 +38,8 @@ pub struct Model {
     pub created_at: i64,
     pub updated_at: i64,
     pub ended_at: Option<i64>,
+    /// Carrier pools: the upstream request of a PENDING reservation, for the reconciler.
+    pub upstream_request: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

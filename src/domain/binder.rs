@@ -1,0 +1,401 @@
+//! The bind use cases across providers. Local pools go straight to the repository (the database
+//! allocates). Carrier pools follow reserve -> call upstream -> finalise, so that the mirror and
+//! the carrier never disagree once a bind has returned:
+//!
+//! 1. **Reserve**: a PENDING binding row claims `customer_bind_id` (a concurrent or repeated
+//!    request replays it instead of binding upstream again). Committed before the call.
+//! 2. **Call** the carrier with a deadline.
+//! 3. **Success** -> the row becomes the active mirror (carrier ids and numbers).
+//!    **Definite failure** (the carrier answered, or the request never left) -> the row is deleted;
+//!    nothing exists anywhere. **Unknown outcome** (sent, no answer) -> the row stays PENDING and
+//!    the client gets UNAVAILABLE `UPSTREAM_OUTCOME_UNKNOWN`; the reconciler settles it:
+//!    NXCloud de-duplicates binds by `customerBindId`, so the same bind is re-sent until a definite
+//!    answer (success -> active mirror, failure -> row deleted). Aliyun does not de-duplicate and
+//!    offers no lookup by request, so an Aliyun bind is never re-sent: the row keeps the
+//!    `customer_bind_id` reserved (a retry cannot create a second upstream binding) until the
+//!    requested expiration, when any upstream binding has expired too, and is then deleted.
+
+use std::{collections::HashMap, sync::Arc};
+
+use super::binding::{
+    AxnBind, Binding, BindingRef, BindingState, BindingUpdate, Millis, Provider, XybBind,
+};
+use super::error::{DomainError, reason};
+use super::provider::{Carrier, Outcome, UpstreamAxn, UpstreamBinding, UpstreamRef, UpstreamXyb};
+use super::repo::{Repository, Reservation};
+
+/// Carrier adapters by pool key.
+pub type Carriers = Arc<HashMap<String, Arc<dyn Carrier>>>;
+
+type R<T> = Result<T, DomainError>;
+
+pub struct Binder<Repo> {
+    repo: Arc<Repo>,
+    carriers: Carriers,
+}
+
+impl<Repo> Clone for Binder<Repo> {
+    fn clone(&self) -> Self {
+        Self {
+            repo: self.repo.clone(),
+            carriers: self.carriers.clone(),
+        }
+    }
+}
+
+fn unsupported(msg: String) -> DomainError {
+    DomainError::FailedPrecondition {
+        reason: reason::PROVIDER_NOT_SUPPORTED,
+        message: msg,
+    }
+}
+
+impl<Repo: Repository> Binder<Repo> {
+    pub fn new(repo: Arc<Repo>, carriers: Carriers) -> Self {
+        Self { repo, carriers }
+    }
+
+    pub fn repo(&self) -> &Arc<Repo> {
+        &self.repo
+    }
+
+    fn carrier(&self, pool_key: &str) -> R<Arc<dyn Carrier>> {
+        self.carriers.get(pool_key).cloned().ok_or_else(|| {
+            DomainError::Internal(format!(
+                "pool {pool_key:?} has no configured carrier adapter"
+            ))
+        })
+    }
+
+    pub async fn bind_xyb(&self, cmd: &XybBind, now: Millis) -> R<(Binding, bool)> {
+        let pool = self.repo.get_pool(&cmd.pool_key).await?;
+        match pool.provider {
+            Provider::Local => self.repo.bind_xyb(cmd, now).await,
+            Provider::Aliyun => Err(unsupported(format!(
+                "pool {:?} is an Aliyun pool; Aliyun offers no XYB binding (use BindAxnExtension)",
+                pool.pool_key
+            ))),
+            Provider::Nxcloud => {
+                let carrier = self.carrier(&pool.pool_key)?;
+                let res = Reservation::xyb(cmd, now);
+                let up = UpstreamXyb {
+                    customer_bind_id: cmd
+                        .customer_bind_id
+                        .clone()
+                        .unwrap_or_else(|| res.binding.id.clone()),
+                    phone_b: cmd.phone_b.as_str().to_owned(),
+                    number_x: cmd.number_x.as_ref().map(|n| n.as_str().to_owned()),
+                    number_y: cmd.number_y.as_ref().map(|n| n.as_str().to_owned()),
+                    iso2_x: cmd.iso2_x.clone(),
+                    iso2_y: cmd.iso2_y.clone(),
+                    delayed_y: cmd.delayed_y,
+                    bind_expire_seconds: cmd.bind_expire_seconds,
+                    bind_strategy: cmd.bind_strategy,
+                    call_in_expire_seconds: cmd.call_in_expire_seconds,
+                    call_in_strategy: cmd.call_in_strategy,
+                    customer_user_id: cmd.customer_user_id.clone(),
+                    recording: cmd.recording,
+                    ext: cmd.ext.clone(),
+                };
+                let request = UpstreamRequest::Xyb(up);
+                self.carrier_bind(res, request, carrier, now).await
+            }
+        }
+    }
+
+    pub async fn bind_axn(&self, cmd: &AxnBind, now: Millis) -> R<(Binding, bool)> {
+        let pool = self.repo.get_pool(&cmd.pool_key).await?;
+        if pool.provider == Provider::Local {
+            return self.repo.bind_axn(cmd, now).await;
+        }
+        if pool.provider == Provider::Nxcloud && cmd.extension.is_some() {
+            return Err(DomainError::invalid(
+                reason::EXTENSION_ILLEGAL,
+                "extension",
+                "NXCloud assigns the 4-digit extension itself; leave extension empty on NXCloud pools",
+            ));
+        }
+        let carrier = self.carrier(&pool.pool_key)?;
+        let res = Reservation::axn(cmd, now);
+        let up = UpstreamAxn {
+            customer_bind_id: cmd
+                .customer_bind_id
+                .clone()
+                .unwrap_or_else(|| res.binding.id.clone()),
+            phone_a: cmd.phone_a.as_str().to_owned(),
+            phone_b: cmd.phone_b.as_ref().map(|n| n.as_str().to_owned()),
+            extension: cmd.extension.as_ref().map(|e| e.as_str().to_owned()),
+            number_x: cmd.number_x.as_ref().map(|n| n.as_str().to_owned()),
+            expect_city: cmd.expect_city.clone(),
+            expire_at: cmd.expire_at,
+            expire_seconds: ((cmd.expire_at - now) / 1000).max(60),
+            recording: cmd.recording,
+            out_id: cmd.out_id.clone(),
+            ext: cmd.ext.clone(),
+        };
+        self.carrier_bind(res, UpstreamRequest::Axn(up), carrier, now)
+            .await
+    }
+
+    async fn carrier_bind(
+        &self,
+        res: Reservation,
+        request: UpstreamRequest,
+        carrier: Arc<dyn Carrier>,
+        now: Millis,
+    ) -> R<(Binding, bool)> {
+        let id = res.binding.id.clone();
+        if let Some(replay) = self.repo.reserve(&res, &request.to_json(), now).await? {
+            return Ok((replay, true));
+        }
+        let started = std::time::Instant::now();
+        let sent = request.send(carrier.as_ref()).await;
+        // The call may have taken most of its deadline: stamp what follows with the time now.
+        let now = now + started.elapsed().as_millis() as Millis;
+        match sent {
+            Ok(up) => Ok((self.repo.finalize(&id, &up, now).await?, false)),
+            Err(e) if e.outcome == Outcome::Unknown => {
+                self.repo.mark_unknown(&id, now).await?;
+                tracing::warn!(binding = %id, provider = e.provider, code = %e.code,
+                    "carrier bind outcome unknown; kept PENDING for reconciliation");
+                Err(DomainError::Upstream(e))
+            }
+            Err(e) => {
+                self.repo.release(&id).await?;
+                Err(DomainError::Upstream(e))
+            }
+        }
+    }
+
+    /// Settles PENDING carrier binds whose outcome was unknown (see the module docs).
+    /// Returns how many it settled.
+    pub async fn reconcile(&self, now: Millis, older_than_ms: Millis) -> R<u64> {
+        let mut settled = 0;
+        for (b, request_json) in self.repo.pending(now - older_than_ms, 100).await? {
+            let Ok(carrier) = self.carrier(&b.pool_key) else {
+                continue;
+            };
+            match b.provider {
+                Provider::Nxcloud => {
+                    let Some(request) = UpstreamRequest::from_json(&request_json) else {
+                        tracing::error!(binding = %b.id, "pending bind without a readable request; releasing");
+                        self.repo.release(&b.id).await?;
+                        continue;
+                    };
+                    match request.send(carrier.as_ref()).await {
+                        Ok(up) => {
+                            self.repo.finalize(&b.id, &up, now).await?;
+                            settled += 1;
+                        }
+                        Err(e) if e.outcome == Outcome::Unknown => {}
+                        Err(_) => {
+                            self.repo.release(&b.id).await?;
+                            settled += 1;
+                        }
+                    }
+                }
+                Provider::Aliyun | Provider::Local => {
+                    if b.expire_at <= now {
+                        self.repo.release(&b.id).await?;
+                        settled += 1;
+                    }
+                }
+            }
+        }
+        Ok(settled)
+    }
+
+    pub async fn unbind(&self, r: &BindingRef, now: Millis) -> R<Binding> {
+        let b = self.repo.get_binding(r, now).await?;
+        if b.provider != Provider::Local && b.state.is_active() {
+            let carrier = self.carrier(&b.pool_key)?;
+            let up = UpstreamRef {
+                provider_binding_id: b.provider_binding_id.clone(),
+                number_x: b.number_x.clone(),
+            };
+            match carrier.unbind(&up).await {
+                Ok(()) => {}
+                // Already gone upstream (expired there, or an earlier unbind whose answer was lost).
+                Err(e) if e.class == super::provider::FailureClass::NotFound => {}
+                Err(e) => return Err(DomainError::Upstream(e)),
+            }
+        }
+        self.repo.unbind(r, now).await
+    }
+
+    pub async fn update(&self, r: &BindingRef, u: &BindingUpdate, now: Millis) -> R<Binding> {
+        let b = self.repo.get_binding(r, now).await?;
+        if b.provider != Provider::Local && b.state.is_active() {
+            if u.phone_b.is_some() || u.recording.is_some() || u.out_id.is_some() {
+                return Err(unsupported(format!(
+                    "on {} pools only expire_time, customer_user_id and ext can be updated",
+                    b.provider.as_str()
+                )));
+            }
+            if let Some(expire_at) = u.expire_at {
+                if b.provider == Provider::Nxcloud {
+                    return Err(unsupported(
+                        "NXCloud offers no expiry update; unbind and bind again".into(),
+                    ));
+                }
+                let carrier = self.carrier(&b.pool_key)?;
+                let up = UpstreamRef {
+                    provider_binding_id: b.provider_binding_id.clone(),
+                    number_x: b.number_x.clone(),
+                };
+                carrier
+                    .update_expire(&up, expire_at)
+                    .await
+                    .map_err(DomainError::Upstream)?;
+            }
+        }
+        self.repo.update_binding(r, u, now).await
+    }
+}
+
+/// The upstream request of a reservation, stored with it so the reconciler can re-send it.
+#[derive(Debug, Clone)]
+pub enum UpstreamRequest {
+    Xyb(UpstreamXyb),
+    Axn(UpstreamAxn),
+}
+
+impl UpstreamRequest {
+    async fn send(
+        &self,
+        c: &dyn Carrier,
+    ) -> Result<UpstreamBinding, super::provider::ProviderError> {
+        match self {
+            UpstreamRequest::Xyb(r) => c.bind_xyb(r).await,
+            UpstreamRequest::Axn(r) => c.bind_axn_extension(r).await,
+        }
+    }
+
+    fn to_json(&self) -> String {
+        let v = match self {
+            UpstreamRequest::Xyb(r) => serde_json::json!({
+                "mode": "xyb", "customer_bind_id": r.customer_bind_id, "phone_b": r.phone_b,
+                "number_x": r.number_x, "number_y": r.number_y, "iso2_x": r.iso2_x, "iso2_y": r.iso2_y,
+                "delayed_y": r.delayed_y, "bind_expire_seconds": r.bind_expire_seconds,
+                "bind_strategy": r.bind_strategy.as_i32(), "call_in_expire_seconds": r.call_in_expire_seconds,
+                "call_in_strategy": r.call_in_strategy.as_i32(), "customer_user_id": r.customer_user_id,
+                "recording": r.recording, "ext": r.ext,
+            }),
+            UpstreamRequest::Axn(r) => serde_json::json!({
+                "mode": "axn", "customer_bind_id": r.customer_bind_id, "phone_a": r.phone_a,
+                "phone_b": r.phone_b, "extension": r.extension, "number_x": r.number_x,
+                "expect_city": r.expect_city, "expire_at": r.expire_at, "expire_seconds": r.expire_seconds,
+                "recording": r.recording, "out_id": r.out_id, "ext": r.ext,
+            }),
+        };
+        v.to_string()
+    }
+
+    fn from_json(s: &str) -> Option<Self> {
+        use super::binding::ExpireStrategy as S;
+        let v: serde_json::Value = serde_json::from_str(s).ok()?;
+        let st = |k: &str| v[k].as_str().map(str::to_owned);
+        let strategy = |k: &str| S::from_i32(v[k].as_i64().unwrap_or(0) as i32).unwrap_or(S::Fixed);
+        Some(match v["mode"].as_str()? {
+            "xyb" => UpstreamRequest::Xyb(UpstreamXyb {
+                customer_bind_id: st("customer_bind_id")?,
+                phone_b: st("phone_b")?,
+                number_x: st("number_x"),
+                number_y: st("number_y"),
+                iso2_x: st("iso2_x"),
+                iso2_y: st("iso2_y"),
+                delayed_y: v["delayed_y"].as_bool().unwrap_or(false),
+                bind_expire_seconds: v["bind_expire_seconds"].as_i64()?,
+                bind_strategy: strategy("bind_strategy"),
+                call_in_expire_seconds: v["call_in_expire_seconds"].as_i64()?,
+                call_in_strategy: strategy("call_in_strategy"),
+                customer_user_id: st("customer_user_id").unwrap_or_default(),
+                recording: v["recording"].as_bool().unwrap_or(false),
+                ext: st("ext").unwrap_or_default(),
+            }),
+            "axn" => UpstreamRequest::Axn(UpstreamAxn {
+                customer_bind_id: st("customer_bind_id")?,
+                phone_a: st("phone_a")?,
+                phone_b: st("phone_b"),
+                extension: st("extension"),
+                number_x: st("number_x"),
+                expect_city: st("expect_city"),
+                expire_at: v["expire_at"].as_i64()?,
+                expire_seconds: v["expire_seconds"].as_i64()?,
+                recording: v["recording"].as_bool().unwrap_or(false),
+                out_id: st("out_id").unwrap_or_default(),
+                ext: st("ext").unwrap_or_default(),
+            }),
+            _ => return None,
+        })
+    }
+}
+
+impl Reservation {
+    fn xyb(cmd: &XybBind, now: Millis) -> Self {
+        Reservation {
+            binding: Binding {
+                id: uuid::Uuid::now_v7().to_string(),
+                mode: super::binding::BindingMode::Xyb,
+                state: BindingState::Pending,
+                pool_key: cmd.pool_key.clone(),
+                provider: Provider::Nxcloud,
+                phone_a: None,
+                phone_b: Some(cmd.phone_b.as_str().to_owned()),
+                number_x: String::new(),
+                number_y: None,
+                extension: None,
+                expire_at: now + cmd.bind_expire_seconds * 1000,
+                customer_bind_id: cmd.customer_bind_id.clone(),
+                customer_user_id: cmd.customer_user_id.clone(),
+                ext: cmd.ext.clone(),
+                out_id: String::new(),
+                provider_binding_id: String::new(),
+                recording: cmd.recording,
+                delayed_y: cmd.delayed_y,
+                bind_expire_seconds: cmd.bind_expire_seconds,
+                bind_strategy: cmd.bind_strategy,
+                call_in_expire_seconds: cmd.call_in_expire_seconds,
+                call_in_strategy: cmd.call_in_strategy,
+                created_at: now,
+                updated_at: now,
+            },
+            tenant: cmd.tenant.clone(),
+            fingerprint: cmd.fingerprint(),
+        }
+    }
+
+    fn axn(cmd: &AxnBind, now: Millis) -> Self {
+        use super::binding::ExpireStrategy as S;
+        Reservation {
+            binding: Binding {
+                id: uuid::Uuid::now_v7().to_string(),
+                mode: super::binding::BindingMode::AxnExtension,
+                state: BindingState::Pending,
+                pool_key: cmd.pool_key.clone(),
+                provider: Provider::Local, // set from the pool by the repository
+                phone_a: Some(cmd.phone_a.as_str().to_owned()),
+                phone_b: cmd.phone_b.as_ref().map(|p| p.as_str().to_owned()),
+                number_x: String::new(),
+                number_y: None,
+                extension: None,
+                expire_at: cmd.expire_at,
+                customer_bind_id: cmd.customer_bind_id.clone(),
+                customer_user_id: cmd.customer_user_id.clone(),
+                ext: cmd.ext.clone(),
+                out_id: cmd.out_id.clone(),
+                provider_binding_id: String::new(),
+                recording: cmd.recording,
+                delayed_y: false,
+                bind_expire_seconds: 0,
+                bind_strategy: S::Fixed,
+                call_in_expire_seconds: 0,
+                call_in_strategy: S::Fixed,
+                created_at: now,
+                updated_at: now,
+            },
+            tenant: cmd.tenant.clone(),
+            fingerprint: cmd.fingerprint(),
+        }
+    }
+}
