@@ -2,4 +2,7 @@
 //! They speak HTTP (reqwest) and the carrier's wire format; nothing else in the crate does.
 
 pub mod aliyun;
+pub mod aliyun_push;
 pub mod nxcloud;
+pub mod nxcloud_push;
+mod push_fields;
