@@ -4,6 +4,7 @@
 pub mod binding;
 pub mod call;
 pub mod error;
+pub mod event;
 pub mod phone;
 pub mod pool;
 pub mod provider;
@@ -11,6 +12,7 @@ pub mod repo;
 
 pub use binding::*;
 pub use error::{DomainError, FieldViolation};
+pub use event::{Event, EventFilter, NewEvent};
 pub use phone::{Extension, PhoneNumber, mask};
 pub use pool::*;
 pub use repo::Repository;

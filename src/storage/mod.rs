@@ -8,11 +8,12 @@
 mod bindings;
 mod convert;
 pub mod entities;
+pub(crate) mod events;
 mod migration;
 mod pools;
 mod repo_impl;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
@@ -29,6 +30,8 @@ pub use migration::Migrator;
 pub struct Store {
     db: DatabaseConnection,
     backend: DbBackend,
+    /// In-process wake-up for event subscribers (highest sequence published); shared by clones.
+    events: Arc<tokio::sync::watch::Sender<i64>>,
 }
 
 /// Resolves the `--database-url` value: a bare path means a SQLite file.
@@ -65,7 +68,11 @@ impl Store {
         }
         let db = Database::connect(opts).await?;
         let backend = db.get_database_backend();
-        Ok(Self { db, backend })
+        Ok(Self {
+            db,
+            backend,
+            events: Arc::new(tokio::sync::watch::channel(0).0),
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), DbErr> {

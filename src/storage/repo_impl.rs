@@ -2,8 +2,8 @@
 
 use super::Store;
 use crate::domain::{
-    AxnBind, Binding, BindingFilter, BindingRef, BindingUpdate, DomainError, Millis, NewNumber,
-    NumberInfo, NumberState, Pool, PoolStats, Repository, XybBind,
+    AxnBind, Binding, BindingFilter, BindingRef, BindingUpdate, DomainError, Event, EventFilter,
+    Millis, NewNumber, NumberInfo, NumberState, Pool, PoolStats, Repository, XybBind,
 };
 
 type R<T> = Result<T, DomainError>;
@@ -68,5 +68,14 @@ impl Repository for Store {
     }
     async fn sweep_expired(&self, now: Millis, limit: u64) -> R<u64> {
         self.sweep_expired_impl(now, limit).await
+    }
+    async fn read_events(&self, filter: &EventFilter) -> R<Vec<Event>> {
+        self.read_events_impl(filter).await
+    }
+    async fn latest_sequence(&self) -> R<i64> {
+        self.latest_sequence_impl().await
+    }
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.subscribe_impl()
     }
 }
