@@ -4,16 +4,16 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
+use tonic::transport::{Server, server::TcpIncoming};
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::config::FileConfig;
 use crate::domain::{Clock, Repository};
 use crate::grpc::{
     binding_service::BindingApi,
+    call_service::CallApi,
     pb::{
-        self, binding_service_server::BindingServiceServer,
+        self, binding_service_server::BindingServiceServer, call_service_server::CallServiceServer,
         number_pool_service_server::NumberPoolServiceServer,
     },
     pool_service::PoolApi,
@@ -64,6 +64,9 @@ pub async fn run(
         .set_serving::<NumberPoolServiceServer<PoolApi<Store>>>()
         .await;
     health
+        .set_serving::<CallServiceServer<CallApi<Store>>>()
+        .await;
+    health
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
 
@@ -102,6 +105,10 @@ pub async fn run(
         health_for_shutdown
             .set_not_serving::<NumberPoolServiceServer<PoolApi<Store>>>()
             .await;
+        health_for_shutdown
+            .set_not_serving::<CallServiceServer<CallApi<Store>>>()
+            .await;
+        // Also ends every WatchEvents stream (with UNAVAILABLE), so draining does not wait on them.
         let _ = stop_tx.send(true);
         tokio::time::sleep(grace).await;
     };
@@ -125,7 +132,14 @@ pub async fn run(
             repo.clone(),
             settings.clock.clone(),
         )))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), signal)
+        .add_service(CallServiceServer::new(CallApi::new(
+            repo.clone(),
+            settings.clock.clone(),
+            stop_rx.clone(),
+        )))
+        // TCP_NODELAY: streamed events are small writes; with Nagle's algorithm each one could
+        // wait ~40 ms for the client's delayed ACK.
+        .serve_with_incoming_shutdown(TcpIncoming::from(grpc).with_nodelay(Some(true)), signal)
         .await
         .map_err(|e| e.to_string())?;
     let _ = sweeper.await;
