@@ -6,6 +6,7 @@ mod aliyun_adapter;
 mod axn;
 mod cli;
 mod concurrency;
+mod events;
 mod lifecycle;
 mod nxcloud_adapter;
 mod pools;
