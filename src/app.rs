@@ -4,8 +4,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
+use tonic::transport::{Server, server::TcpIncoming};
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::config::FileConfig;
@@ -15,8 +14,9 @@ use crate::domain::{
 };
 use crate::grpc::{
     binding_service::BindingApi,
+    call_service::CallApi,
     pb::{
-        self, binding_service_server::BindingServiceServer,
+        self, binding_service_server::BindingServiceServer, call_service_server::CallServiceServer,
         number_pool_service_server::NumberPoolServiceServer,
     },
     pool_service::PoolApi,
@@ -34,6 +34,8 @@ pub struct Settings {
     pub carriers: Carriers,
     /// PENDING carrier binds older than this are reconciled.
     pub reconcile_after: Duration,
+    /// Secrets in the carrier push URLs.
+    pub webhook_tokens: crate::http::WebhookTokens,
 }
 
 impl Default for Settings {
@@ -44,6 +46,7 @@ impl Default for Settings {
             clock: Clock::default(),
             carriers: Carriers::default(),
             reconcile_after: Duration::from_secs(5),
+            webhook_tokens: Default::default(),
         }
     }
 }
@@ -71,6 +74,9 @@ pub async fn run(
         .await;
     health
         .set_serving::<NumberPoolServiceServer<PoolApi<Store>>>()
+        .await;
+    health
+        .set_serving::<CallServiceServer<CallApi<Store>>>()
         .await;
     health
         .set_service_status("", tonic_health::ServingStatus::Serving)
@@ -101,8 +107,15 @@ pub async fn run(
         settings.sweep_interval,
         stop_rx.clone(),
     ));
-    let http_task =
-        http.map(|l| tokio::spawn(crate::http::serve(l, store.clone(), stop_rx.clone())));
+    let http_task = http.map(|l| {
+        tokio::spawn(crate::http::serve(
+            l,
+            store.clone(),
+            settings.webhook_tokens.clone(),
+            settings.clock.clone(),
+            stop_rx.clone(),
+        ))
+    });
 
     let grace = settings.drain_grace;
     let health_for_shutdown = health.clone();
@@ -118,6 +131,10 @@ pub async fn run(
         health_for_shutdown
             .set_not_serving::<NumberPoolServiceServer<PoolApi<Store>>>()
             .await;
+        health_for_shutdown
+            .set_not_serving::<CallServiceServer<CallApi<Store>>>()
+            .await;
+        // Also ends every WatchEvents stream (with UNAVAILABLE), so draining does not wait on them.
         let _ = stop_tx.send(true);
         tokio::time::sleep(grace).await;
     };
@@ -141,7 +158,14 @@ pub async fn run(
             repo.clone(),
             settings.clock.clone(),
         )))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), signal)
+        .add_service(CallServiceServer::new(CallApi::new(
+            repo.clone(),
+            settings.clock.clone(),
+            stop_rx.clone(),
+        )))
+        // TCP_NODELAY: streamed events are small writes; with Nagle's algorithm each one could
+        // wait ~40 ms for the client's delayed ACK.
+        .serve_with_incoming_shutdown(TcpIncoming::from(grpc).with_nodelay(Some(true)), signal)
         .await
         .map_err(|e| e.to_string())?;
     let _ = sweeper.await;

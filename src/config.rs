@@ -157,6 +157,34 @@ impl FileConfig {
         Ok(Arc::new(out))
     }
 
+    /// The webhook tokens, read from the environment variables `[webhooks]` names.
+    pub fn webhook_tokens(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<crate::http::WebhookTokens, ConfigError> {
+        let Some(w) = &self.webhooks else {
+            return Ok(Default::default());
+        };
+        let read = |var: &Option<String>| -> Result<Option<String>, ConfigError> {
+            match var {
+                None => Ok(None),
+                Some(name) => match env(name).filter(|v| !v.is_empty()) {
+                    Some(v) if v.len() >= 16 => Ok(Some(v)),
+                    Some(_) => Err(ConfigError::Invalid(format!(
+                        "webhook token in {name} must be at least 16 characters"
+                    ))),
+                    None => Err(ConfigError::Invalid(format!(
+                        "environment variable {name} (webhook token) is not set"
+                    ))),
+                },
+            }
+        };
+        Ok(crate::http::WebhookTokens {
+            nxcloud: read(&w.nxcloud_token_env)?,
+            aliyun: read(&w.aliyun_token_env)?,
+        })
+    }
+
     /// The pools the file declares, validated.
     pub fn declared_pools(&self) -> Result<Vec<Pool>, ConfigError> {
         self.pools

@@ -161,6 +161,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             let settings = Settings {
                 sweep_interval: Duration::from_millis(sweep.max(10)),
                 carriers,
+                webhook_tokens: cfg
+                    .webhook_tokens(|name| std::env::var(name).ok())
+                    .map_err(|e| e.to_string())?,
                 ..Settings::default()
             };
             app::run(store, grpc, Some(http), settings, shutdown_signal()).await

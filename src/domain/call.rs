@@ -102,3 +102,68 @@ impl CallReport {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct PushError(pub String);
+
+/// A call-in from a softswitch, validated.
+#[derive(Debug, Clone)]
+pub struct CallIn {
+    pub caller: super::phone::PhoneNumber,
+    pub called: super::phone::PhoneNumber,
+    pub extension: Option<super::phone::Extension>,
+    pub call_id: String,
+}
+
+/// Why no binding routes a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoBindingReason {
+    UnknownNumber,
+    Expired,
+    WrongExtension,
+    DirectionNotAllowed,
+    NoAvailableNumber,
+}
+
+impl NoBindingReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoBindingReason::UnknownNumber => "unknown_number",
+            NoBindingReason::Expired => "expired",
+            NoBindingReason::WrongExtension => "wrong_extension",
+            NoBindingReason::DirectionNotAllowed => "direction_not_allowed",
+            NoBindingReason::NoAvailableNumber => "no_available_number",
+        }
+    }
+}
+
+/// The routing decision for a call-in.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    Connect {
+        connect_to: String,
+        display: String,
+        recording: bool,
+        binding: super::binding::Binding,
+    },
+    CollectExtension,
+    NoBinding {
+        reason: NoBindingReason,
+        binding: Option<super::binding::Binding>,
+    },
+}
+
+impl Decision {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Decision::Connect { .. } => "connect",
+            Decision::CollectExtension => "collect_extension",
+            Decision::NoBinding { .. } => "no_binding",
+        }
+    }
+
+    pub fn binding(&self) -> Option<&super::binding::Binding> {
+        match self {
+            Decision::Connect { binding, .. } => Some(binding),
+            Decision::NoBinding { binding, .. } => binding.as_ref(),
+            Decision::CollectExtension => None,
+        }
+    }
+}

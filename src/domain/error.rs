@@ -35,6 +35,7 @@ pub mod reason {
     pub const BINDING_ENDED: &str = "BINDING_ENDED";
     pub const PROVIDER_NOT_SUPPORTED: &str = "PROVIDER_NOT_SUPPORTED";
     pub const INTERNAL: &str = "INTERNAL";
+    pub const CALL_NOT_FOUND: &str = "CALL_NOT_FOUND";
     pub const PROVIDER_REJECTED: &str = "PROVIDER_REJECTED";
     pub const PROVIDER_THROTTLED: &str = "PROVIDER_THROTTLED";
     pub const PROVIDER_UNAVAILABLE: &str = "PROVIDER_UNAVAILABLE";

@@ -5,13 +5,16 @@ pub mod binder;
 pub mod binding;
 pub mod call;
 pub mod error;
+pub mod event;
 pub mod phone;
 pub mod pool;
 pub mod provider;
 pub mod repo;
 
 pub use binding::*;
+pub use call::{CallIn, CallReport, Decision, NoBindingReason};
 pub use error::{DomainError, FieldViolation};
+pub use event::{Event, EventFilter, NewEvent};
 pub use phone::{Extension, PhoneNumber, mask};
 pub use pool::*;
 pub use repo::Repository;

@@ -6,6 +6,7 @@ use super::binding::{
     AxnBind, Binding, BindingFilter, BindingRef, BindingUpdate, Millis, Provider, XybBind,
 };
 use super::error::DomainError;
+use super::event::{Event, EventFilter};
 use super::pool::{NewNumber, NumberInfo, NumberState, Pool, PoolStats};
 use super::provider::UpstreamBinding;
 
@@ -65,6 +66,38 @@ pub trait Repository: Send + Sync + 'static {
     fn unbind(&self, r: &BindingRef, now: Millis) -> impl Future<Output = R<Binding>> + Send;
     /// Ends up to `limit` bindings whose expiry has passed; returns how many it ended.
     fn sweep_expired(&self, now: Millis, limit: u64) -> impl Future<Output = R<u64>> + Send;
+
+    /// Events matching `filter`, in sequence order. Every event with a sequence at or below
+    /// `latest_sequence()` is committed, so a reader never sees a smaller one appear later.
+    fn read_events(&self, filter: &EventFilter) -> impl Future<Output = R<Vec<Event>>> + Send;
+    /// The highest sequence committed so far (0 when the log is empty).
+    fn latest_sequence(&self) -> impl Future<Output = R<i64>> + Send;
+    /// In-process wake-up: changes after this process commits new events (value: the highest
+    /// sequence it published). A hint only; events written by other replicas do not move it,
+    /// so readers also poll the database.
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<i64>;
+
+    /// Decides where a call-in to a local pool's number goes (see `storage::calls`).
+    /// Returns the decision and the sequence of the `call.incoming` event recorded with it.
+    fn call_in(
+        &self,
+        c: &super::call::CallIn,
+        now: Millis,
+    ) -> impl Future<Output = R<(super::call::Decision, i64)>> + Send;
+
+    /// Stores carrier/softswitch call reports as events (de-duplicated) and applies them to the
+    /// bindings they name, in one transaction. Returns how many were new.
+    fn ingest_reports(
+        &self,
+        reports: Vec<super::call::CallReport>,
+        now: Millis,
+    ) -> impl Future<Output = R<u64>> + Send;
+    /// One softswitch report for a call announced by `call_in`: returns (sequence, duplicate).
+    fn report_call(
+        &self,
+        report: super::call::CallReport,
+        now: Millis,
+    ) -> impl Future<Output = R<(i64, bool)>> + Send;
 
     // ---- carrier pools (see `binder`) ----
     /// Inserts a PENDING binding claiming `customer_bind_id`, with the upstream request to

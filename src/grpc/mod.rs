@@ -1,9 +1,12 @@
 //! Transport: generated code, pb <-> domain conversions, error mapping, service impls.
 
 pub mod binding_service;
+mod call_convert;
+pub mod call_service;
 mod convert;
 pub mod pool_service;
 pub mod status;
+mod watch;
 
 /// Generated `pns.v1` code and its encoded descriptor set (for reflection).
 pub mod pb {

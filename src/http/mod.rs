@@ -1,23 +1,29 @@
-//! HTTP side (axum): liveness/readiness now; carrier webhooks and metrics mount here.
+//! HTTP side (axum): liveness/readiness and the carrier webhooks.
 
-use std::time::Duration;
+pub mod webhooks;
+
+use std::{sync::Arc, time::Duration};
 
 use axum::{Router, extract::State, http::StatusCode, routing::get};
 use tokio::net::TcpListener;
 use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 
+use crate::domain::Clock;
 use crate::storage::Store;
+pub use webhooks::WebhookTokens;
 
-pub fn router(store: Store) -> Router {
-    Router::new()
+pub fn router(store: Store, tokens: WebhookTokens, clock: Clock) -> Router {
+    let health = Router::new()
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .with_state(store.clone());
+    health
+        .merge(webhooks::router(Arc::new(store), tokens, clock))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(10),
         ))
         .layer(TraceLayer::new_for_http())
-        .with_state(store)
 }
 
 async fn ready(State(store): State<Store>) -> (StatusCode, &'static str) {
@@ -30,11 +36,13 @@ async fn ready(State(store): State<Store>) -> (StatusCode, &'static str) {
 pub async fn serve(
     listener: TcpListener,
     store: Store,
+    tokens: WebhookTokens,
+    clock: Clock,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let addr = listener.local_addr().ok();
     tracing::info!(?addr, "HTTP listening");
-    let res = axum::serve(listener, router(store))
+    let res = axum::serve(listener, router(store, tokens, clock))
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;
         })

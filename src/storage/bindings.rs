@@ -10,11 +10,14 @@ use sea_orm::{
 };
 
 use super::entities::{binding, number, pool, route};
+use super::events;
 use super::{Store, TxError, convert, is_unique_violation, with_write_tx};
 use crate::domain::{
     AUTO_EXTENSION_COUNT, AUTO_EXTENSION_FIRST, AxnBind, Binding, BindingFilter, BindingMode,
     BindingRef, BindingState, BindingUpdate, CityMatch, DomainError, ExpireStrategy, Millis,
-    Provider, XybBind, error::reason,
+    Provider, XybBind,
+    error::reason,
+    event::{BINDING_CREATED, BINDING_EXPIRED, BINDING_UNBOUND, BINDING_UPDATED},
 };
 
 type R<T> = Result<T, DomainError>;
@@ -180,7 +183,14 @@ impl Store {
                         .ok_or_else(|| no_number(&pool, Some(" for Y".into())))?,
                 })
             };
-            Ok(fill_numbers(&tx, &id, &(x, y, None)).await?)
+            let row = fill_numbers(&tx, &id, &(x, y, None)).await?;
+            // Events: last statement, so the event counter lock is held only until commit.
+            let seq = events::append_for_row(&tx, BINDING_CREATED, &row, now).await?;
+            Ok((row, seq))
+        });
+        let res = res.map(|(row, seq)| {
+            self.published(seq);
+            row
         });
         self.finish_bind(
             res,
@@ -311,7 +321,14 @@ impl Store {
                 }
                 None => self.assign_extension(&tx, &x, seq, &id, now).await?,
             };
-            Ok(fill_numbers(&tx, &id, &(x, None, Some(extension))).await?)
+            let row = fill_numbers(&tx, &id, &(x, None, Some(extension))).await?;
+            // Events: last statement, so the event counter lock is held only until commit.
+            let seq = events::append_for_row(&tx, BINDING_CREATED, &row, now).await?;
+            Ok((row, seq))
+        });
+        let res = res.map(|(row, seq)| {
+            self.published(seq);
+            row
         });
         self.finish_bind(
             res,
@@ -524,7 +541,7 @@ impl Store {
     /// Picks a Y for B: numbers already serving as Y first (so free numbers stay lockable as X),
     /// then free ones; never a locked number, never one that already connects B.
     #[allow(clippy::too_many_arguments)]
-    async fn share_any_y(
+    pub(super) async fn share_any_y(
         &self,
         tx: &DatabaseTransaction,
         pool: &pool::Model,
@@ -741,7 +758,7 @@ impl Store {
 
     /// Inserts a route under a savepoint. A conflicting route whose binding is no longer live
     /// (expired, sweeper not yet there) is ended first; a live one makes this return false.
-    async fn insert_route(
+    pub(super) async fn insert_route(
         &self,
         tx: &DatabaseTransaction,
         n: &str,
@@ -791,7 +808,7 @@ impl Store {
     // ---- ending -----------------------------------------------------------------------------
 
     /// Ends the binding if it is active but past its expiry; true if it did.
-    async fn reap_if_dead(
+    pub(super) async fn reap_if_dead(
         &self,
         tx: &DatabaseTransaction,
         binding_id: &str,
@@ -838,31 +855,46 @@ impl Store {
     }
 
     pub(super) async fn sweep_expired_impl(&self, now: Millis, limit: u64) -> R<u64> {
-        Ok(with_write_tx!(self, |tx| Ok(self
-            .reap_expired(&tx, None, now, limit)
-            .await?))?)
+        let (n, seq) = with_write_tx!(self, |tx| {
+            let n = self.reap_expired(&tx, None, now, limit).await?;
+            // Events: each ended binding appended one; the counter is now our last one.
+            let seq = if n > 0 {
+                events::counter_in(&tx).await?
+            } else {
+                0
+            };
+            Ok((n, seq))
+        })?;
+        self.published(seq);
+        Ok(n)
     }
 
     pub(super) async fn unbind_impl(&self, r: &BindingRef, now: Millis) -> R<Binding> {
         let id = self.binding_row(&self.db, r).await?.id;
-        let row = with_write_tx!(self, |tx| {
+        let (row, seq) = with_write_tx!(self, |tx| {
             let m = binding::Entity::find_by_id(id.clone())
                 .one(&tx)
                 .await?
                 .ok_or(DomainError::BindingNotFound)?;
+            let mut seq = 0;
             if m.active == 1 {
                 let end = if m.expire_at <= now {
                     BindingState::Expired
                 } else {
                     BindingState::Unbound
                 };
-                end_binding(&tx, &m, end, now).await?;
+                if end_binding(&tx, &m, end, now).await? {
+                    // Events: end_binding appended one; the counter is now its sequence.
+                    seq = events::counter_in(&tx).await?;
+                }
             }
-            Ok(binding::Entity::find_by_id(id.clone())
+            let row = binding::Entity::find_by_id(id.clone())
                 .one(&tx)
                 .await?
-                .ok_or(DomainError::BindingNotFound)?)
+                .ok_or(DomainError::BindingNotFound)?;
+            Ok((row, seq))
         })?;
+        self.published(seq);
         convert::binding(row, now)
     }
 
@@ -965,16 +997,23 @@ impl Store {
         if let Some(v) = &u.out_id {
             upd = upd.col_expr(binding::Column::OutId, Expr::value(v.clone()));
         }
-        if upd.exec(&self.db).await?.rows_affected == 0 {
-            return Err(DomainError::FailedPrecondition {
-                reason: reason::BINDING_ENDED,
-                message: "the binding ended while it was being updated".into(),
-            });
-        }
-        let row = binding::Entity::find_by_id(m.id)
-            .one(&self.db)
-            .await?
-            .ok_or(DomainError::BindingNotFound)?;
+        // In a transaction since it appends `binding.updated` with the change.
+        let (row, seq) = with_write_tx!(self, |tx| {
+            if upd.clone().exec(&tx).await?.rows_affected == 0 {
+                return Err(DomainError::FailedPrecondition {
+                    reason: reason::BINDING_ENDED,
+                    message: "the binding ended while it was being updated".into(),
+                }
+                .into());
+            }
+            let row = binding::Entity::find_by_id(m.id.clone())
+                .one(&tx)
+                .await?
+                .ok_or(DomainError::BindingNotFound)?;
+            let seq = events::append_for_row(&tx, BINDING_UPDATED, &row, now).await?;
+            Ok((row, seq))
+        })?;
+        self.published(seq);
         convert::binding(row, now)
     }
 }
@@ -1085,5 +1124,18 @@ pub(super) async fn end_binding(
         .filter(route::Column::BindingId.eq(m.id.clone()))
         .exec(tx)
         .await?;
+    // Events: the binding's end, with its new state.
+    let ended = binding::Model {
+        state: to.as_str().into(),
+        active: 0,
+        ended_at: Some(now),
+        updated_at: now,
+        ..m.clone()
+    };
+    let kind = match to {
+        BindingState::Expired => BINDING_EXPIRED,
+        _ => BINDING_UNBOUND,
+    };
+    events::append_for_row(tx, kind, &ended, now).await?;
     Ok(true)
 }

@@ -6,14 +6,17 @@
 //! UPDATEs on `numbers.locked_by` / `numbers.shared_count`, all inside one transaction per write.
 
 mod bindings;
+mod calls;
 mod carrier;
 mod convert;
 pub mod entities;
+pub(crate) mod events;
 mod migration;
 mod pools;
 mod repo_impl;
+mod reports;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
@@ -30,6 +33,8 @@ pub use migration::Migrator;
 pub struct Store {
     db: DatabaseConnection,
     backend: DbBackend,
+    /// In-process wake-up for event subscribers (highest sequence published); shared by clones.
+    events: Arc<tokio::sync::watch::Sender<i64>>,
 }
 
 /// Resolves the `--database-url` value: a bare path means a SQLite file.
@@ -66,7 +71,11 @@ impl Store {
         }
         let db = Database::connect(opts).await?;
         let backend = db.get_database_backend();
-        Ok(Self { db, backend })
+        Ok(Self {
+            db,
+            backend,
+            events: Arc::new(tokio::sync::watch::channel(0).0),
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), DbErr> {
@@ -164,6 +173,8 @@ pub(crate) use with_write_tx;
 pub(crate) enum TxError {
     Db(DbErr),
     Domain(DomainError),
+    /// Lost a race with a concurrent change: roll back and decide again.
+    Retry,
 }
 
 impl From<DbErr> for TxError {
@@ -183,6 +194,9 @@ impl From<TxError> for DomainError {
         match e {
             TxError::Db(e) => e.into(),
             TxError::Domain(d) => d,
+            TxError::Retry => {
+                DomainError::Unavailable("lost a race with a concurrent change; retry".into())
+            }
         }
     }
 }

@@ -2,9 +2,9 @@
 
 use super::Store;
 use crate::domain::{
-    AxnBind, Binding, BindingFilter, BindingRef, BindingUpdate, DomainError, Millis, NewNumber,
-    NumberInfo, NumberState, Pool, PoolStats, Repository, XybBind, provider::UpstreamBinding,
-    repo::Reservation,
+    AxnBind, Binding, BindingFilter, BindingRef, BindingUpdate, DomainError, Event, EventFilter,
+    Millis, NewNumber, NumberInfo, NumberState, Pool, PoolStats, Repository, XybBind,
+    provider::UpstreamBinding, repo::Reservation,
 };
 
 type R<T> = Result<T, DomainError>;
@@ -89,5 +89,27 @@ impl Repository for Store {
     }
     async fn pending(&self, created_before: Millis, limit: u64) -> R<Vec<(Binding, String)>> {
         self.pending_impl(created_before, limit).await
+    }
+    async fn read_events(&self, filter: &EventFilter) -> R<Vec<Event>> {
+        self.read_events_impl(filter).await
+    }
+    async fn latest_sequence(&self) -> R<i64> {
+        self.latest_sequence_impl().await
+    }
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.subscribe_impl()
+    }
+    async fn call_in(
+        &self,
+        c: &crate::domain::CallIn,
+        now: Millis,
+    ) -> R<(crate::domain::Decision, i64)> {
+        self.call_in_impl(c, now).await
+    }
+    async fn ingest_reports(&self, reports: Vec<crate::domain::CallReport>, now: Millis) -> R<u64> {
+        self.ingest_reports_impl(reports, now).await
+    }
+    async fn report_call(&self, report: crate::domain::CallReport, now: Millis) -> R<(i64, bool)> {
+        self.report_call_impl(report, now).await
     }
 }

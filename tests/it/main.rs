@@ -4,9 +4,11 @@
 
 mod aliyun_adapter;
 mod axn;
+mod calls;
 mod carriers;
 mod cli;
 mod concurrency;
+mod events;
 mod lifecycle;
 mod nxcloud_adapter;
 mod pools;

@@ -2,6 +2,8 @@
 //! comparisons are plain integer comparisons on every backend.
 
 pub mod binding;
+pub mod event;
+pub mod event_seq;
 pub mod number;
 pub mod pool;
 pub mod route;

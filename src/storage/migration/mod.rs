@@ -3,6 +3,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m0001_core;
+mod m0002_events;
 mod m0003_carrier;
 
 pub struct Migrator;
@@ -12,6 +13,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m0001_core::Migration),
+            Box::new(m0002_events::Migration),
             Box::new(m0003_carrier::Migration),
         ]
     }

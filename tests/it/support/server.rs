@@ -6,7 +6,7 @@ use std::time::Duration;
 use pns_gateway::{
     app::{self, Settings},
     grpc::pb::{
-        binding_service_client::BindingServiceClient,
+        binding_service_client::BindingServiceClient, call_service_client::CallServiceClient,
         number_pool_service_client::NumberPoolServiceClient,
     },
     storage::Store,
@@ -75,6 +75,10 @@ impl TestServer {
 
     pub fn bindings(&self) -> BindingServiceClient<Channel> {
         BindingServiceClient::new(self.channel.clone())
+    }
+
+    pub fn calls(&self) -> CallServiceClient<Channel> {
+        CallServiceClient::new(self.channel.clone())
     }
 
     pub fn pools(&self) -> NumberPoolServiceClient<Channel> {

@@ -1,0 +1,69 @@
+//! `pns.v1.CallService`: routing decisions (`NotifyCallIn`), softswitch reports
+//! (`ReportCallEvent`) and the event stream (`WatchEvents`, see `watch`).
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::pb::{self, call_service_server::CallService};
+use super::{call_convert, status::to_status};
+use crate::domain::{Clock, Repository};
+
+pub struct CallApi<R> {
+    repo: Arc<R>,
+    clock: Clock,
+    /// Becomes true at shutdown: event streams end so the server can drain.
+    stop: watch::Receiver<bool>,
+}
+
+impl<R> CallApi<R> {
+    pub fn new(repo: Arc<R>, clock: Clock, stop: watch::Receiver<bool>) -> Self {
+        Self { repo, clock, stop }
+    }
+}
+
+#[tonic::async_trait]
+impl<R: Repository> CallService for CallApi<R> {
+    #[tracing::instrument(skip_all, fields(call_id = %req.get_ref().call_id))]
+    async fn notify_call_in(
+        &self,
+        req: Request<pb::NotifyCallInRequest>,
+    ) -> Result<Response<pb::NotifyCallInResponse>, Status> {
+        let c = call_convert::call_in(req.into_inner()).map_err(to_status)?;
+        let (d, seq) = self
+            .repo
+            .call_in(&c, self.clock.now())
+            .await
+            .map_err(to_status)?;
+        tracing::info!(caller = %c.caller, called = %c.called, decision = d.as_str(), seq, "call-in decided");
+        Ok(Response::new(call_convert::decision_to_pb(d, seq)))
+    }
+
+    #[tracing::instrument(skip_all, fields(call_id = %req.get_ref().call_id))]
+    async fn report_call_event(
+        &self,
+        req: Request<pb::ReportCallEventRequest>,
+    ) -> Result<Response<pb::ReportCallEventResponse>, Status> {
+        let now = self.clock.now();
+        let r = call_convert::report(req.into_inner(), now).map_err(to_status)?;
+        let (sequence, duplicate) = self.repo.report_call(r, now).await.map_err(to_status)?;
+        Ok(Response::new(pb::ReportCallEventResponse {
+            sequence,
+            duplicate,
+        }))
+    }
+
+    type WatchEventsStream = ReceiverStream<Result<pb::Event, Status>>;
+
+    #[tracing::instrument(skip_all, fields(after = req.get_ref().after_sequence, from_now = req.get_ref().from_now))]
+    async fn watch_events(
+        &self,
+        req: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let stream =
+            super::watch::open(self.repo.clone(), req.into_inner(), self.stop.clone()).await?;
+        Ok(Response::new(stream))
+    }
+}

@@ -1,0 +1,377 @@
+//! Call-in routing for local pools: indexed lookups (the route's unique index, the number's
+//! primary key) and, on an XYB binding's first call-in, its conversion to AXYB — all in one
+//! short write transaction. Never a scan, never a carrier call.
+
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, sea_query::Expr};
+
+use super::bindings::{caller_key, ext_key};
+use super::entities::{binding, number, pool, route};
+use super::events::{self, append_events};
+use super::{Store, TxError, convert, with_write_tx};
+use crate::domain::{
+    Binding, BindingState, CallIn, Decision, DomainError, ExpireStrategy, Millis, NewEvent,
+    NoBindingReason, call::CallEventKind, event::BINDING_CONVERTED,
+};
+
+type T<V> = Result<V, TxError>;
+
+impl Store {
+    pub(super) async fn call_in_impl(
+        &self,
+        c: &CallIn,
+        now: Millis,
+    ) -> Result<(Decision, i64), DomainError> {
+        for _ in 0..3 {
+            let res = with_write_tx!(self, |tx| {
+                let mut out = Vec::new();
+                let d = self.decide(&tx, c, now, &mut out).await?;
+                out.push(incoming_event(c, &d, now));
+                let appended = append_events(&tx, out).await?;
+                Ok((d, appended))
+            });
+            match res {
+                Ok((d, appended)) => {
+                    if let Some(seq) = appended.last_new() {
+                        self.published(seq);
+                    }
+                    // The call-in event is the last one (a repeated call id: the stored one).
+                    let seq = appended.items.last().map(|a| a.seq).unwrap_or(0);
+                    return Ok((d, seq));
+                }
+                Err(TxError::Retry) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(DomainError::Unavailable(
+            "call-in kept racing with concurrent changes; retry".into(),
+        ))
+    }
+
+    async fn load(&self, tx: &DatabaseTransaction, id: &str) -> T<Option<binding::Model>> {
+        Ok(binding::Entity::find_by_id(id.to_owned()).one(tx).await?)
+    }
+
+    async fn route(
+        &self,
+        tx: &DatabaseTransaction,
+        n: &str,
+        key: &str,
+    ) -> T<Option<binding::Model>> {
+        let Some(r) = route::Entity::find()
+            .filter(route::Column::Number.eq(n))
+            .filter(route::Column::RouteKey.eq(key))
+            .one(tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        self.load(tx, &r.binding_id).await
+    }
+
+    async fn decide(
+        &self,
+        tx: &DatabaseTransaction,
+        c: &CallIn,
+        now: Millis,
+        out: &mut Vec<NewEvent>,
+    ) -> T<Decision> {
+        let (caller, called) = (c.caller.as_str(), c.called.as_str());
+        let live = |m: &binding::Model| m.active == 1 && m.expire_at > now;
+        let mut expired: Option<binding::Model> = None;
+
+        // 1. The exact (number, caller) route wins over everything.
+        if let Some(m) = self.route(tx, called, &caller_key(caller)).await? {
+            if live(&m) {
+                return self.routed_by_caller(tx, m, called, caller, now).await;
+            }
+            expired = Some(m);
+        }
+        // 2. An extension keyed by the caller.
+        if let Some(ext) = &c.extension {
+            return Ok(
+                match self.route(tx, called, &ext_key(ext.as_str())).await? {
+                    Some(m) if live(&m) => {
+                        binding::Entity::update_many()
+                            .col_expr(binding::Column::LastParty, Expr::value(caller))
+                            .filter(binding::Column::Id.eq(m.id.clone()))
+                            .exec(tx)
+                            .await?;
+                        let b = convert::binding(m, now)?;
+                        Decision::Connect {
+                            connect_to: b.phone_a.clone().unwrap_or_default(),
+                            display: b.number_x.clone(),
+                            recording: b.recording,
+                            binding: b,
+                        }
+                    }
+                    Some(m) => no_binding(NoBindingReason::Expired, Some(m), now)?,
+                    None => match self.number(tx, called).await? {
+                        None => no_binding(NoBindingReason::UnknownNumber, None, now)?,
+                        Some(_) => no_binding(NoBindingReason::WrongExtension, None, now)?,
+                    },
+                },
+            );
+        }
+        // 3. The number itself: locked by an XYB binding (first call-in converts it), or carrying
+        // extensions (collect them), or neither.
+        let Some(n) = self.number(tx, called).await? else {
+            let reason = if expired.is_some() {
+                NoBindingReason::Expired
+            } else {
+                NoBindingReason::UnknownNumber
+            };
+            return no_binding(reason, expired, now);
+        };
+        if let Some(holder) = &n.locked_by {
+            let Some(m) = self.load(tx, holder).await? else {
+                return Err(TxError::Retry);
+            };
+            if !live(&m) {
+                self.reap_if_dead(tx, holder, now).await?;
+                return no_binding(NoBindingReason::Expired, Some(m), now);
+            }
+            if m.phone_b.as_deref() == Some(caller) {
+                // B calling its own X before any A is known has nowhere to go.
+                return no_binding(NoBindingReason::DirectionNotAllowed, Some(m), now);
+            }
+            return self.convert_xyb(tx, m, caller, now, out).await;
+        }
+        if n.ext_count > 0 {
+            return Ok(Decision::CollectExtension);
+        }
+        let reason = if expired.is_some() {
+            NoBindingReason::Expired
+        } else {
+            NoBindingReason::DirectionNotAllowed
+        };
+        no_binding(reason, expired, now)
+    }
+
+    async fn number(&self, tx: &DatabaseTransaction, n: &str) -> T<Option<number::Model>> {
+        Ok(number::Entity::find()
+            .filter(number::Column::Number.eq(n))
+            .one(tx)
+            .await?)
+    }
+
+    /// A live binding found by the (number, caller) route.
+    async fn routed_by_caller(
+        &self,
+        tx: &DatabaseTransaction,
+        m: binding::Model,
+        called: &str,
+        caller: &str,
+        now: Millis,
+    ) -> T<Decision> {
+        let state = BindingState::parse(&m.state).unwrap_or(BindingState::Expired);
+        match state {
+            BindingState::Axyb => {
+                let m = self.apply_call_in_strategy(tx, m, now).await?;
+                let b = convert::binding(m, now)?;
+                let (to, display) = if called == b.number_x {
+                    (b.phone_b.clone(), b.number_y.clone())
+                } else {
+                    (b.phone_a.clone(), Some(b.number_x.clone()))
+                };
+                Ok(Decision::Connect {
+                    connect_to: to.unwrap_or_default(),
+                    display: display.unwrap_or_default(),
+                    recording: b.recording,
+                    binding: b,
+                })
+            }
+            BindingState::Axn if m.phone_a.as_deref() == Some(caller) => {
+                let target = m.last_party.clone().or_else(|| m.phone_b.clone());
+                let b = convert::binding(m, now)?;
+                match target {
+                    Some(t) => Ok(Decision::Connect {
+                        connect_to: t,
+                        display: b.number_x.clone(),
+                        recording: b.recording,
+                        binding: b,
+                    }),
+                    None => no_binding(NoBindingReason::DirectionNotAllowed, None, now)
+                        .map(|d| with_binding(d, b)),
+                }
+            }
+            // Y of an XYB binding whose A is not known yet, or any other mismatch.
+            _ => no_binding(NoBindingReason::DirectionNotAllowed, Some(m), now),
+        }
+    }
+
+    /// Each routed AXYB call moves the expiry by the call-in strategy.
+    async fn apply_call_in_strategy(
+        &self,
+        tx: &DatabaseTransaction,
+        mut m: binding::Model,
+        now: Millis,
+    ) -> T<binding::Model> {
+        let strategy =
+            ExpireStrategy::from_i32(m.call_in_strategy).unwrap_or(ExpireStrategy::Fixed);
+        let next = strategy.apply(m.expire_at, now, m.call_in_expire_seconds);
+        if next != m.expire_at {
+            binding::Entity::update_many()
+                .col_expr(binding::Column::ExpireAt, Expr::value(next))
+                .col_expr(binding::Column::UpdatedAt, Expr::value(now))
+                .filter(binding::Column::Id.eq(m.id.clone()))
+                .filter(binding::Column::Active.eq(1))
+                .exec(tx)
+                .await?;
+            m.expire_at = next;
+            m.updated_at = now;
+        }
+        Ok(m)
+    }
+
+    /// XYB -> AXYB: the caller becomes A, X's lock is released, routes (X, A) and (Y, B) exist,
+    /// a delayed Y is allocated now, the call-in expiry applies.
+    async fn convert_xyb(
+        &self,
+        tx: &DatabaseTransaction,
+        m: binding::Model,
+        a: &str,
+        now: Millis,
+        out: &mut Vec<NewEvent>,
+    ) -> T<Decision> {
+        let expire_at = now + m.call_in_expire_seconds * 1000;
+        let won = binding::Entity::update_many()
+            .col_expr(
+                binding::Column::State,
+                Expr::value(BindingState::Axyb.as_str()),
+            )
+            .col_expr(binding::Column::PhoneA, Expr::value(a))
+            .col_expr(binding::Column::ExpireAt, Expr::value(expire_at))
+            .col_expr(binding::Column::UpdatedAt, Expr::value(now))
+            .filter(binding::Column::Id.eq(m.id.clone()))
+            .filter(binding::Column::State.eq(BindingState::Xyb.as_str()))
+            .filter(binding::Column::Active.eq(1))
+            .exec(tx)
+            .await?
+            .rows_affected;
+        if won == 0 {
+            // Another call-in converted it first: re-decide (this caller is not A).
+            return Err(TxError::Retry);
+        }
+        number::Entity::update_many()
+            .col_expr(
+                number::Column::LockedBy,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(number::Column::Number.eq(m.number_x.clone()))
+            .filter(number::Column::LockedBy.eq(m.id.clone()))
+            .exec(tx)
+            .await?;
+        if !self
+            .insert_route(tx, &m.number_x, &caller_key(a), &m.id, now)
+            .await?
+        {
+            return Err(TxError::Retry);
+        }
+        let b_num = m.phone_b.clone().unwrap_or_default();
+        let y = match &m.number_y {
+            Some(y) => y.clone(),
+            None => {
+                let pool = pool::Entity::find_by_id(m.pool_id)
+                    .one(tx)
+                    .await?
+                    .ok_or(DomainError::Internal("pool vanished".into()))?;
+                match self
+                    .share_any_y(tx, &pool, &m.number_x, None, &b_num, &m.id, now)
+                    .await?
+                {
+                    Some(y) => {
+                        binding::Entity::update_many()
+                            .col_expr(binding::Column::NumberY, Expr::value(y.clone()))
+                            .filter(binding::Column::Id.eq(m.id.clone()))
+                            .exec(tx)
+                            .await?;
+                        y
+                    }
+                    None => {
+                        // Undo by failing the transaction: the binding stays XYB with X locked.
+                        return Err(TxError::Domain(DomainError::NoAvailableNumber {
+                            pool: m.pool_key.clone(),
+                            detail: " for the delayed Y".into(),
+                        }));
+                    }
+                }
+            }
+        };
+        let row = self
+            .load(tx, &m.id)
+            .await?
+            .ok_or(DomainError::BindingNotFound)?;
+        out.push(events::for_row(BINDING_CONVERTED, &row, now));
+        let b = convert::binding(row, now)?;
+        Ok(Decision::Connect {
+            connect_to: b_num,
+            display: y,
+            recording: b.recording,
+            binding: b,
+        })
+    }
+}
+
+/// The `call.incoming` event of a call-in, with the decision in its detail.
+fn incoming_event(c: &CallIn, d: &Decision, now: Millis) -> NewEvent {
+    let b = d.binding();
+    let (decision, connect_to, display, why) = match d {
+        Decision::Connect {
+            connect_to,
+            display,
+            ..
+        } => ("connect", connect_to.as_str(), display.as_str(), None),
+        Decision::CollectExtension => ("collect_extension", "", "", None),
+        Decision::NoBinding { reason, .. } => ("no_binding", "", "", Some(reason.as_str())),
+    };
+    let mut e = match b {
+        Some(b) => NewEvent::for_binding(CallEventKind::Incoming.as_str(), b, now),
+        None => NewEvent {
+            kind: CallEventKind::Incoming.as_str().to_owned(),
+            binding_id: None,
+            pool_key: String::new(),
+            provider: None,
+            customer_bind_id: None,
+            customer_user_id: String::new(),
+            ext: String::new(),
+            out_id: String::new(),
+            call_id: String::new(),
+            caller: String::new(),
+            called: String::new(),
+            callee: String::new(),
+            detail: serde_json::Value::Null,
+            occurred_at: now,
+            dedupe_key: None,
+        },
+    };
+    e.call_id = c.call_id.clone();
+    e.caller = c.caller.as_str().to_owned();
+    e.called = c.called.as_str().to_owned();
+    e.callee = connect_to.to_owned();
+    e.detail = serde_json::json!({
+        "decision": decision,
+        "display_number": display,
+        "no_binding_reason": why,
+        "extension": c.extension.as_ref().map(|x| x.as_str()),
+    });
+    // The same call-in notified twice (softswitch retry) is stored once.
+    e.dedupe_key = Some(format!("grpc|{}|call.incoming|", c.call_id));
+    e
+}
+
+fn no_binding(reason: NoBindingReason, m: Option<binding::Model>, now: Millis) -> T<Decision> {
+    Ok(Decision::NoBinding {
+        reason,
+        binding: m.map(|m| convert::binding(m, now)).transpose()?,
+    })
+}
+
+fn with_binding(d: Decision, b: Binding) -> Decision {
+    match d {
+        Decision::NoBinding { reason, .. } => Decision::NoBinding {
+            reason,
+            binding: Some(b),
+        },
+        other => other,
+    }
+}

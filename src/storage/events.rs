@@ -1,0 +1,400 @@
+//! The event log: appending inside a writer's transaction, reading pages, the in-process
+//! wake-up.
+//!
+//! Sequence numbers come from the single row of `event_seq`, taken with
+//! `UPDATE event_seq SET last = last + n WHERE id = 1 RETURNING last` as late as possible in the
+//! writer's transaction. The row lock that UPDATE takes is held until commit, so event-writing
+//! transactions are serialised on it: a transaction can only take numbers after the previous
+//! holder committed (or rolled back, which also undoes its increment). Hence
+//! - sequence order == commit order, and the sequence has no holes;
+//! - every event at or below the committed `event_seq.last` is itself committed and visible, so a
+//!   reader that has seen seq N never later finds a smaller one appear. That is what makes
+//!   "resume after N" exact.
+//!
+//! A `bigserial`/auto-increment column would NOT give this: numbers are handed out when the
+//! INSERT runs, not when the transaction commits, so T1 can take 7, T2 take 8 and commit first; a
+//! reader then delivers 8, resumes "after 8" and never sees 7. On SQLite every write
+//! transaction is `BEGIN IMMEDIATE`, so writers are serialised anyway and the same holds.
+
+use std::collections::HashMap;
+
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+    sea_query::{Expr, ExprTrait, Query},
+};
+
+use super::Store;
+use super::entities::{binding, event, event_seq};
+use crate::domain::{
+    DomainError, Event, EventFilter, Millis, NewEvent, Provider, event::binding_detail, now_ms,
+};
+
+/// The outcome of one event of an `append_events` call, in input order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Appended {
+    pub(crate) seq: i64,
+    /// An event with this `dedupe_key` was stored before; `seq` is the stored one's.
+    pub(crate) duplicate: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct AppendResult {
+    pub(crate) items: Vec<Appended>,
+}
+
+impl AppendResult {
+    /// The highest sequence this call stored (to pass to `Store::published` after commit).
+    pub(crate) fn last_new(&self) -> Option<i64> {
+        self.items
+            .iter()
+            .filter(|a| !a.duplicate)
+            .map(|a| a.seq)
+            .max()
+    }
+}
+
+enum Slot {
+    /// The `i`-th new event of this call.
+    New(i64),
+    /// A repeat of the `i`-th new event of this call (same dedupe key in one batch).
+    Repeat(i64),
+    /// Already stored with this sequence.
+    Stored(i64),
+}
+
+/// Appends `events` in the caller's transaction (which must not be committed yet). Call it as
+/// late as possible: from here to commit, other event writers wait for this transaction.
+pub(crate) async fn append_events(
+    tx: &DatabaseTransaction,
+    events: Vec<NewEvent>,
+) -> Result<AppendResult, DbErr> {
+    if events.is_empty() {
+        return Ok(AppendResult::default());
+    }
+    let keys: Vec<String> = events.iter().filter_map(|e| e.dedupe_key.clone()).collect();
+    let mut stored: HashMap<String, i64> = HashMap::new();
+    if !keys.is_empty() {
+        // Lock the counter before looking: a concurrent writer of the same key either committed
+        // before we got the lock (READ COMMITTED takes a fresh snapshot per statement, so the
+        // lookup sees it) or waits for us. The unique index is the backstop.
+        event_seq::Entity::find_by_id(1i64)
+            .lock_exclusive()
+            .one(tx)
+            .await?;
+        for m in event::Entity::find()
+            .filter(event::Column::DedupeKey.is_in(keys))
+            .all(tx)
+            .await?
+        {
+            if let Some(k) = m.dedupe_key {
+                stored.insert(k, m.seq);
+            }
+        }
+    }
+    let mut slots = Vec::with_capacity(events.len());
+    let mut fresh = Vec::new();
+    // Keys first seen in this batch: a repeat inside the batch is a duplicate of that one.
+    let mut batch: HashMap<String, i64> = HashMap::new();
+    for e in events {
+        match e.dedupe_key.as_ref() {
+            Some(k) if stored.contains_key(k) => slots.push(Slot::Stored(stored[k])),
+            Some(k) if batch.contains_key(k) => slots.push(Slot::Repeat(batch[k])),
+            _ => {
+                let i = fresh.len() as i64;
+                if let Some(k) = &e.dedupe_key {
+                    batch.insert(k.clone(), i);
+                }
+                slots.push(Slot::New(i));
+                fresh.push(e);
+            }
+        }
+    }
+    let first = if fresh.is_empty() {
+        0
+    } else {
+        take_sequences(tx, fresh.len() as i64).await? - fresh.len() as i64 + 1
+    };
+    let items = slots
+        .into_iter()
+        .map(|s| match s {
+            Slot::New(i) => Appended {
+                seq: first + i,
+                duplicate: false,
+            },
+            Slot::Repeat(i) => Appended {
+                seq: first + i,
+                duplicate: true,
+            },
+            Slot::Stored(s) => Appended {
+                seq: s,
+                duplicate: true,
+            },
+        })
+        .collect();
+    if !fresh.is_empty() {
+        let created = now_ms();
+        let rows = fresh
+            .into_iter()
+            .zip(first..)
+            .map(|(e, seq)| row(e, seq, created));
+        event::Entity::insert_many(rows).exec(tx).await?;
+    }
+    Ok(AppendResult { items })
+}
+
+/// Takes `n` sequence numbers with ONE statement; returns the last of them.
+async fn take_sequences(tx: &DatabaseTransaction, n: i64) -> Result<i64, DbErr> {
+    let stmt = Query::update()
+        .table(event_seq::Entity)
+        .value(
+            event_seq::Column::Last,
+            Expr::col(event_seq::Column::Last).add(n),
+        )
+        .and_where(Expr::col(event_seq::Column::Id).eq(1i64))
+        .returning_col(event_seq::Column::Last)
+        .to_owned();
+    let row = tx
+        .query_one(&stmt)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("event_seq row 1 is missing".into()))?;
+    row.try_get::<i64>("", "last")
+}
+
+/// The counter as this transaction sees it (after its own appends: the last one it took).
+pub(super) async fn counter_in(tx: &DatabaseTransaction) -> Result<i64, DbErr> {
+    Ok(event_seq::Entity::find_by_id(1i64)
+        .one(tx)
+        .await?
+        .map(|m| m.last)
+        .unwrap_or(0))
+}
+
+fn row(e: NewEvent, seq: i64, created: Millis) -> event::ActiveModel {
+    event::ActiveModel {
+        seq: Set(seq),
+        kind: Set(e.kind),
+        binding_id: Set(e.binding_id),
+        pool_key: Set(e.pool_key),
+        provider: Set(e.provider.map(|p| p.as_str().to_owned())),
+        customer_bind_id: Set(e.customer_bind_id),
+        customer_user_id: Set(e.customer_user_id),
+        ext: Set(e.ext),
+        out_id: Set(e.out_id),
+        call_id: Set(e.call_id),
+        caller: Set(e.caller),
+        called: Set(e.called),
+        callee: Set(e.callee),
+        detail_json: Set(e.detail.to_string()),
+        occurred_at: Set(e.occurred_at),
+        created_at: Set(created),
+        dedupe_key: Set(e.dedupe_key),
+    }
+}
+
+/// A lifecycle event from a binding row (inside a write transaction, where there is no domain
+/// `Binding` at hand). Same content as `NewEvent::for_binding`.
+pub(super) fn for_row(kind: &str, m: &binding::Model, now: Millis) -> NewEvent {
+    NewEvent {
+        kind: kind.to_owned(),
+        binding_id: Some(m.id.clone()),
+        pool_key: m.pool_key.clone(),
+        provider: Provider::parse(&m.provider),
+        customer_bind_id: m.customer_bind_id.clone(),
+        customer_user_id: m.customer_user_id.clone(),
+        ext: m.ext.clone(),
+        out_id: m.out_id.clone(),
+        call_id: String::new(),
+        caller: String::new(),
+        called: String::new(),
+        callee: String::new(),
+        detail: binding_detail(
+            &m.mode,
+            &m.state,
+            &m.number_x,
+            m.number_y.as_deref(),
+            m.extension.as_deref(),
+            m.expire_at,
+        ),
+        occurred_at: now,
+        dedupe_key: None,
+    }
+}
+
+/// Appends one lifecycle event of `m`; returns its sequence.
+pub(super) async fn append_for_row(
+    tx: &DatabaseTransaction,
+    kind: &str,
+    m: &binding::Model,
+    now: Millis,
+) -> Result<i64, DbErr> {
+    let r = append_events(tx, vec![for_row(kind, m, now)]).await?;
+    r.last_new()
+        .ok_or_else(|| DbErr::Custom("an event without a dedupe key was not stored".into()))
+}
+
+fn to_event(m: event::Model) -> Result<Event, DomainError> {
+    let detail = serde_json::from_str(&m.detail_json).map_err(|e| {
+        DomainError::Internal(format!("stored event {} has invalid detail: {e}", m.seq))
+    })?;
+    Ok(Event {
+        sequence: m.seq,
+        provider: m.provider.as_deref().and_then(Provider::parse),
+        kind: m.kind,
+        binding_id: m.binding_id,
+        pool_key: m.pool_key,
+        customer_bind_id: m.customer_bind_id,
+        customer_user_id: m.customer_user_id,
+        ext: m.ext,
+        out_id: m.out_id,
+        call_id: m.call_id,
+        caller: m.caller,
+        called: m.called,
+        callee: m.callee,
+        detail,
+        occurred_at: m.occurred_at,
+        dedupe_key: m.dedupe_key,
+    })
+}
+
+impl Store {
+    /// Wakes this process's subscribers. Call it AFTER the transaction that appended `seq`
+    /// committed (before, a subscriber could look and find nothing, then sleep until the poll).
+    pub(crate) fn published(&self, seq: i64) {
+        self.events.send_if_modified(|v| {
+            if seq > *v {
+                *v = seq;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    pub(super) fn subscribe_impl(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.events.subscribe()
+    }
+
+    pub(super) async fn latest_sequence_impl(&self) -> Result<i64, DomainError> {
+        Ok(event_seq::Entity::find_by_id(1i64)
+            .one(&self.db)
+            .await?
+            .map(|m| m.last)
+            .unwrap_or(0))
+    }
+
+    pub(super) async fn read_events_impl(
+        &self,
+        f: &EventFilter,
+    ) -> Result<Vec<Event>, DomainError> {
+        let mut q = event::Entity::find().filter(event::Column::Seq.gt(f.after));
+        if let Some(hi) = f.up_to {
+            q = q.filter(event::Column::Seq.lte(hi));
+        }
+        if let Some(p) = &f.pool_key {
+            q = q.filter(event::Column::PoolKey.eq(p.clone()));
+        }
+        if let Some(b) = &f.binding_id {
+            q = q.filter(event::Column::BindingId.eq(b.clone()));
+        }
+        if let Some(u) = &f.customer_user_id {
+            q = q.filter(event::Column::CustomerUserId.eq(u.clone()));
+        }
+        if !f.kinds.is_empty() {
+            q = q.filter(event::Column::Kind.is_in(f.kinds.clone()));
+        }
+        q.order_by_asc(event::Column::Seq)
+            .limit(f.limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(to_event)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Repository;
+
+    fn ev(kind: &str, key: Option<&str>) -> NewEvent {
+        NewEvent {
+            kind: kind.into(),
+            binding_id: None,
+            pool_key: "p".into(),
+            provider: None,
+            customer_bind_id: None,
+            customer_user_id: String::new(),
+            ext: String::new(),
+            out_id: String::new(),
+            call_id: "c1".into(),
+            caller: String::new(),
+            called: String::new(),
+            callee: String::new(),
+            detail: serde_json::json!({"n": 1}),
+            occurred_at: 5,
+            dedupe_key: key.map(str::to_owned),
+        }
+    }
+
+    async fn append(s: &Store, events: Vec<NewEvent>) -> AppendResult {
+        let tx = s.write_tx().await.expect("tx");
+        let r = append_events(&tx, events).await.expect("append");
+        tx.commit().await.expect("commit");
+        r
+    }
+
+    #[tokio::test]
+    async fn dedupe_keys_store_once_and_return_the_stored_sequence() {
+        let s = Store::connect("sqlite::memory:").await.expect("connect");
+        s.migrate().await.expect("migrate");
+        let first = append(
+            &s,
+            vec![
+                ev("call.ringing", Some("k1")),
+                ev("call.incoming", None),
+                ev("call.ringing", Some("k1")),
+            ],
+        )
+        .await;
+        let dup = |seq| Appended {
+            seq,
+            duplicate: true,
+        };
+        let new = |seq| Appended {
+            seq,
+            duplicate: false,
+        };
+        assert_eq!(first.items, [new(1), new(2), dup(1)]);
+        assert_eq!(first.last_new(), Some(2));
+
+        let again = append(&s, vec![ev("call.ringing", Some("k1"))]).await;
+        assert_eq!(again.items, [dup(1)]);
+        assert_eq!(again.last_new(), None);
+        assert_eq!(s.latest_sequence().await.expect("latest"), 2, "no hole");
+
+        let mixed = append(
+            &s,
+            vec![
+                ev("call.hangup", Some("k2")),
+                ev("call.ringing", Some("k1")),
+            ],
+        )
+        .await;
+        assert_eq!(mixed.items, [new(3), dup(1)]);
+        let all = s
+            .read_events(&EventFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .expect("read");
+        assert_eq!(
+            all.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert_eq!(all[0].detail, serde_json::json!({"n": 1}));
+    }
+}

@@ -1,0 +1,217 @@
+//! Call reports -> events: carrier pushes (NXCloud CDRs, Aliyun receipts) and softswitch
+//! reports. Each report is stored once (dedupe key: provider, call id, kind, leg) with the fields
+//! of the binding it names, and applied to that binding — all in one transaction, so a push is
+//! acknowledged only once it is durable.
+
+use sea_orm::{
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, sea_query::Expr,
+};
+use serde_json::json;
+
+use super::entities::{binding, event};
+use super::events::{self, append_events};
+use super::{Store, TxError, with_write_tx};
+use crate::domain::{
+    BindingState, CallReport, DomainError, Millis, NewEvent, Provider,
+    call::{CallEventKind, ReleaseDirection},
+    error::reason,
+    event::BINDING_CONVERTED,
+};
+
+type T<V> = Result<V, TxError>;
+
+fn direction(d: ReleaseDirection) -> &'static str {
+    match d {
+        ReleaseDirection::Caller => "caller",
+        ReleaseDirection::Callee => "callee",
+        ReleaseDirection::Platform => "platform",
+    }
+}
+
+fn detail(r: &CallReport) -> serde_json::Value {
+    json!({
+        "call_at": r.call_at,
+        "ring_at": r.ring_at,
+        "answer_at": r.answer_at,
+        "end_at": r.end_at,
+        "duration_seconds": r.duration_seconds,
+        "release_direction": r.release_direction.map(direction),
+        "release_cause": r.release_cause,
+        "release_reason": r.release_reason,
+        "recording_url": r.recording_url,
+        "extension": r.extension,
+        "provider_binding_id": r.provider_binding_id,
+        "raw": r.raw,
+    })
+}
+
+impl Store {
+    /// The binding a report names: by the carrier's binding id, else the carrier's copy of our
+    /// `customer_bind_id`, else (softswitch reports) the call-in event of the same call.
+    async fn binding_of(
+        &self,
+        tx: &DatabaseTransaction,
+        r: &CallReport,
+    ) -> T<Option<binding::Model>> {
+        if let (Some(p), Some(id)) = (r.provider, &r.provider_binding_id) {
+            let found = binding::Entity::find()
+                .filter(binding::Column::Provider.eq(p.as_str()))
+                .filter(binding::Column::ProviderBindingId.eq(id.clone()))
+                .one(tx)
+                .await?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        if let (Some(p), Some(cb)) = (r.provider, &r.customer_bind_id) {
+            return Ok(binding::Entity::find()
+                .filter(binding::Column::Provider.eq(p.as_str()))
+                .filter(binding::Column::CustomerBindId.eq(cb.clone()))
+                .one(tx)
+                .await?);
+        }
+        if r.provider.is_none() && !r.call_id.is_empty() {
+            let first = event::Entity::find()
+                .filter(event::Column::CallId.eq(r.call_id.clone()))
+                .filter(event::Column::BindingId.is_not_null())
+                .order_by_asc(event::Column::Seq)
+                .one(tx)
+                .await?;
+            if let Some(id) = first.and_then(|e| e.binding_id) {
+                return Ok(binding::Entity::find_by_id(id).one(tx).await?);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Applies a report to a carrier mirror: a call through X of an XYB mirror means the carrier
+    /// converted it to AXYB (and released X), so the mirror follows.
+    async fn apply(
+        &self,
+        tx: &DatabaseTransaction,
+        r: &CallReport,
+        m: &binding::Model,
+        now: Millis,
+        out: &mut Vec<NewEvent>,
+    ) -> T<()> {
+        let carrier = r.provider.is_some_and(|p| p != Provider::Local);
+        let call = matches!(
+            r.kind,
+            Some(
+                CallEventKind::Incoming
+                    | CallEventKind::Hangup
+                    | CallEventKind::Answered
+                    | CallEventKind::Ringing
+            )
+        );
+        if carrier && call && m.state == BindingState::Xyb.as_str() && m.active == 1 {
+            if let Some(a) = &r.caller {
+                let done = binding::Entity::update_many()
+                    .col_expr(
+                        binding::Column::State,
+                        Expr::value(BindingState::Axyb.as_str()),
+                    )
+                    .col_expr(binding::Column::PhoneA, Expr::value(a.clone()))
+                    .col_expr(binding::Column::UpdatedAt, Expr::value(now))
+                    .filter(binding::Column::Id.eq(m.id.clone()))
+                    .filter(binding::Column::State.eq(BindingState::Xyb.as_str()))
+                    .exec(tx)
+                    .await?
+                    .rows_affected;
+                if done == 1
+                    && let Some(row) = binding::Entity::find_by_id(m.id.clone()).one(tx).await?
+                {
+                    out.push(events::for_row(BINDING_CONVERTED, &row, now));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn report_event(r: &CallReport, m: Option<&binding::Model>, now: Millis) -> NewEvent {
+        let kind = r.kind.unwrap_or(CallEventKind::Hangup);
+        NewEvent {
+            kind: kind.as_str().to_owned(),
+            binding_id: m.map(|m| m.id.clone()),
+            pool_key: m
+                .map(|m| m.pool_key.clone())
+                .or(r.carrier_pool_key.clone())
+                .unwrap_or_default(),
+            provider: m.and_then(|m| Provider::parse(&m.provider)).or(r.provider),
+            customer_bind_id: m
+                .and_then(|m| m.customer_bind_id.clone())
+                .or(r.customer_bind_id.clone()),
+            customer_user_id: m.map(|m| m.customer_user_id.clone()).unwrap_or_default(),
+            ext: m
+                .map(|m| m.ext.clone())
+                .or(r.ext.clone())
+                .unwrap_or_default(),
+            out_id: m
+                .map(|m| m.out_id.clone())
+                .or(r.out_id.clone())
+                .unwrap_or_default(),
+            call_id: r.call_id.clone(),
+            caller: r.caller.clone().unwrap_or_default(),
+            called: r.called.clone().unwrap_or_default(),
+            callee: r.callee.clone().unwrap_or_default(),
+            detail: detail(r),
+            occurred_at: r
+                .end_at
+                .or(r.answer_at)
+                .or(r.ring_at)
+                .or(r.call_at)
+                .unwrap_or(now),
+            dedupe_key: Some(r.dedupe_key()),
+        }
+    }
+
+    pub(super) async fn ingest_reports_impl(
+        &self,
+        reports: Vec<CallReport>,
+        now: Millis,
+    ) -> Result<u64, DomainError> {
+        let appended = with_write_tx!(self, |tx| {
+            let mut out = Vec::with_capacity(reports.len());
+            for r in &reports {
+                let m = self.binding_of(&tx, r).await?;
+                if let Some(m) = &m {
+                    self.apply(&tx, r, m, now, &mut out).await?;
+                }
+                out.push(Self::report_event(r, m.as_ref(), now));
+            }
+            Ok(append_events(&tx, out).await?)
+        })?;
+        if let Some(seq) = appended.last_new() {
+            self.published(seq);
+        }
+        Ok(appended.items.iter().filter(|a| !a.duplicate).count() as u64)
+    }
+
+    pub(super) async fn report_call_impl(
+        &self,
+        r: CallReport,
+        now: Millis,
+    ) -> Result<(i64, bool), DomainError> {
+        let appended = with_write_tx!(self, |tx| {
+            let Some(m) = self.binding_of(&tx, &r).await? else {
+                return Err(TxError::Domain(DomainError::NumberNotFound {
+                    reason: reason::CALL_NOT_FOUND,
+                    message: "no call-in was notified with this call_id".into(),
+                }));
+            };
+            let mut out = Vec::new();
+            self.apply(&tx, &r, &m, now, &mut out).await?;
+            out.push(Self::report_event(&r, Some(&m), now));
+            Ok(append_events(&tx, out).await?)
+        })?;
+        if let Some(seq) = appended.last_new() {
+            self.published(seq);
+        }
+        let last = appended
+            .items
+            .last()
+            .copied()
+            .ok_or_else(|| DomainError::Internal("no event appended".into()))?;
+        Ok((last.seq, last.duplicate))
+    }
+}
