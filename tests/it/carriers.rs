@@ -14,13 +14,16 @@ use crate::support::{
     fixtures::*,
 };
 
-struct Env {
-    s: TestServer,
-    nx: FakeNxcloud,
-    ali: FakeAliyun,
+pub(crate) struct Env {
+    pub(crate) s: TestServer,
+    pub(crate) nx: FakeNxcloud,
+    pub(crate) ali: FakeAliyun,
 }
 
-async fn start(nx_url: Option<String>, ali_url: Option<String>, timeout_ms: u64) -> Env {
+pub(crate) const NX_TOKEN: &str = "nx-token-0123456789abcdef";
+pub(crate) const ALI_TOKEN: &str = "ali-token-0123456789abcdef";
+
+pub(crate) async fn start(nx_url: Option<String>, ali_url: Option<String>, timeout_ms: u64) -> Env {
     let nx = FakeNxcloud::start(FakeNxcloudConfig::default()).await;
     let ali = FakeAliyun::start(FakeAliyunConfig::default()).await;
     let toml = format!(
@@ -63,6 +66,10 @@ timeout_ms = {timeout_ms}
     let settings = app::Settings {
         carriers,
         reconcile_after: Duration::from_millis(300),
+        webhook_tokens: pns_gateway::http::WebhookTokens {
+            nxcloud: Some(NX_TOKEN.into()),
+            aliyun: Some(ALI_TOKEN.into()),
+        },
         ..Default::default()
     };
     let s = TestServer::start_on(db, settings).await;

@@ -14,4 +14,5 @@ mod nxcloud_adapter;
 mod pools;
 mod server;
 mod support;
+mod webhooks;
 mod xyb;
