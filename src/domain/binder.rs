@@ -333,67 +333,19 @@ impl UpstreamRequest {
 
 impl Reservation {
     fn xyb(cmd: &XybBind, now: Millis) -> Self {
+        let id = uuid::Uuid::now_v7().to_string();
         Reservation {
-            binding: Binding {
-                id: uuid::Uuid::now_v7().to_string(),
-                mode: super::binding::BindingMode::Xyb,
-                state: BindingState::Pending,
-                pool_key: cmd.pool_key.clone(),
-                provider: Provider::Nxcloud,
-                phone_a: None,
-                phone_b: Some(cmd.phone_b.as_str().to_owned()),
-                number_x: String::new(),
-                number_y: None,
-                extension: None,
-                expire_at: now + cmd.bind_expire_seconds * 1000,
-                customer_bind_id: cmd.customer_bind_id.clone(),
-                customer_user_id: cmd.customer_user_id.clone(),
-                ext: cmd.ext.clone(),
-                out_id: String::new(),
-                provider_binding_id: String::new(),
-                recording: cmd.recording,
-                delayed_y: cmd.delayed_y,
-                bind_expire_seconds: cmd.bind_expire_seconds,
-                bind_strategy: cmd.bind_strategy,
-                call_in_expire_seconds: cmd.call_in_expire_seconds,
-                call_in_strategy: cmd.call_in_strategy,
-                created_at: now,
-                updated_at: now,
-            },
+            binding: cmd.draft(id, Provider::Nxcloud, BindingState::Pending, now),
             tenant: cmd.tenant.clone(),
             fingerprint: cmd.fingerprint(),
         }
     }
 
     fn axn(cmd: &AxnBind, now: Millis) -> Self {
-        use super::binding::ExpireStrategy as S;
+        let id = uuid::Uuid::now_v7().to_string();
         Reservation {
-            binding: Binding {
-                id: uuid::Uuid::now_v7().to_string(),
-                mode: super::binding::BindingMode::AxnExtension,
-                state: BindingState::Pending,
-                pool_key: cmd.pool_key.clone(),
-                provider: Provider::Local, // set from the pool by the repository
-                phone_a: Some(cmd.phone_a.as_str().to_owned()),
-                phone_b: cmd.phone_b.as_ref().map(|p| p.as_str().to_owned()),
-                number_x: String::new(),
-                number_y: None,
-                extension: None,
-                expire_at: cmd.expire_at,
-                customer_bind_id: cmd.customer_bind_id.clone(),
-                customer_user_id: cmd.customer_user_id.clone(),
-                ext: cmd.ext.clone(),
-                out_id: cmd.out_id.clone(),
-                provider_binding_id: String::new(),
-                recording: cmd.recording,
-                delayed_y: false,
-                bind_expire_seconds: 0,
-                bind_strategy: S::Fixed,
-                call_in_expire_seconds: 0,
-                call_in_strategy: S::Fixed,
-                created_at: now,
-                updated_at: now,
-            },
+            // The provider is taken from the pool by the repository.
+            binding: cmd.draft(id, Provider::Local, BindingState::Pending, now),
             tenant: cmd.tenant.clone(),
             fingerprint: cmd.fingerprint(),
         }

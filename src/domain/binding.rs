@@ -287,6 +287,44 @@ impl XybBind {
     }
 }
 
+impl XybBind {
+    /// The binding this command creates, before numbers are allocated.
+    pub fn draft(
+        &self,
+        id: String,
+        provider: Provider,
+        state: BindingState,
+        now: Millis,
+    ) -> Binding {
+        Binding {
+            id,
+            mode: BindingMode::Xyb,
+            state,
+            pool_key: self.pool_key.clone(),
+            provider,
+            phone_a: None,
+            phone_b: Some(self.phone_b.as_str().to_owned()),
+            number_x: String::new(),
+            number_y: None,
+            extension: None,
+            expire_at: now + self.bind_expire_seconds * 1000,
+            customer_bind_id: self.customer_bind_id.clone(),
+            customer_user_id: self.customer_user_id.clone(),
+            ext: self.ext.clone(),
+            out_id: String::new(),
+            provider_binding_id: String::new(),
+            recording: self.recording,
+            delayed_y: self.delayed_y,
+            bind_expire_seconds: self.bind_expire_seconds,
+            bind_strategy: self.bind_strategy,
+            call_in_expire_seconds: self.call_in_expire_seconds,
+            call_in_strategy: self.call_in_strategy,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// A validated `BindAxnExtension`.
 #[derive(Debug, Clone)]
 pub struct AxnBind {
@@ -324,6 +362,44 @@ impl AxnBind {
             "ext": self.ext,
         })
         .to_string()
+    }
+}
+
+impl AxnBind {
+    /// The binding this command creates, before X and the extension are allocated.
+    pub fn draft(
+        &self,
+        id: String,
+        provider: Provider,
+        state: BindingState,
+        now: Millis,
+    ) -> Binding {
+        Binding {
+            id,
+            mode: BindingMode::AxnExtension,
+            state,
+            pool_key: self.pool_key.clone(),
+            provider,
+            phone_a: Some(self.phone_a.as_str().to_owned()),
+            phone_b: self.phone_b.as_ref().map(|p| p.as_str().to_owned()),
+            number_x: String::new(),
+            number_y: None,
+            extension: None,
+            expire_at: self.expire_at,
+            customer_bind_id: self.customer_bind_id.clone(),
+            customer_user_id: self.customer_user_id.clone(),
+            ext: self.ext.clone(),
+            out_id: self.out_id.clone(),
+            provider_binding_id: String::new(),
+            recording: self.recording,
+            delayed_y: false,
+            bind_expire_seconds: 0,
+            bind_strategy: ExpireStrategy::Fixed,
+            call_in_expire_seconds: 0,
+            call_in_strategy: ExpireStrategy::Fixed,
+            created_at: now,
+            updated_at: now,
+        }
     }
 }
 

@@ -126,39 +126,15 @@ impl Store {
             // The binding row goes in first: it claims customer_bind_id, so a concurrent
             // request with the same id waits here (PostgreSQL) and then replays, instead
             // of racing for numbers it will not keep.
-            let row = binding::ActiveModel {
-                id: Set(id.clone()),
-                tenant: Set(cmd.tenant.clone()),
-                mode: Set(BindingMode::Xyb.as_str().into()),
-                state: Set(BindingState::Xyb.as_str().into()),
-                active: Set(1),
-                pool_id: Set(pool.id),
-                pool_key: Set(pool.pool_key.clone()),
-                provider: Set(pool.provider.clone()),
-                phone_a: Set(None),
-                phone_b: Set(Some(b.to_owned())),
-                number_x: Set(String::new()),
-                number_y: Set(None),
-                extension: Set(None),
-                expire_at: Set(now + cmd.bind_expire_seconds * 1000),
-                customer_bind_id: Set(cmd.customer_bind_id.clone()),
-                customer_user_id: Set(cmd.customer_user_id.clone()),
-                ext: Set(cmd.ext.clone()),
-                out_id: Set(String::new()),
-                provider_binding_id: Set(String::new()),
-                recording: Set(cmd.recording),
-                delayed_y: Set(cmd.delayed_y),
-                bind_expire_seconds: Set(cmd.bind_expire_seconds),
-                bind_strategy: Set(cmd.bind_strategy.as_i32()),
-                call_in_expire_seconds: Set(cmd.call_in_expire_seconds),
-                call_in_strategy: Set(cmd.call_in_strategy.as_i32()),
-                fingerprint: Set(fp.clone()),
-                last_party: Set(None),
-                created_at: Set(now),
-                updated_at: Set(now),
-                ended_at: Set(None),
-                upstream_request: Set(None),
-            };
+            let draft = cmd.draft(id.clone(), Provider::Local, BindingState::Xyb, now);
+            let row = convert::new_row(
+                &draft,
+                BindingState::Xyb.as_str(),
+                &cmd.tenant,
+                &pool,
+                &fp,
+                None,
+            );
             binding::Entity::insert(row).exec(&tx).await?;
             let x = match &cmd.number_x {
                 Some(x) => self.lock_fixed(&tx, &pool, x.as_str(), &id, now).await?,
@@ -251,39 +227,15 @@ impl Store {
             // The binding row goes in first: it claims customer_bind_id, so a concurrent
             // request with the same id waits here (PostgreSQL) and then replays, instead
             // of racing for numbers it will not keep.
-            let row = binding::ActiveModel {
-                id: Set(id.clone()),
-                tenant: Set(cmd.tenant.clone()),
-                mode: Set(BindingMode::AxnExtension.as_str().into()),
-                state: Set(BindingState::Axn.as_str().into()),
-                active: Set(1),
-                pool_id: Set(pool.id),
-                pool_key: Set(pool.pool_key.clone()),
-                provider: Set(pool.provider.clone()),
-                phone_a: Set(Some(a.to_owned())),
-                phone_b: Set(cmd.phone_b.as_ref().map(|p| p.as_str().to_owned())),
-                number_x: Set(String::new()),
-                number_y: Set(None),
-                extension: Set(None),
-                expire_at: Set(cmd.expire_at),
-                customer_bind_id: Set(cmd.customer_bind_id.clone()),
-                customer_user_id: Set(cmd.customer_user_id.clone()),
-                ext: Set(cmd.ext.clone()),
-                out_id: Set(cmd.out_id.clone()),
-                provider_binding_id: Set(String::new()),
-                recording: Set(cmd.recording),
-                delayed_y: Set(false),
-                bind_expire_seconds: Set(0),
-                bind_strategy: Set(ExpireStrategy::Fixed.as_i32()),
-                call_in_expire_seconds: Set(0),
-                call_in_strategy: Set(ExpireStrategy::Fixed.as_i32()),
-                fingerprint: Set(fp.clone()),
-                last_party: Set(None),
-                created_at: Set(now),
-                updated_at: Set(now),
-                ended_at: Set(None),
-                upstream_request: Set(None),
-            };
+            let draft = cmd.draft(id.clone(), Provider::Local, BindingState::Axn, now);
+            let row = convert::new_row(
+                &draft,
+                BindingState::Axn.as_str(),
+                &cmd.tenant,
+                &pool,
+                &fp,
+                None,
+            );
             binding::Entity::insert(row).exec(&tx).await?;
             let (x, seq) = match &cmd.number_x {
                 Some(x) => {

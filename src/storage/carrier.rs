@@ -1,8 +1,7 @@
 //! Mirrors of carrier bindings: PENDING reservations, finalisation, release, reconciliation.
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::Expr,
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 
 use super::entities::binding;
@@ -62,39 +61,14 @@ impl Store {
         {
             return self.answer_existing(existing, res, now);
         }
-        let row = binding::ActiveModel {
-            id: Set(b.id.clone()),
-            tenant: Set(res.tenant.clone()),
-            mode: Set(b.mode.as_str().into()),
-            state: Set(PENDING.into()),
-            active: Set(0),
-            pool_id: Set(pool.id),
-            pool_key: Set(pool.pool_key.clone()),
-            provider: Set(pool.provider.clone()),
-            phone_a: Set(b.phone_a.clone()),
-            phone_b: Set(b.phone_b.clone()),
-            number_x: Set(String::new()),
-            number_y: Set(None),
-            extension: Set(None),
-            expire_at: Set(b.expire_at),
-            customer_bind_id: Set(b.customer_bind_id.clone()),
-            customer_user_id: Set(b.customer_user_id.clone()),
-            ext: Set(b.ext.clone()),
-            out_id: Set(b.out_id.clone()),
-            provider_binding_id: Set(String::new()),
-            recording: Set(b.recording),
-            delayed_y: Set(b.delayed_y),
-            bind_expire_seconds: Set(b.bind_expire_seconds),
-            bind_strategy: Set(b.bind_strategy.as_i32()),
-            call_in_expire_seconds: Set(b.call_in_expire_seconds),
-            call_in_strategy: Set(b.call_in_strategy.as_i32()),
-            fingerprint: Set(res.fingerprint.clone()),
-            last_party: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ended_at: Set(None),
-            upstream_request: Set(Some(upstream_request.to_owned())),
-        };
+        let row = convert::new_row(
+            b,
+            PENDING,
+            &res.tenant,
+            &pool,
+            &res.fingerprint,
+            Some(upstream_request.to_owned()),
+        );
         let inserted = with_write_tx!(self, |tx| {
             binding::Entity::insert(row.clone()).exec(&tx).await?;
             Ok(())

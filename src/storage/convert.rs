@@ -73,3 +73,49 @@ pub(super) fn binding(m: binding::Model, now: Millis) -> Result<Binding, DomainE
         updated_at: m.updated_at,
     })
 }
+
+/// The row of a new binding. `state` is the stored state string (e.g. "pending" for a
+/// reservation); the provider and pool come from the pool row.
+pub(super) fn new_row(
+    b: &Binding,
+    state: &str,
+    tenant: &str,
+    pool: &pool::Model,
+    fingerprint: &str,
+    upstream_request: Option<String>,
+) -> binding::ActiveModel {
+    use sea_orm::ActiveValue::Set;
+    binding::ActiveModel {
+        id: Set(b.id.clone()),
+        tenant: Set(tenant.to_owned()),
+        mode: Set(b.mode.as_str().into()),
+        state: Set(state.to_owned()),
+        active: Set(i16::from(b.state.is_active())),
+        pool_id: Set(pool.id),
+        pool_key: Set(pool.pool_key.clone()),
+        provider: Set(pool.provider.clone()),
+        phone_a: Set(b.phone_a.clone()),
+        phone_b: Set(b.phone_b.clone()),
+        number_x: Set(b.number_x.clone()),
+        number_y: Set(b.number_y.clone()),
+        extension: Set(b.extension.clone()),
+        expire_at: Set(b.expire_at),
+        customer_bind_id: Set(b.customer_bind_id.clone()),
+        customer_user_id: Set(b.customer_user_id.clone()),
+        ext: Set(b.ext.clone()),
+        out_id: Set(b.out_id.clone()),
+        provider_binding_id: Set(b.provider_binding_id.clone()),
+        recording: Set(b.recording),
+        delayed_y: Set(b.delayed_y),
+        bind_expire_seconds: Set(b.bind_expire_seconds),
+        bind_strategy: Set(b.bind_strategy.as_i32()),
+        call_in_expire_seconds: Set(b.call_in_expire_seconds),
+        call_in_strategy: Set(b.call_in_strategy.as_i32()),
+        fingerprint: Set(fingerprint.to_owned()),
+        last_party: Set(None),
+        created_at: Set(b.created_at),
+        updated_at: Set(b.updated_at),
+        ended_at: Set(None),
+        upstream_request: Set(upstream_request),
+    }
+}
