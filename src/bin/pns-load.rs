@@ -1,0 +1,275 @@
+//! `pns-load`: measures the routing decision (`NotifyCallIn`) and binds against the same
+//! server's gRPC health check in one run, so the results are ratios that survive noisy machines.
+//!
+//! By default it starts the gateway in-process on a fresh temporary SQLite file;
+//! `--database-url` runs that server on another database (e.g. PostgreSQL), `--target` loads a
+//! server that is already running.
+#![forbid(unsafe_code)]
+
+#[path = "pns_load/driver.rs"]
+mod driver;
+#[path = "pns_load/report.rs"]
+mod report;
+#[path = "pns_load/scenarios.rs"]
+mod scenarios;
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, ValueEnum};
+use pns_gateway::{
+    app::{self, Settings},
+    storage::Store,
+};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::transport::{Channel, Endpoint};
+
+use report::Row;
+use scenarios::Ctx;
+
+#[derive(Parser)]
+#[command(
+    name = "pns-load",
+    version,
+    about = "Load tool: NotifyCallIn and binds, as ratios to the same server's health check"
+)]
+struct Cli {
+    /// Load a running server (e.g. http://127.0.0.1:50051) instead of starting one in-process.
+    #[arg(long)]
+    target: Option<String>,
+    /// Database of the in-process server (default: a fresh temporary SQLite file).
+    #[arg(long, conflicts_with = "target")]
+    database_url: Option<String>,
+    /// gRPC connections (one HTTP/2 connection each).
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Requests in flight per connection.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Seconds per timed scenario.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Numbers in the pools of `bind-xyb` and `full-pool` (loaded 10000 per AddNumbers).
+    #[arg(long, default_value_t = 20_000)]
+    pool_size: usize,
+    /// Scenarios to run, comma-separated, in this order.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "health,notify,bind-xyb,bind-axn,full-pool"
+    )]
+    scenarios: Vec<Scenario>,
+    /// Print one JSON object per measured row on stdout (the table then goes to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    Health,
+    Notify,
+    BindXyb,
+    BindAxn,
+    FullPool,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Health => "health",
+            Scenario::Notify => "notify",
+            Scenario::BindXyb => "bind-xyb",
+            Scenario::BindAxn => "bind-axn",
+            Scenario::FullPool => "full-pool",
+        }
+    }
+}
+
+/// The in-process server and what to clean up after it.
+struct Local {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), String>>,
+    sqlite_file: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.connections == 0 || cli.concurrency == 0 || cli.duration <= 0.0 {
+        eprintln!("--connections, --concurrency and --duration must be positive");
+        return ExitCode::from(2);
+    }
+    match run(cli).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("pns-load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs every scenario; `Ok(false)` when a scenario failed or saw errors.
+async fn run(cli: Cli) -> Result<bool, String> {
+    let (target, backend, local) = match &cli.target {
+        Some(t) => (t.clone(), "remote".to_owned(), None),
+        None => {
+            let (addr, backend, local) = start_local(cli.database_url.as_deref()).await?;
+            (format!("http://{addr}"), backend, Some(local))
+        }
+    };
+    let result = measure(&cli, &target, &backend).await;
+    if let Some(local) = local {
+        let _ = local.stop.send(());
+        match tokio::time::timeout(Duration::from_secs(10), local.task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => eprintln!("in-process server: {e}"),
+            Ok(Err(e)) => eprintln!("in-process server task: {e}"),
+            Err(_) => eprintln!("in-process server did not stop within 10 s"),
+        }
+        if let Some(f) = local.sqlite_file {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = f.clone().into_os_string();
+                p.push(suffix);
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+    result
+}
+
+async fn start_local(database_url: Option<&str>) -> Result<(String, String, Local), String> {
+    let (url, sqlite_file) = match database_url {
+        Some(u) => (u.to_owned(), None),
+        None => {
+            let f = std::env::temp_dir().join(format!("pns-load-{}.db", uuid::Uuid::new_v4()));
+            (format!("sqlite://{}?mode=rwc", f.display()), Some(f))
+        }
+    };
+    let store = Store::connect(&url)
+        .await
+        .map_err(|e| format!("connect {}: {e}", redact(&url)))?;
+    store.migrate().await.map_err(|e| format!("migrate: {e}"))?;
+    let backend = store.backend_name().to_owned();
+    let grpc = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("bind: {e}"))?;
+    let addr = grpc.local_addr().map_err(|e| e.to_string())?.to_string();
+    let (stop, rx) = oneshot::channel();
+    let task = tokio::spawn(app::run(store, grpc, None, Settings::default(), async {
+        let _ = rx.await;
+    }));
+    eprintln!("in-process server on {addr}, {backend} at {}", redact(&url));
+    let local = Local {
+        stop,
+        task,
+        sqlite_file,
+    };
+    Ok((addr, backend, local))
+}
+
+/// Drops a password from a database URL before printing it.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn connect(target: &str, n: usize) -> Result<Vec<Channel>, String> {
+    let ep = Endpoint::from_shared(target.to_owned())
+        .map_err(|e| format!("--target {target}: {e}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .tcp_nodelay(true);
+    let mut channels = Vec::with_capacity(n);
+    for _ in 0..n {
+        // One Endpoint::connect = one HTTP/2 connection.
+        channels.push(
+            ep.connect()
+                .await
+                .map_err(|e| format!("connect {target}: {e}"))?,
+        );
+    }
+    Ok(channels)
+}
+
+async fn measure(cli: &Cli, target: &str, backend: &str) -> Result<bool, String> {
+    let channels = connect(target, cli.connections).await?;
+    let run = format!("{:06}", uuid::Uuid::new_v4().as_u128() % 1_000_000);
+    let ctx = Ctx {
+        channels,
+        concurrency: cli.concurrency,
+        duration: Duration::from_secs_f64(cli.duration),
+        pool_size: cli.pool_size,
+        run: run.clone(),
+    };
+    let meta = serde_json::json!({
+        "target": target,
+        "backend": backend,
+        "connections": cli.connections,
+        "concurrency": cli.concurrency,
+        "duration_s": cli.duration,
+        "pool_size": cli.pool_size,
+        "run_id": run,
+    });
+    eprintln!(
+        "run {run}: {} connections × {} in flight, {} s per scenario, pool size {}",
+        cli.connections, cli.concurrency, cli.duration, cli.pool_size
+    );
+
+    let mut rows: Vec<Row> = Vec::new();
+    let mut clean = true;
+    let mut seen = Vec::new();
+    for &s in &cli.scenarios {
+        if seen.contains(&s) {
+            continue;
+        }
+        seen.push(s);
+        eprintln!("{}: running", s.name());
+        let t0 = std::time::Instant::now();
+        let res = match s {
+            Scenario::Health => scenarios::health(&ctx).await,
+            Scenario::Notify => scenarios::notify(&ctx).await,
+            Scenario::BindXyb => scenarios::bind_xyb(&ctx).await,
+            Scenario::BindAxn => scenarios::bind_axn(&ctx).await,
+            Scenario::FullPool => scenarios::full_pool(&ctx).await,
+        };
+        match res {
+            Ok(mut r) => {
+                eprintln!("{}: done in {:.1} s", s.name(), t0.elapsed().as_secs_f64());
+                clean &= r.iter().all(|row| row.errors.is_empty());
+                rows.append(&mut r);
+            }
+            Err(e) => {
+                eprintln!("{}: FAILED: {e}", s.name());
+                clean = false;
+            }
+        }
+    }
+
+    let health_rps = rows.iter().find(|r| r.scenario == "health").map(|r| r.rps);
+    let table = report::table(&rows, health_rps);
+    let header = format!(
+        "pns-load against {target} ({backend}), {} connections × {} in flight, {} s per timed run",
+        cli.connections, cli.concurrency, cli.duration
+    );
+    if cli.json {
+        for r in &rows {
+            println!("{}", r.json(health_rps, &meta));
+        }
+        eprintln!("\n{header}\n{table}");
+    } else {
+        println!("\n{header}\n{table}");
+    }
+    if health_rps.is_none() {
+        eprintln!("(no health scenario in this run: no ratios)");
+    }
+    Ok(clean)
+}

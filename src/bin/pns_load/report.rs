@@ -1,0 +1,164 @@
+//! One row per measurement: the human table and the `--json` lines.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::driver::RunResult;
+
+/// A measured row. `scenario` names the scenario, `phase` the part of it (e.g. `empty-seq`).
+pub(crate) struct Row {
+    pub(crate) scenario: String,
+    pub(crate) phase: String,
+    pub(crate) requests: u64,
+    pub(crate) ok: u64,
+    pub(crate) exhausted: u64,
+    pub(crate) errors: BTreeMap<String, u64>,
+    pub(crate) rps: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) max_ms: f64,
+    pub(crate) elapsed_s: f64,
+    /// In-flight requests while measuring.
+    pub(crate) in_flight: usize,
+    pub(crate) note: String,
+}
+
+impl Row {
+    pub(crate) fn new(scenario: &str, phase: &str, in_flight: usize, r: &RunResult) -> Self {
+        Row {
+            scenario: scenario.to_owned(),
+            phase: phase.to_owned(),
+            requests: r.requests(),
+            ok: r.ok,
+            exhausted: r.exhausted,
+            errors: r.errors.clone(),
+            rps: r.rps(),
+            p50_ms: r.quantile_ms(0.50),
+            p99_ms: r.quantile_ms(0.99),
+            max_ms: r.max_ms(),
+            elapsed_s: r.elapsed.as_secs_f64(),
+            in_flight,
+            note: String::new(),
+        }
+    }
+
+    pub(crate) fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.note = note.into();
+        self
+    }
+
+    fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    fn error_text(&self) -> String {
+        if self.errors.is_empty() {
+            return "0".into();
+        }
+        let detail: Vec<String> = self
+            .errors
+            .iter()
+            .map(|(k, n)| format!("{k}×{n}"))
+            .collect();
+        format!("{} ({})", self.error_count(), detail.join(", "))
+    }
+
+    pub(crate) fn json(&self, health_rps: Option<f64>, meta: &serde_json::Value) -> String {
+        json!({
+            "scenario": self.scenario,
+            "phase": self.phase,
+            "requests": self.requests,
+            "ok": self.ok,
+            "rps": round(self.rps, 1),
+            "p50_ms": round(self.p50_ms, 3),
+            "p99_ms": round(self.p99_ms, 3),
+            "max_ms": round(self.max_ms, 3),
+            "errors": self.error_count(),
+            "error_codes": self.errors,
+            "no_available_number": self.exhausted,
+            "ratio_to_health": health_rps.filter(|h| *h > 0.0).map(|h| round(self.rps / h, 4)),
+            "elapsed_s": round(self.elapsed_s, 3),
+            "in_flight": self.in_flight,
+            "note": self.note,
+            "run": meta,
+        })
+        .to_string()
+    }
+}
+
+fn round(v: f64, digits: i32) -> f64 {
+    let m = 10f64.powi(digits);
+    (v * m).round() / m
+}
+
+/// The human table.
+pub(crate) fn table(rows: &[Row], health_rps: Option<f64>) -> String {
+    let head = [
+        "scenario",
+        "phase",
+        "in-flight",
+        "ok",
+        "req/s",
+        "× health",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "no-number",
+        "errors",
+    ];
+    let mut cells: Vec<Vec<String>> = vec![head.iter().map(|s| (*s).to_owned()).collect()];
+    for r in rows {
+        cells.push(vec![
+            r.scenario.clone(),
+            r.phase.clone(),
+            r.in_flight.to_string(),
+            r.ok.to_string(),
+            format!("{:.0}", r.rps),
+            match health_rps {
+                Some(h) if h > 0.0 => format!("{:.3}", r.rps / h),
+                _ => "n/a".into(),
+            },
+            format!("{:.2}", r.p50_ms),
+            format!("{:.2}", r.p99_ms),
+            format!("{:.2}", r.max_ms),
+            r.exhausted.to_string(),
+            r.error_text(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..head.len())
+        .map(|c| {
+            cells
+                .iter()
+                .map(|row| row[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for (i, row) in cells.iter().enumerate() {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, s)| {
+                let pad = widths[c] - s.chars().count();
+                if c < 2 || c == head.len() - 1 {
+                    format!("{s}{}", " ".repeat(pad))
+                } else {
+                    format!("{}{s}", " ".repeat(pad))
+                }
+            })
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+        if i == 0 {
+            let total: usize = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
+            out.push_str(&"-".repeat(total));
+            out.push('\n');
+        }
+    }
+    for r in rows.iter().filter(|r| !r.note.is_empty()) {
+        out.push_str(&format!("{} {}: {}\n", r.scenario, r.phase, r.note));
+    }
+    out
+}
