@@ -1066,10 +1066,13 @@ pub(super) async fn end_binding(
             .exec(tx)
             .await?;
     }
-    if m.mode == BindingMode::AxnExtension.as_str() {
+    // Carrier mirrors hold no claims on `numbers` (the carrier allocates): only local
+    // bindings give shares back.
+    let local = m.provider == Provider::Local.as_str();
+    if local && m.mode == BindingMode::AxnExtension.as_str() {
         add_shared(tx, &m.number_x, -1, -1).await?;
     }
-    if let Some(y) = &m.number_y {
+    if let Some(y) = m.number_y.as_ref().filter(|_| local) {
         add_shared(tx, y, -1, 0).await?;
     }
     route::Entity::delete_many()
