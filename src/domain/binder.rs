@@ -79,10 +79,9 @@ impl<Repo: Repository> Binder<Repo> {
                 let carrier = self.carrier(&pool.pool_key)?;
                 let res = Reservation::xyb(cmd, now);
                 let up = UpstreamXyb {
-                    customer_bind_id: cmd
-                        .customer_bind_id
-                        .clone()
-                        .unwrap_or_else(|| res.binding.id.clone()),
+                    // Our binding id, not the client's customer_bind_id: unique across tenants and
+                    // stable across the reconciler's re-sends (NXCloud de-duplicates on it).
+                    customer_bind_id: res.binding.id.clone(),
                     phone_b: cmd.phone_b.as_str().to_owned(),
                     number_x: cmd.number_x.as_ref().map(|n| n.as_str().to_owned()),
                     number_y: cmd.number_y.as_ref().map(|n| n.as_str().to_owned()),
@@ -118,10 +117,9 @@ impl<Repo: Repository> Binder<Repo> {
         let carrier = self.carrier(&pool.pool_key)?;
         let res = Reservation::axn(cmd, now);
         let up = UpstreamAxn {
-            customer_bind_id: cmd
-                .customer_bind_id
-                .clone()
-                .unwrap_or_else(|| res.binding.id.clone()),
+            // Our binding id, not the client's customer_bind_id: unique across tenants and
+            // stable across the reconciler's re-sends (NXCloud de-duplicates on it).
+            customer_bind_id: res.binding.id.clone(),
             phone_a: cmd.phone_a.as_str().to_owned(),
             phone_b: cmd.phone_b.as_ref().map(|n| n.as_str().to_owned()),
             extension: cmd.extension.as_ref().map(|e| e.as_str().to_owned()),

@@ -9,8 +9,8 @@ use super::binding::{ExpireStrategy, Millis};
 /// `BindXyb` as sent upstream (NXCloud `bindXYB`).
 #[derive(Debug, Clone)]
 pub struct UpstreamXyb {
-    /// Always set: the client's `customer_bind_id`, or the gateway binding id, so that NXCloud
-    /// de-duplicates a retried request (`customerBindId` is its idempotency key).
+    /// The gateway binding id (unique across tenants, unlike the client's `customer_bind_id`),
+    /// so that NXCloud de-duplicates a re-sent request (`customerBindId` is its idempotency key).
     pub customer_bind_id: String,
     pub phone_b: String,
     pub number_x: Option<String>,

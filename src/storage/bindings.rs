@@ -504,12 +504,26 @@ impl Store {
         now: Millis,
     ) -> T<Option<String>> {
         let key = caller_key(b);
+        // PostgreSQL: SKIP LOCKED first, so two binds never wait on each other's X as their Y
+        // (T1 holds n1 wants n2, T2 holds n2 wants n1); then a waiting pass before giving up.
+        let modes: Vec<bool> = if self.is_postgres() {
+            [[true; 4], [false; 4]].concat()
+        } else {
+            vec![false; 8]
+        };
         for shared in [true, false] {
-            for _ in 0..8 {
+            let mut skip_done = false;
+            for &skip in &modes {
+                if skip && skip_done {
+                    continue;
+                }
                 let mut q = self
                     .free_numbers(pool.id)
                     .filter(number::Column::Number.ne(x))
                     .filter(not_routed(&key));
+                if skip {
+                    q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+                }
                 q = if shared {
                     q.filter(number::Column::SharedCount.gt(0))
                 } else {
@@ -519,6 +533,10 @@ impl Store {
                     q = q.filter(number::Column::Iso2.eq(c));
                 }
                 let Some(cand) = q.limit(1).one(tx).await? else {
+                    if skip {
+                        skip_done = true;
+                        continue;
+                    }
                     break;
                 };
                 let done = number::Entity::update_many()
@@ -823,6 +841,21 @@ impl Store {
 
     pub(super) async fn unbind_impl(&self, r: &BindingRef, now: Millis) -> R<Binding> {
         let id = self.binding_row(&self.db, r).await?.id;
+        // A concurrent change of state (e.g. a call-in converting XYB to AXYB on another
+        // replica) makes `end_binding` match nothing: read again and end what is there now.
+        for _ in 0..5 {
+            match self.unbind_once(&id, now).await {
+                Err(TxError::Retry) => continue,
+                other => return other.map_err(DomainError::from),
+            }
+        }
+        Err(DomainError::Unavailable(
+            "the binding kept changing while it was being unbound; retry".into(),
+        ))
+    }
+
+    async fn unbind_once(&self, id: &str, now: Millis) -> Result<Binding, TxError> {
+        let id = id.to_owned();
         let (row, seq) = with_write_tx!(self, |tx| {
             let m = binding::Entity::find_by_id(id.clone())
                 .one(&tx)
@@ -835,10 +868,11 @@ impl Store {
                 } else {
                     BindingState::Unbound
                 };
-                if end_binding(&tx, &m, end, now).await? {
-                    // Events: end_binding appended one; the counter is now its sequence.
-                    seq = events::counter_in(&tx).await?;
+                if !end_binding(&tx, &m, end, now).await? {
+                    return Err(TxError::Retry);
                 }
+                // Events: end_binding appended one; the counter is now its sequence.
+                seq = events::counter_in(&tx).await?;
             }
             let row = binding::Entity::find_by_id(id.clone())
                 .one(&tx)
@@ -847,7 +881,7 @@ impl Store {
             Ok((row, seq))
         })?;
         self.published(seq);
-        convert::binding(row, now)
+        Ok(convert::binding(row, now)?)
     }
 
     // ---- reads and updates ------------------------------------------------------------------

@@ -64,6 +64,12 @@ impl Store {
             }
         }
         if let (Some(p), Some(cb)) = (r.provider, &r.customer_bind_id) {
+            // The gateway sends its own binding id as `customerBindId` (tenant-safe).
+            if let Some(m) = binding::Entity::find_by_id(cb.clone()).one(tx).await?
+                && m.provider == p.as_str()
+            {
+                return Ok(Some(m));
+            }
             return Ok(binding::Entity::find()
                 .filter(binding::Column::Provider.eq(p.as_str()))
                 .filter(binding::Column::CustomerBindId.eq(cb.clone()))
@@ -112,6 +118,12 @@ impl Store {
                         Expr::value(BindingState::Axyb.as_str()),
                     )
                     .col_expr(binding::Column::PhoneA, Expr::value(a.clone()))
+                    // The carrier's AXYB lives call_in_expire_seconds from the call-in, as ours
+                    // do; the push arrives right after the call, so "now" is that moment.
+                    .col_expr(
+                        binding::Column::ExpireAt,
+                        Expr::value(now + m.call_in_expire_seconds * 1000),
+                    )
                     .col_expr(binding::Column::UpdatedAt, Expr::value(now))
                     .filter(binding::Column::Id.eq(m.id.clone()))
                     .filter(binding::Column::State.eq(BindingState::Xyb.as_str()))

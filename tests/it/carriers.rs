@@ -154,7 +154,11 @@ async fn nxcloud_pool_binds_replays_and_unbinds_through_the_carrier() {
     assert_eq!(upstream.len(), 1);
     assert_eq!(b.provider_binding_id, upstream[0].bind_id);
     assert_eq!(b.number_x, upstream[0].did_x);
-    assert_eq!(upstream[0].customer_bind_id.as_deref(), Some("order-7"));
+    assert_eq!(
+        upstream[0].customer_bind_id.as_deref(),
+        Some(b.binding_id.as_str()),
+        "tenant-safe upstream id"
+    );
     let sent = e.nx.requests();
     assert_eq!(sent[0].json()["businessId"], "app-key-1");
     assert_eq!(sent[0].json()["phoneB"], "85264654798");
