@@ -151,7 +151,7 @@ impl<Repo: Repository> Binder<Repo> {
         // The call may have taken most of its deadline: stamp what follows with the time now.
         let now = now + started.elapsed().as_millis() as Millis;
         match sent {
-            Ok(up) => Ok((self.repo.finalize(&id, &up, now).await?, false)),
+            Ok(up) => Ok((self.settle(&id, &up, carrier.as_ref(), now).await?, false)),
             Err(e) if e.outcome == Outcome::Unknown => {
                 self.repo.mark_unknown(&id, now).await?;
                 tracing::warn!(binding = %id, provider = e.provider, code = %e.code,
@@ -180,10 +180,14 @@ impl<Repo: Repository> Binder<Repo> {
                         self.repo.release(&b.id).await?;
                         continue;
                     };
+                    if !self.repo.claim_pending(&b.id, b.updated_at, now).await? {
+                        continue; // another replica is on it
+                    }
                     match request.send(carrier.as_ref()).await {
                         Ok(up) => {
-                            self.repo.finalize(&b.id, &up, now).await?;
-                            settled += 1;
+                            if self.settle(&b.id, &up, carrier.as_ref(), now).await.is_ok() {
+                                settled += 1;
+                            }
                         }
                         Err(e) if e.outcome == Outcome::Unknown => {}
                         Err(_) => {
@@ -201,6 +205,36 @@ impl<Repo: Repository> Binder<Repo> {
             }
         }
         Ok(settled)
+    }
+
+    /// Mirrors a binding the carrier made. If the mirror cannot be written (the reservation was
+    /// settled concurrently, or the database failed), the upstream binding is unbound again, so
+    /// no binding is left at the carrier without a mirror.
+    async fn settle(
+        &self,
+        id: &str,
+        up: &UpstreamBinding,
+        carrier: &dyn Carrier,
+        now: Millis,
+    ) -> R<Binding> {
+        match self.repo.finalize(id, up, now).await {
+            Ok(b) => Ok(b),
+            Err(e) => {
+                let r = UpstreamRef {
+                    provider_binding_id: up.provider_binding_id.clone(),
+                    number_x: up.number_x.clone(),
+                };
+                match carrier.unbind(&r).await {
+                    Ok(()) => {
+                        tracing::warn!(binding = %id, error = %e, "mirror not written; upstream binding undone");
+                        let _ = self.repo.release(id).await;
+                    }
+                    Err(ue) => tracing::error!(binding = %id, error = %e, unbind_error = %ue,
+                        "mirror not written and upstream unbind failed; left PENDING for the reconciler"),
+                }
+                Err(e)
+            }
+        }
     }
 
     pub async fn unbind(&self, r: &BindingRef, now: Millis) -> R<Binding> {

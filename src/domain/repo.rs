@@ -117,6 +117,13 @@ pub trait Repository: Send + Sync + 'static {
         up: &UpstreamBinding,
         now: Millis,
     ) -> impl Future<Output = R<Binding>> + Send;
+    /// Takes a reservation for one reconciliation attempt (compare-and-set on `updated_at`).
+    fn claim_pending(
+        &self,
+        id: &str,
+        seen: Millis,
+        now: Millis,
+    ) -> impl Future<Output = R<bool>> + Send;
     /// Records that the carrier call of a PENDING reservation ended without a definite outcome.
     fn mark_unknown(&self, id: &str, now: Millis) -> impl Future<Output = R<()>> + Send;
     /// Deletes a PENDING reservation (the carrier definitely did not bind).

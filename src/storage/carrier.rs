@@ -130,11 +130,34 @@ impl Store {
             .filter(binding::Column::State.is_in([PENDING, UNKNOWN]))
             .exec(&self.db)
             .await?;
+        // Another replica's reconciler may have released (or finalised) it meanwhile: only a
+        // row that now mirrors exactly this upstream binding counts.
         let row = binding::Entity::find_by_id(id.to_owned())
             .one(&self.db)
+            .await?;
+        match row {
+            Some(r) if r.active == 1 && r.provider_binding_id == up.provider_binding_id => {
+                convert::binding(r, now)
+            }
+            _ => Err(DomainError::FailedPrecondition {
+                reason: crate::domain::error::reason::BINDING_ENDED,
+                message: "the reservation was settled concurrently".into(),
+            }),
+        }
+    }
+
+    /// Takes a reservation for one reconciliation attempt: true if `updated_at` was still
+    /// `seen` (so no other replica's reconciler took it since).
+    pub(super) async fn claim_pending_impl(&self, id: &str, seen: Millis, now: Millis) -> R<bool> {
+        let done = binding::Entity::update_many()
+            .col_expr(binding::Column::UpdatedAt, Expr::value(now))
+            .filter(binding::Column::Id.eq(id))
+            .filter(binding::Column::State.is_in([PENDING, UNKNOWN]))
+            .filter(binding::Column::UpdatedAt.eq(seen))
+            .exec(&self.db)
             .await?
-            .ok_or(DomainError::BindingNotFound)?;
-        convert::binding(row, now)
+            .rows_affected;
+        Ok(done == 1)
     }
 
     pub(super) async fn release_impl(&self, id: &str) -> R<()> {

@@ -84,6 +84,9 @@ impl Repository for Store {
     async fn mark_unknown(&self, id: &str, now: Millis) -> R<()> {
         self.mark_unknown_impl(id, now).await
     }
+    async fn claim_pending(&self, id: &str, seen: Millis, now: Millis) -> R<bool> {
+        self.claim_pending_impl(id, seen, now).await
+    }
     async fn release(&self, id: &str) -> R<()> {
         self.release_impl(id).await
     }
