@@ -132,6 +132,18 @@ impl NoBindingReason {
             NoBindingReason::NoAvailableNumber => "no_available_number",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            NoBindingReason::UnknownNumber,
+            NoBindingReason::Expired,
+            NoBindingReason::WrongExtension,
+            NoBindingReason::DirectionNotAllowed,
+            NoBindingReason::NoAvailableNumber,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
 }
 
 /// The routing decision for a call-in.

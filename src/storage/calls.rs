@@ -5,7 +5,7 @@
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, sea_query::Expr};
 
 use super::bindings::{caller_key, ext_key};
-use super::entities::{binding, number, pool, route};
+use super::entities::{binding, event, number, pool, route};
 use super::events::{self, append_events};
 use super::{Store, TxError, convert, with_write_tx};
 use crate::domain::{
@@ -23,19 +23,25 @@ impl Store {
     ) -> Result<(Decision, i64), DomainError> {
         for _ in 0..3 {
             let res = with_write_tx!(self, |tx| {
+                // A softswitch retrying the same call gets the answer it was given, and the
+                // call-in's side effects (conversion, strategy) are not applied twice.
+                if let Some((d, seq)) = self.earlier_answer(&tx, c, now).await? {
+                    return Ok((d, seq, None));
+                }
                 let mut out = Vec::new();
                 let d = self.decide(&tx, c, now, &mut out).await?;
                 out.push(incoming_event(c, &d, now));
                 let appended = append_events(&tx, out).await?;
-                Ok((d, appended))
+                // The call-in event is the last one (a repeated call id: the stored one).
+                let seq = appended.items.last().map(|a| a.seq).unwrap_or(0);
+                Ok((d, seq, appended.last_new()))
             });
             match res {
-                Ok((d, appended)) => {
-                    if let Some(seq) = appended.last_new() {
-                        self.published(seq);
+                Ok((d, seq, new)) => {
+                    // After the commit: wake this process's subscribers.
+                    if let Some(n) = new {
+                        self.published(n);
                     }
-                    // The call-in event is the last one (a repeated call id: the stored one).
-                    let seq = appended.items.last().map(|a| a.seq).unwrap_or(0);
                     return Ok((d, seq));
                 }
                 Err(TxError::Retry) => continue,
@@ -45,6 +51,58 @@ impl Store {
         Err(DomainError::Unavailable(
             "call-in kept racing with concurrent changes; retry".into(),
         ))
+    }
+
+    /// The decision recorded for this call id, if the call-in was notified before.
+    async fn earlier_answer(
+        &self,
+        tx: &DatabaseTransaction,
+        c: &CallIn,
+        now: Millis,
+    ) -> T<Option<(Decision, i64)>> {
+        let Some(ev) = event::Entity::find()
+            .filter(event::Column::DedupeKey.eq(incoming_key(&c.call_id)))
+            .one(tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if ev.caller != c.caller.as_str() || ev.called != c.called.as_str() {
+            return Err(TxError::Domain(DomainError::invalid(
+                crate::domain::error::reason::INVALID_ARGUMENT,
+                "call_id",
+                "was already used for a call-in with another caller or called number",
+            )));
+        }
+        let detail: serde_json::Value = serde_json::from_str(&ev.detail_json).unwrap_or_default();
+        let binding = match &ev.binding_id {
+            Some(id) => self
+                .load(tx, id)
+                .await?
+                .map(|m| convert::binding(m, now))
+                .transpose()?,
+            None => None,
+        };
+        let d = match (detail["decision"].as_str(), binding) {
+            (Some("connect"), Some(b)) => Decision::Connect {
+                connect_to: ev.callee.clone(),
+                display: detail["display_number"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                recording: b.recording,
+                binding: b,
+            },
+            (Some("collect_extension"), _) => Decision::CollectExtension,
+            (_, binding) => Decision::NoBinding {
+                reason: NoBindingReason::parse(
+                    detail["no_binding_reason"].as_str().unwrap_or_default(),
+                )
+                .unwrap_or(NoBindingReason::DirectionNotAllowed),
+                binding,
+            },
+        };
+        Ok(Some((d, ev.seq)))
     }
 
     async fn load(&self, tx: &DatabaseTransaction, id: &str) -> T<Option<binding::Model>> {
@@ -312,6 +370,10 @@ impl Store {
     }
 }
 
+fn incoming_key(call_id: &str) -> String {
+    format!("grpc|{call_id}|call.incoming|")
+}
+
 /// The `call.incoming` event of a call-in, with the decision in its detail.
 fn incoming_event(c: &CallIn, d: &Decision, now: Millis) -> NewEvent {
     let b = d.binding();
@@ -355,7 +417,7 @@ fn incoming_event(c: &CallIn, d: &Decision, now: Millis) -> NewEvent {
         "extension": c.extension.as_ref().map(|x| x.as_str()),
     });
     // The same call-in notified twice (softswitch retry) is stored once.
-    e.dedupe_key = Some(format!("grpc|{}|call.incoming|", c.call_id));
+    e.dedupe_key = Some(incoming_key(&c.call_id));
     e
 }
 

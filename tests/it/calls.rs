@@ -259,3 +259,59 @@ async fn invalid_call_ins_are_rejected_with_field_violations() {
     f.sort();
     assert_eq!(f, ["call_id", "called", "caller", "extension"]);
 }
+
+#[tokio::test]
+async fn a_repeated_call_in_gets_the_same_answer_and_applies_nothing_twice() {
+    let s = TestServer::start().await;
+    pool_with(&s, "p", "8521313", 3, "").await;
+    let mut req = xyb("p", B);
+    req.call_in_expire_seconds = 300;
+    req.call_in_expire_strategy = pb::ExpireStrategy::Extend as i32;
+    let b = s
+        .bindings()
+        .bind_xyb(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .binding
+        .unwrap();
+    let first = s
+        .calls()
+        .notify_call_in(pb::NotifyCallInRequest {
+            caller: A.into(),
+            called: b.number_x.clone(),
+            extension: String::new(),
+            call_id: "once-0".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let routed = pb::NotifyCallInRequest {
+        caller: A.into(),
+        called: b.number_x.clone(),
+        extension: String::new(),
+        call_id: "once-1".into(),
+    };
+    let r1 = s
+        .calls()
+        .notify_call_in(routed.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let r2 = s
+        .calls()
+        .notify_call_in(routed.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r1, r2, "the retry gets the recorded answer");
+    assert_eq!(
+        r2.binding.unwrap().expire_time.unwrap().seconds,
+        first.binding.unwrap().expire_time.unwrap().seconds + 300,
+        "EXTEND applied once for one call"
+    );
+    let mut other = routed;
+    other.caller = "85290000001".into();
+    let err = s.calls().notify_call_in(other).await.unwrap_err();
+    assert_eq!(violated_fields(&err), ["call_id"]);
+}
