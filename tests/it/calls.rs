@@ -228,17 +228,7 @@ async fn concurrent_call_ins_on_one_xyb_binding_make_exactly_one_a() {
     {
         no_binding(r, pb::NoBindingReason::DirectionNotAllowed);
     }
-    let got = s
-        .bindings()
-        .get_binding(pb::GetBindingRequest {
-            binding_id: b.binding_id,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .binding
-        .unwrap();
+    let got = get_binding(&s, &b.binding_id).await;
     assert_eq!(got.phone_a, a);
 }
 

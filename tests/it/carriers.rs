@@ -83,12 +83,7 @@ fn provider_code(st: &tonic::Status) -> String {
 }
 
 async fn all_bindings(s: &TestServer) -> Vec<pb::Binding> {
-    s.bindings()
-        .list_bindings(pb::ListBindingsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .bindings
+    list_bindings(s, pb::ListBindingsRequest::default()).await
 }
 
 #[tokio::test]

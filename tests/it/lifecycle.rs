@@ -182,35 +182,32 @@ async fn list_bindings_pages_newest_first_and_filters() {
     newest_first.reverse();
     assert_eq!(got, newest_first);
 
-    let even = c
-        .list_bindings(pb::ListBindingsRequest {
+    let even = list_bindings(
+        &s,
+        pb::ListBindingsRequest {
             customer_user_id: "even".into(),
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .bindings;
+        },
+    )
+    .await;
     assert_eq!(even.len(), 3);
-    let active = c
-        .list_bindings(pb::ListBindingsRequest {
+    let active = list_bindings(
+        &s,
+        pb::ListBindingsRequest {
             state: pb::BindingState::Xyb as i32,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .bindings;
+        },
+    )
+    .await;
     assert_eq!(active.len(), 4);
-    let unbound = c
-        .list_bindings(pb::ListBindingsRequest {
+    let unbound = list_bindings(
+        &s,
+        pb::ListBindingsRequest {
             state: pb::BindingState::Unbound as i32,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .bindings;
+        },
+    )
+    .await;
     assert_eq!(
         unbound
             .iter()
@@ -231,16 +228,7 @@ async fn an_expired_binding_reads_as_expired_and_its_x_is_free_before_the_sweepe
     r.bind_expire_seconds = 60;
     let b = c.bind_xyb(r).await.unwrap().into_inner().binding.unwrap();
     s.clock.advance(61_000);
-    let got = c
-        .get_binding(pb::GetBindingRequest {
-            binding_id: b.binding_id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .binding
-        .unwrap();
+    let got = get_binding(&s, &b.binding_id).await;
     assert_eq!(got.state, pb::BindingState::Expired as i32);
 
     let mut again = xyb("p", "85260000001");
@@ -253,16 +241,7 @@ async fn an_expired_binding_reads_as_expired_and_its_x_is_free_before_the_sweepe
         .binding
         .unwrap();
     assert_eq!(b2.number_x, numbers[0]);
-    let old = c
-        .get_binding(pb::GetBindingRequest {
-            binding_id: b.binding_id,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .binding
-        .unwrap();
+    let old = get_binding(&s, &b.binding_id).await;
     assert_eq!(old.state, pb::BindingState::Expired as i32);
 }
 
@@ -299,14 +278,13 @@ async fn the_sweeper_expires_bindings_and_frees_their_numbers() {
         (0, 1),
         "only the AXN number stays shared"
     );
-    let expired = c
-        .list_bindings(pb::ListBindingsRequest {
+    let expired = list_bindings(
+        &s,
+        pb::ListBindingsRequest {
             state: pb::BindingState::Expired as i32,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .bindings;
+        },
+    )
+    .await;
     assert_eq!(expired.len(), 3);
 }

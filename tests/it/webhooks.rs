@@ -71,17 +71,7 @@ async fn an_nxcloud_cdr_converts_the_xyb_mirror_and_is_stored_once() {
     let (status, reply) = post(&e.s, &format!("/webhooks/nxcloud/{NX_TOKEN}"), &body).await;
     assert_eq!((status, reply["code"].as_i64()), (200, Some(0)));
 
-    let got =
-        e.s.bindings()
-            .get_binding(pb::GetBindingRequest {
-                binding_id: b.binding_id.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .binding
-            .unwrap();
+    let got = get_binding(&e.s, &b.binding_id).await;
     assert_eq!(
         got.state,
         pb::BindingState::Axyb as i32,

@@ -65,17 +65,7 @@ async fn bind_xyb_allocates_a_locked_x_and_a_y_with_the_documented_defaults() {
         ("", 1)
     );
 
-    let by_id = s
-        .bindings()
-        .get_binding(pb::GetBindingRequest {
-            binding_id: b.binding_id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .binding
-        .unwrap();
+    let by_id = get_binding(&s, &b.binding_id).await;
     assert_eq!(by_id, b);
     let by_cbid = s
         .bindings()

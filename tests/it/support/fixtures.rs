@@ -102,3 +102,29 @@ pub async fn stats(server: &TestServer, pool: &str) -> pb::GetPoolStatsResponse 
         .expect("stats")
         .into_inner()
 }
+
+/// `ListBindings` through the server.
+pub async fn list_bindings(server: &TestServer, req: pb::ListBindingsRequest) -> Vec<pb::Binding> {
+    server
+        .bindings()
+        .list_bindings(req)
+        .await
+        .expect("list bindings")
+        .into_inner()
+        .bindings
+}
+
+/// `GetBinding` by id through the server.
+pub async fn get_binding(server: &TestServer, id: &str) -> pb::Binding {
+    server
+        .bindings()
+        .get_binding(pb::GetBindingRequest {
+            binding_id: id.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect("get binding")
+        .into_inner()
+        .binding
+        .expect("binding")
+}
