@@ -2,9 +2,7 @@
 
 use std::future::Future;
 
-use super::binding::{
-    AxnBind, Binding, BindingFilter, BindingRef, BindingUpdate, Millis, Provider, XybBind,
-};
+use super::binding::{AxnBind, Binding, BindingFilter, BindingRef, BindingUpdate, Millis, XybBind};
 use super::error::DomainError;
 use super::event::{Event, EventFilter};
 use super::pool::{NewNumber, NumberInfo, NumberState, Pool, PoolStats};
@@ -142,9 +140,4 @@ pub struct Reservation {
     pub binding: Binding,
     pub tenant: String,
     pub fingerprint: String,
-}
-
-/// Providers of pools whose numbers this gateway allocates itself.
-pub fn allocates_locally(p: Provider) -> bool {
-    matches!(p, Provider::Local)
 }

@@ -164,10 +164,6 @@ impl Store {
             let seq = events::append_for_row(&tx, BINDING_CREATED, &row, now).await?;
             Ok((row, seq))
         });
-        let res = res.map(|(row, seq)| {
-            self.published(seq);
-            row
-        });
         self.finish_bind(
             res,
             &cmd.tenant,
@@ -185,7 +181,7 @@ impl Store {
     #[allow(clippy::too_many_arguments)]
     async fn finish_bind(
         &self,
-        res: T<binding::Model>,
+        res: T<(binding::Model, i64)>,
         tenant: &str,
         cbid: Option<&str>,
         fp: &str,
@@ -194,7 +190,11 @@ impl Store {
         now: Millis,
     ) -> R<(Binding, bool)> {
         match res {
-            Ok(row) => Ok((convert::binding(row, now)?, false)),
+            Ok((row, seq)) => {
+                // After the commit: wake this process's event subscribers.
+                self.published(seq);
+                Ok((convert::binding(row, now)?, false))
+            }
             Err(TxError::Db(e)) if is_unique_violation(&e) && cbid.is_some() => {
                 let existing = self
                     .find_by_customer(&self.db, tenant, cbid.unwrap_or_default())
@@ -277,10 +277,6 @@ impl Store {
             // Events: last statement, so the event counter lock is held only until commit.
             let seq = events::append_for_row(&tx, BINDING_CREATED, &row, now).await?;
             Ok((row, seq))
-        });
-        let res = res.map(|(row, seq)| {
-            self.published(seq);
-            row
         });
         self.finish_bind(
             res,

@@ -108,10 +108,6 @@ impl Store {
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.db.ping().await
     }
-
-    pub async fn close(self) -> Result<(), DbErr> {
-        self.db.close().await
-    }
 }
 
 pub(crate) fn is_unique_violation(e: &DbErr) -> bool {

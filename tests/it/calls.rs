@@ -13,14 +13,24 @@ fn calls(s: &TestServer) -> CallServiceClient<Channel> {
     CallServiceClient::new(s.channel.clone())
 }
 
+fn call_in(caller: &str, called: &str, ext: &str, call_id: &str) -> pb::NotifyCallInRequest {
+    pb::NotifyCallInRequest {
+        caller: caller.into(),
+        called: called.into(),
+        extension: ext.into(),
+        call_id: call_id.into(),
+    }
+}
+
 async fn call(s: &TestServer, caller: &str, called: &str, ext: &str) -> pb::NotifyCallInResponse {
+    let req = call_in(
+        caller,
+        called,
+        ext,
+        &format!("call-{}", uuid::Uuid::new_v4()),
+    );
     calls(s)
-        .notify_call_in(pb::NotifyCallInRequest {
-            caller: caller.into(),
-            called: called.into(),
-            extension: ext.into(),
-            call_id: format!("call-{}", uuid::Uuid::new_v4()),
-        })
+        .notify_call_in(req)
         .await
         .expect("notify call-in")
         .into_inner()
@@ -200,16 +210,13 @@ async fn concurrent_call_ins_on_one_xyb_binding_make_exactly_one_a() {
         .unwrap();
     let results = join_all((0..20).map(|i| {
         let mut c = calls(&s);
-        let x = b.number_x.clone();
-        async move {
-            c.notify_call_in(pb::NotifyCallInRequest {
-                caller: format!("8529000{i:04}"),
-                called: x,
-                extension: String::new(),
-                call_id: format!("race-{i}"),
-            })
-            .await
-        }
+        let req = call_in(
+            &format!("8529000{i:04}"),
+            &b.number_x,
+            "",
+            &format!("race-{i}"),
+        );
+        async move { c.notify_call_in(req).await }
     }))
     .await;
     let responses: Vec<_> = results
@@ -267,21 +274,11 @@ async fn a_repeated_call_in_gets_the_same_answer_and_applies_nothing_twice() {
         .unwrap();
     let first = s
         .calls()
-        .notify_call_in(pb::NotifyCallInRequest {
-            caller: A.into(),
-            called: b.number_x.clone(),
-            extension: String::new(),
-            call_id: "once-0".into(),
-        })
+        .notify_call_in(call_in(A, &b.number_x, "", "once-0"))
         .await
         .unwrap()
         .into_inner();
-    let routed = pb::NotifyCallInRequest {
-        caller: A.into(),
-        called: b.number_x.clone(),
-        extension: String::new(),
-        call_id: "once-1".into(),
-    };
+    let routed = call_in(A, &b.number_x, "", "once-1");
     let r1 = s
         .calls()
         .notify_call_in(routed.clone())
