@@ -10,6 +10,7 @@ pub mod phone;
 pub mod pool;
 pub mod provider;
 pub mod repo;
+pub mod text;
 
 pub use binding::*;
 pub use call::{CallIn, CallReport, Decision, NoBindingReason};
