@@ -53,8 +53,16 @@ impl Default for Settings {
 
 /// Upserts the pools the config file declares.
 pub async fn apply_config(store: &Store, cfg: &FileConfig) -> AppResult<()> {
-    for pool in cfg.declared_pools().map_err(|e| e.to_string())? {
-        store.upsert_pool(pool).await.map_err(|e| e.to_string())?;
+    apply_pools(store, &cfg.declared_pools().map_err(|e| e.to_string())?).await
+}
+
+/// Upserts pools already validated (see `FileConfig::resolve`).
+pub async fn apply_pools(store: &Store, pools: &[crate::domain::Pool]) -> AppResult<()> {
+    for pool in pools {
+        store
+            .upsert_pool(pool.clone())
+            .await
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -85,11 +93,15 @@ pub async fn run(
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // google.rpc error details (ErrorInfo, BadRequest, RetryInfo …), so `grpcurl -v` and
+        // other reflection clients can decode the details every error carries.
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| e.to_string())?;
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .map_err(|e| e.to_string())?;
 

@@ -89,6 +89,35 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// Everything `serve` needs from the config file, checked as a whole before the database is
+/// touched.
+pub struct Resolved {
+    pub pools: Vec<Pool>,
+    pub carriers: Carriers,
+    pub webhook_tokens: crate::http::WebhookTokens,
+}
+
+/// Collects every problem of a config so the operator fixes them in one go.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn add(&mut self, msg: String) {
+        self.0.push(msg);
+    }
+
+    fn finish(self) -> Result<(), ConfigError> {
+        match self.0.len() {
+            0 => Ok(()),
+            1 => Err(ConfigError::Invalid(self.0.join(""))),
+            n => Err(ConfigError::Invalid(format!(
+                "{n} problems:\n  - {}",
+                self.0.join("\n  - ")
+            ))),
+        }
+    }
+}
+
 impl FileConfig {
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let Some(path) = path else {
@@ -102,59 +131,36 @@ impl FileConfig {
             path: path.display().to_string(),
             source: Box::new(e),
         })?;
-        cfg.declared_pools()?;
         Ok(cfg)
     }
 
+    /// Validates the whole file against the environment — pools, carrier credentials, webhook
+    /// tokens — and reports every problem at once (names of variables, never their values).
+    pub fn resolve(&self, env: impl Fn(&str) -> Option<String>) -> Result<Resolved, ConfigError> {
+        let mut problems = Problems::default();
+        let pools = self.pools_checked(&mut problems);
+        let carriers = self.carriers_checked(&pools, &env, &mut problems);
+        let webhook_tokens = self.tokens_checked(&env, &mut problems);
+        problems.finish()?;
+        Ok(Resolved {
+            pools: pools.into_iter().flatten().collect(),
+            carriers,
+            webhook_tokens,
+        })
+    }
+
     /// Builds the carrier adapters of the declared NXCloud/Aliyun pools. Credentials are read
-    /// from the environment variables the file names; a missing variable is named in the error,
-    /// its value never appears anywhere.
+    /// from the environment variables the file names; every missing variable is named in the
+    /// error, its value never appears anywhere.
     pub fn build_carriers(
         &self,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Carriers, ConfigError> {
-        let mut out: HashMap<String, Arc<dyn Carrier>> = HashMap::new();
-        let secret =
-            |pool: &str, field: &str, var: &Option<String>| -> Result<String, ConfigError> {
-                let name = var.as_deref().ok_or_else(|| {
-                    ConfigError::Invalid(format!("pool {pool:?}: {field} is required"))
-                })?;
-                env(name).filter(|v| !v.is_empty()).ok_or_else(|| {
-                    ConfigError::Invalid(format!(
-                        "pool {pool:?}: environment variable {name} ({field}) is not set"
-                    ))
-                })
-            };
-        for (p, pool) in self.pools.iter().zip(self.declared_pools()?) {
-            let timeout =
-                Duration::from_millis(p.timeout_ms.unwrap_or(DEFAULT_UPSTREAM_TIMEOUT_MS));
-            let carrier: Arc<dyn Carrier> = match pool.provider {
-                Provider::Local => continue,
-                Provider::Nxcloud => Arc::new(NxcloudCarrier::new(NxcloudConfig {
-                    base_url: p
-                        .base_url
-                        .clone()
-                        .unwrap_or_else(|| NXCLOUD_BASE_URL.into()),
-                    business_id: pool.carrier_pool_key.clone(),
-                    access_key: secret(&p.key, "access_key_env", &p.access_key_env)?,
-                    access_secret: secret(&p.key, "access_secret_env", &p.access_secret_env)?,
-                    timeout,
-                })),
-                Provider::Aliyun => Arc::new(AliyunCarrier::new(AliyunConfig {
-                    base_url: p.base_url.clone().unwrap_or_else(|| ALIYUN_BASE_URL.into()),
-                    pool_key: pool.carrier_pool_key.clone(),
-                    access_key_id: secret(&p.key, "access_key_id_env", &p.access_key_id_env)?,
-                    access_key_secret: secret(
-                        &p.key,
-                        "access_key_secret_env",
-                        &p.access_key_secret_env,
-                    )?,
-                    timeout,
-                })),
-            };
-            out.insert(pool.pool_key.clone(), carrier);
-        }
-        Ok(Arc::new(out))
+        let mut problems = Problems::default();
+        let pools = self.pools_checked(&mut problems);
+        let carriers = self.carriers_checked(&pools, &env, &mut problems);
+        problems.finish()?;
+        Ok(carriers)
     }
 
     /// The webhook tokens, read from the environment variables `[webhooks]` names.
@@ -162,62 +168,160 @@ impl FileConfig {
         &self,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<crate::http::WebhookTokens, ConfigError> {
-        let Some(w) = &self.webhooks else {
-            return Ok(Default::default());
-        };
-        let read = |var: &Option<String>| -> Result<Option<String>, ConfigError> {
-            match var {
-                None => Ok(None),
-                Some(name) => match env(name).filter(|v| !v.is_empty()) {
-                    Some(v) if v.len() >= 16 => Ok(Some(v)),
-                    Some(_) => Err(ConfigError::Invalid(format!(
-                        "webhook token in {name} must be at least 16 characters"
-                    ))),
-                    None => Err(ConfigError::Invalid(format!(
-                        "environment variable {name} (webhook token) is not set"
-                    ))),
-                },
-            }
-        };
-        Ok(crate::http::WebhookTokens {
-            nxcloud: read(&w.nxcloud_token_env)?,
-            aliyun: read(&w.aliyun_token_env)?,
-        })
+        let mut problems = Problems::default();
+        let tokens = self.tokens_checked(&env, &mut problems);
+        problems.finish()?;
+        Ok(tokens)
     }
 
     /// The pools the file declares, validated.
     pub fn declared_pools(&self) -> Result<Vec<Pool>, ConfigError> {
+        let mut problems = Problems::default();
+        let pools = self.pools_checked(&mut problems);
+        problems.finish()?;
+        Ok(pools.into_iter().flatten().collect())
+    }
+
+    fn carriers_checked(
+        &self,
+        pools: &[Option<Pool>],
+        env: &impl Fn(&str) -> Option<String>,
+        problems: &mut Problems,
+    ) -> Carriers {
+        let mut out: HashMap<String, Arc<dyn Carrier>> = HashMap::new();
+        let mut secret = |pool: &str, field: &str, var: &Option<String>| -> Option<String> {
+            let Some(name) = var.as_deref() else {
+                problems.add(format!("pool {pool:?}: {field} is required"));
+                return None;
+            };
+            let value = env(name).filter(|v| !v.is_empty());
+            if value.is_none() {
+                problems.add(format!(
+                    "pool {pool:?}: environment variable {name} ({field}) is not set"
+                ));
+            }
+            value
+        };
+        for (p, pool) in self.pools.iter().zip(pools) {
+            let Some(pool) = pool else { continue };
+            let timeout =
+                Duration::from_millis(p.timeout_ms.unwrap_or(DEFAULT_UPSTREAM_TIMEOUT_MS));
+            let carrier: Arc<dyn Carrier> = match pool.provider {
+                Provider::Local => continue,
+                Provider::Nxcloud => {
+                    let ak = secret(&p.key, "access_key_env", &p.access_key_env);
+                    let sk = secret(&p.key, "access_secret_env", &p.access_secret_env);
+                    let (Some(access_key), Some(access_secret)) = (ak, sk) else {
+                        continue;
+                    };
+                    Arc::new(NxcloudCarrier::new(NxcloudConfig {
+                        base_url: p
+                            .base_url
+                            .clone()
+                            .unwrap_or_else(|| NXCLOUD_BASE_URL.into()),
+                        business_id: pool.carrier_pool_key.clone(),
+                        access_key,
+                        access_secret,
+                        timeout,
+                    }))
+                }
+                Provider::Aliyun => {
+                    let ak = secret(&p.key, "access_key_id_env", &p.access_key_id_env);
+                    let sk = secret(&p.key, "access_key_secret_env", &p.access_key_secret_env);
+                    let (Some(access_key_id), Some(access_key_secret)) = (ak, sk) else {
+                        continue;
+                    };
+                    Arc::new(AliyunCarrier::new(AliyunConfig {
+                        base_url: p.base_url.clone().unwrap_or_else(|| ALIYUN_BASE_URL.into()),
+                        pool_key: pool.carrier_pool_key.clone(),
+                        access_key_id,
+                        access_key_secret,
+                        timeout,
+                    }))
+                }
+            };
+            out.insert(pool.pool_key.clone(), carrier);
+        }
+        Arc::new(out)
+    }
+
+    fn tokens_checked(
+        &self,
+        env: &impl Fn(&str) -> Option<String>,
+        problems: &mut Problems,
+    ) -> crate::http::WebhookTokens {
+        let Some(w) = &self.webhooks else {
+            return Default::default();
+        };
+        let mut read = |var: &Option<String>| -> Option<String> {
+            let name = var.as_deref()?;
+            match env(name).filter(|v| !v.is_empty()) {
+                Some(v) if v.chars().count() >= 16 => Some(v),
+                Some(_) => {
+                    problems.add(format!(
+                        "webhook token in {name} must be at least 16 characters"
+                    ));
+                    None
+                }
+                None => {
+                    problems.add(format!(
+                        "environment variable {name} (webhook token) is not set"
+                    ));
+                    None
+                }
+            }
+        };
+        crate::http::WebhookTokens {
+            nxcloud: read(&w.nxcloud_token_env),
+            aliyun: read(&w.aliyun_token_env),
+        }
+    }
+
+    /// Each declared pool, validated (`None` where it is invalid; the problem is recorded).
+    fn pools_checked(&self, problems: &mut Problems) -> Vec<Option<Pool>> {
+        let mut seen = std::collections::HashSet::new();
         self.pools
             .iter()
             .map(|p| {
-                validate_pool_key(&p.key)
-                    .map_err(|e| ConfigError::Invalid(format!("pool key {:?} {e}", p.key)))?;
-                let provider = Provider::parse(&p.provider).ok_or_else(|| {
-                    ConfigError::Invalid(format!(
+                let mut ok = true;
+                if let Err(e) = validate_pool_key(&p.key) {
+                    problems.add(format!(
+                        "pool key {:?} {e}",
+                        crate::domain::text::echo(&p.key)
+                    ));
+                    ok = false;
+                } else if !seen.insert(p.key.clone()) {
+                    problems.add(format!("pool {:?} is declared twice", p.key));
+                    ok = false;
+                }
+                let provider = Provider::parse(&p.provider);
+                if provider.is_none() {
+                    problems.add(format!(
                         "pool {:?}: provider must be local, nxcloud or aliyun",
                         p.key
-                    ))
-                })?;
+                    ));
+                }
                 let carrier_pool_key = match provider {
-                    Provider::Local => String::new(),
-                    Provider::Nxcloud => p.business_id.clone().ok_or_else(|| {
-                        ConfigError::Invalid(format!(
-                            "pool {:?}: nxcloud pools need business_id",
-                            p.key
-                        ))
-                    })?,
-                    Provider::Aliyun => p.carrier_pool_key.clone().ok_or_else(|| {
-                        ConfigError::Invalid(format!(
-                            "pool {:?}: aliyun pools need carrier_pool_key",
-                            p.key
-                        ))
-                    })?,
+                    None | Some(Provider::Local) => Some(String::new()),
+                    Some(Provider::Nxcloud) => p.business_id.clone(),
+                    Some(Provider::Aliyun) => p.carrier_pool_key.clone(),
                 };
-                Ok(Pool {
+                match (provider, &carrier_pool_key) {
+                    (Some(Provider::Nxcloud), None) => {
+                        problems.add(format!("pool {:?}: nxcloud pools need business_id", p.key))
+                    }
+                    (Some(Provider::Aliyun), None) => problems.add(format!(
+                        "pool {:?}: aliyun pools need carrier_pool_key",
+                        p.key
+                    )),
+                    _ => {}
+                }
+                Some(Pool {
                     pool_key: p.key.clone(),
-                    provider,
-                    carrier_pool_key,
+                    provider: provider?,
+                    carrier_pool_key: carrier_pool_key?,
                 })
+                .filter(|_| ok)
             })
             .collect()
     }

@@ -56,7 +56,7 @@ struct ServeArgs {
     /// gRPC listen address.
     #[arg(long, env = "PNS_LISTEN", default_value = "127.0.0.1:50051")]
     listen: String,
-    /// HTTP listen address (webhooks, health, metrics).
+    /// HTTP listen address (carrier webhooks, /livez, /readyz).
     #[arg(long, env = "PNS_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     http_listen: String,
     /// Sweeper period in milliseconds (overrides the config file).
@@ -99,8 +99,10 @@ enum NumbersCmd {
 fn init_tracing(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PNS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only on a terminal: logs collected from a pipe or a file stay plain text.
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if format == "json" {
         b.json().init();
@@ -113,11 +115,16 @@ fn init_tracing(format: &str) {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.log_format);
+    let json_logs = cli.log_format == "json";
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("error: {e}");
+            // Once: as a log record for collectors of JSON logs, else as plain text.
+            if json_logs {
+                tracing::error!("{e}");
+            } else {
+                eprintln!("error: {e}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -143,27 +150,27 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Serve(a) => {
-            let store = open(&cli).await?;
-            app::apply_config(&store, &cfg).await?;
+            // Everything that can be checked without the database is checked first, and every
+            // problem is reported at once: nothing is created or migrated for a bad config.
+            let resolved = cfg
+                .resolve(|name| std::env::var(name).ok())
+                .map_err(|e| e.to_string())?;
             let grpc = tokio::net::TcpListener::bind(&a.listen)
                 .await
                 .map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
             let http = tokio::net::TcpListener::bind(&a.http_listen)
                 .await
                 .map_err(|e| format!("cannot listen on {}: {e}", a.http_listen))?;
+            let store = open(&cli).await?;
+            app::apply_pools(&store, &resolved.pools).await?;
             let sweep = a
                 .sweep_interval_ms
                 .or(cfg.sweep_interval_ms)
                 .unwrap_or(1000);
-            let carriers = cfg
-                .build_carriers(|name| std::env::var(name).ok())
-                .map_err(|e| e.to_string())?;
             let settings = Settings {
                 sweep_interval: Duration::from_millis(sweep.max(10)),
-                carriers,
-                webhook_tokens: cfg
-                    .webhook_tokens(|name| std::env::var(name).ok())
-                    .map_err(|e| e.to_string())?,
+                carriers: resolved.carriers,
+                webhook_tokens: resolved.webhook_tokens,
                 ..Settings::default()
             };
             app::run(store, grpc, Some(http), settings, shutdown_signal()).await

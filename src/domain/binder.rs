@@ -175,10 +175,14 @@ impl<Repo: Repository> Binder<Repo> {
             };
             match b.provider {
                 Provider::Nxcloud => {
-                    let Some(request) = UpstreamRequest::from_json(&request_json) else {
-                        tracing::error!(binding = %b.id, "pending bind without a readable request; releasing");
-                        self.repo.release(&b.id).await?;
-                        continue;
+                    let request = match UpstreamRequest::from_json(&request_json) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            // Not released: the bind may exist upstream, and guessing the
+                            // request would bind something else. An operator must look.
+                            tracing::error!(binding = %b.id, error = %e, "pending carrier bind cannot be re-sent; left pending");
+                            continue;
+                        }
                     };
                     if !self.repo.claim_pending(&b.id, b.updated_at, now).await? {
                         continue; // another replica is on it
@@ -286,7 +290,8 @@ impl<Repo: Repository> Binder<Repo> {
 }
 
 /// The upstream request of a reservation, stored with it so the reconciler can re-send it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
 pub enum UpstreamRequest {
     Xyb(UpstreamXyb),
     Axn(UpstreamAxn),
@@ -303,63 +308,16 @@ impl UpstreamRequest {
         }
     }
 
+    /// The stored form (the reconciler re-sends it). Field names are the struct fields'; the
+    /// strategies are stored as their NXCloud integers.
     fn to_json(&self) -> String {
-        let v = match self {
-            UpstreamRequest::Xyb(r) => serde_json::json!({
-                "mode": "xyb", "customer_bind_id": r.customer_bind_id, "phone_b": r.phone_b,
-                "number_x": r.number_x, "number_y": r.number_y, "iso2_x": r.iso2_x, "iso2_y": r.iso2_y,
-                "delayed_y": r.delayed_y, "bind_expire_seconds": r.bind_expire_seconds,
-                "bind_strategy": r.bind_strategy.as_i32(), "call_in_expire_seconds": r.call_in_expire_seconds,
-                "call_in_strategy": r.call_in_strategy.as_i32(), "customer_user_id": r.customer_user_id,
-                "recording": r.recording, "ext": r.ext,
-            }),
-            UpstreamRequest::Axn(r) => serde_json::json!({
-                "mode": "axn", "customer_bind_id": r.customer_bind_id, "phone_a": r.phone_a,
-                "phone_b": r.phone_b, "extension": r.extension, "number_x": r.number_x,
-                "expect_city": r.expect_city, "expire_at": r.expire_at, "expire_seconds": r.expire_seconds,
-                "recording": r.recording, "out_id": r.out_id, "ext": r.ext,
-            }),
-        };
-        v.to_string()
+        serde_json::to_string(self).expect("an upstream request always serialises")
     }
 
-    fn from_json(s: &str) -> Option<Self> {
-        use super::binding::ExpireStrategy as S;
-        let v: serde_json::Value = serde_json::from_str(s).ok()?;
-        let st = |k: &str| v[k].as_str().map(str::to_owned);
-        let strategy = |k: &str| S::from_i32(v[k].as_i64().unwrap_or(0) as i32).unwrap_or(S::Fixed);
-        Some(match v["mode"].as_str()? {
-            "xyb" => UpstreamRequest::Xyb(UpstreamXyb {
-                customer_bind_id: st("customer_bind_id")?,
-                phone_b: st("phone_b")?,
-                number_x: st("number_x"),
-                number_y: st("number_y"),
-                iso2_x: st("iso2_x"),
-                iso2_y: st("iso2_y"),
-                delayed_y: v["delayed_y"].as_bool().unwrap_or(false),
-                bind_expire_seconds: v["bind_expire_seconds"].as_i64()?,
-                bind_strategy: strategy("bind_strategy"),
-                call_in_expire_seconds: v["call_in_expire_seconds"].as_i64()?,
-                call_in_strategy: strategy("call_in_strategy"),
-                customer_user_id: st("customer_user_id").unwrap_or_default(),
-                recording: v["recording"].as_bool().unwrap_or(false),
-                ext: st("ext").unwrap_or_default(),
-            }),
-            "axn" => UpstreamRequest::Axn(UpstreamAxn {
-                customer_bind_id: st("customer_bind_id")?,
-                phone_a: st("phone_a")?,
-                phone_b: st("phone_b"),
-                extension: st("extension"),
-                number_x: st("number_x"),
-                expect_city: st("expect_city"),
-                expire_at: v["expire_at"].as_i64()?,
-                expire_seconds: v["expire_seconds"].as_i64()?,
-                recording: v["recording"].as_bool().unwrap_or(false),
-                out_id: st("out_id").unwrap_or_default(),
-                ext: st("ext").unwrap_or_default(),
-            }),
-            _ => return None,
-        })
+    /// Decodes a stored request strictly: a missing or mistyped field is an error, never a
+    /// default, so a corrupt row cannot be re-sent as a different bind.
+    fn from_json(s: &str) -> Result<Self, String> {
+        serde_json::from_str(s).map_err(|e| format!("stored upstream request is corrupt: {e}"))
     }
 }
 
@@ -380,6 +338,45 @@ impl Reservation {
             binding: cmd.draft(id, Provider::Local, BindingState::Pending, now),
             tenant: cmd.tenant.clone(),
             fingerprint: cmd.fingerprint(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UpstreamRequest;
+
+    /// The form stored before the serde derive (hand-written JSON) still decodes.
+    const STORED_XYB: &str = r#"{"mode":"xyb","customer_bind_id":"01a2","phone_b":"85264654798",
+        "number_x":null,"number_y":null,"iso2_x":"HK","iso2_y":null,"delayed_y":false,
+        "bind_expire_seconds":3600,"bind_strategy":1,"call_in_expire_seconds":600,
+        "call_in_strategy":2,"customer_user_id":"u","recording":true,"ext":"e"}"#;
+
+    #[test]
+    fn stored_requests_round_trip_and_decode_strictly() {
+        let r = UpstreamRequest::from_json(STORED_XYB).expect("stored form decodes");
+        let again = UpstreamRequest::from_json(&r.to_json()).expect("round trip");
+        assert_eq!(format!("{r:?}"), format!("{again:?}"));
+        for (corrupt, why) in [
+            (
+                STORED_XYB.replace(r#""bind_strategy":1"#, r#""bind_strategy":9"#),
+                "strategy",
+            ),
+            (
+                STORED_XYB.replace(r#""recording":true,"#, ""),
+                "missing field",
+            ),
+            (
+                STORED_XYB.replace(r#""mode":"xyb""#, r#""mode":"axb""#),
+                "mode",
+            ),
+            (STORED_XYB.replace("3600", "\"3600\""), "type"),
+            ("not json".to_owned(), "syntax"),
+        ] {
+            assert!(
+                UpstreamRequest::from_json(&corrupt).is_err(),
+                "{why}: {corrupt}"
+            );
         }
     }
 }

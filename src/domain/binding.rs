@@ -141,7 +141,8 @@ impl BindingState {
 
 /// NXCloud `bindExpireStrategy` / `callInExpireStrategy` (0 default, 1 reset, 2 extend), as this
 /// gateway defines them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "i32", into = "i32")]
 pub enum ExpireStrategy {
     /// Set once, never moves.
     Fixed,
@@ -149,6 +150,20 @@ pub enum ExpireStrategy {
     Reset,
     /// On each trigger: current expiry + seconds.
     Extend,
+}
+
+impl TryFrom<i32> for ExpireStrategy {
+    type Error = String;
+
+    fn try_from(v: i32) -> Result<Self, String> {
+        Self::from_i32(v).ok_or_else(|| format!("unknown expire strategy {v}"))
+    }
+}
+
+impl From<ExpireStrategy> for i32 {
+    fn from(s: ExpireStrategy) -> i32 {
+        s.as_i32()
+    }
 }
 
 impl ExpireStrategy {

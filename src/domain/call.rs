@@ -120,6 +120,8 @@ pub enum NoBindingReason {
     WrongExtension,
     DirectionNotAllowed,
     NoAvailableNumber,
+    /// The number is a pool number, but no binding routes any call on it.
+    NotBound,
 }
 
 impl NoBindingReason {
@@ -130,6 +132,7 @@ impl NoBindingReason {
             NoBindingReason::WrongExtension => "wrong_extension",
             NoBindingReason::DirectionNotAllowed => "direction_not_allowed",
             NoBindingReason::NoAvailableNumber => "no_available_number",
+            NoBindingReason::NotBound => "not_bound",
         }
     }
 
@@ -140,6 +143,7 @@ impl NoBindingReason {
             NoBindingReason::WrongExtension,
             NoBindingReason::DirectionNotAllowed,
             NoBindingReason::NoAvailableNumber,
+            NoBindingReason::NotBound,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::binding::{ExpireStrategy, Millis};
 
 /// `BindXyb` as sent upstream (NXCloud `bindXYB`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct UpstreamXyb {
     /// The gateway binding id (unique across tenants, unlike the client's `customer_bind_id`),
     /// so that NXCloud de-duplicates a re-sent request (`customerBindId` is its idempotency key).
@@ -28,7 +28,7 @@ pub struct UpstreamXyb {
 }
 
 /// `BindAxnExtension` as sent upstream (Aliyun `BindAxnExtension`, NXCloud `bindAXE`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct UpstreamAxn {
     pub customer_bind_id: String,
     pub phone_a: String,

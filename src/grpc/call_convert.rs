@@ -67,6 +67,7 @@ fn no_binding_reason(r: NoBindingReason) -> pb::NoBindingReason {
         NoBindingReason::WrongExtension => pb::NoBindingReason::WrongExtension,
         NoBindingReason::DirectionNotAllowed => pb::NoBindingReason::DirectionNotAllowed,
         NoBindingReason::NoAvailableNumber => pb::NoBindingReason::NoAvailableNumber,
+        NoBindingReason::NotBound => pb::NoBindingReason::NotBound,
     }
 }
 

@@ -74,7 +74,15 @@ impl Store {
                 "was already used for a call-in with another caller or called number",
             )));
         }
-        let detail: serde_json::Value = serde_json::from_str(&ev.detail_json).unwrap_or_default();
+        let detail: serde_json::Value = serde_json::from_str(&ev.detail_json).map_err(|e| {
+            DomainError::Internal(format!("stored call-in event {} detail: {e}", ev.seq))
+        })?;
+        let corrupt = |what: &str| {
+            TxError::Domain(DomainError::Internal(format!(
+                "stored call-in event {} has no valid {what}",
+                ev.seq
+            )))
+        };
         let binding = match &ev.binding_id {
             Some(id) => self
                 .load(tx, id)
@@ -88,19 +96,21 @@ impl Store {
                 connect_to: ev.callee.clone(),
                 display: detail["display_number"]
                     .as_str()
-                    .unwrap_or_default()
+                    .ok_or_else(|| corrupt("display_number"))?
                     .to_owned(),
                 recording: b.recording,
                 binding: b,
             },
+            (Some("connect"), None) => return Err(corrupt("binding for its connect decision")),
             (Some("collect_extension"), _) => Decision::CollectExtension,
-            (_, binding) => Decision::NoBinding {
-                reason: NoBindingReason::parse(
-                    detail["no_binding_reason"].as_str().unwrap_or_default(),
-                )
-                .unwrap_or(NoBindingReason::DirectionNotAllowed),
+            (Some("no_binding"), binding) => Decision::NoBinding {
+                reason: detail["no_binding_reason"]
+                    .as_str()
+                    .and_then(NoBindingReason::parse)
+                    .ok_or_else(|| corrupt("no_binding_reason"))?,
                 binding,
             },
+            _ => return Err(corrupt("decision")),
         };
         Ok(Some((d, ev.seq)))
     }
@@ -197,12 +207,24 @@ impl Store {
         if n.ext_count > 0 {
             return Ok(Decision::CollectExtension);
         }
-        let reason = if expired.is_some() {
-            NoBindingReason::Expired
-        } else {
-            NoBindingReason::DirectionNotAllowed
+        if expired.is_some() {
+            return no_binding(NoBindingReason::Expired, expired, now);
+        }
+        // A pool number with routes for other callers is bound, just not for this one; one
+        // with none is not bound at all. The other binding is not disclosed.
+        let other = route::Entity::find()
+            .filter(route::Column::Number.eq(called))
+            .one(tx)
+            .await?;
+        let reason = match other {
+            Some(r) => match self.load(tx, &r.binding_id).await? {
+                Some(m) if live(&m) => NoBindingReason::DirectionNotAllowed,
+                Some(_) => NoBindingReason::Expired,
+                None => NoBindingReason::NotBound,
+            },
+            None => NoBindingReason::NotBound,
         };
-        no_binding(reason, expired, now)
+        no_binding(reason, None, now)
     }
 
     async fn number(&self, tx: &DatabaseTransaction, n: &str) -> T<Option<number::Model>> {
@@ -221,7 +243,12 @@ impl Store {
         caller: &str,
         now: Millis,
     ) -> T<Decision> {
-        let state = BindingState::parse(&m.state).unwrap_or(BindingState::Expired);
+        let state = BindingState::parse(&m.state).ok_or_else(|| {
+            DomainError::Internal(format!(
+                "stored binding state {:?} is not recognised",
+                m.state
+            ))
+        })?;
         match state {
             BindingState::Axyb => {
                 let m = self.apply_call_in_strategy(tx, m, now).await?;
@@ -264,8 +291,12 @@ impl Store {
         mut m: binding::Model,
         now: Millis,
     ) -> T<binding::Model> {
-        let strategy =
-            ExpireStrategy::from_i32(m.call_in_strategy).unwrap_or(ExpireStrategy::Fixed);
+        let strategy = ExpireStrategy::from_i32(m.call_in_strategy).ok_or_else(|| {
+            DomainError::Internal(format!(
+                "stored call-in strategy {} is not recognised",
+                m.call_in_strategy
+            ))
+        })?;
         let next = strategy.apply(m.expire_at, now, m.call_in_expire_seconds);
         if next != m.expire_at {
             binding::Entity::update_many()
@@ -370,7 +401,7 @@ impl Store {
     }
 }
 
-fn incoming_key(call_id: &str) -> String {
+pub(super) fn incoming_key(call_id: &str) -> String {
     format!("grpc|{call_id}|call.incoming|")
 }
 

@@ -140,16 +140,29 @@ impl Store {
         Ok(())
     }
 
-    fn report_event(r: &CallReport, m: Option<&binding::Model>, now: Millis) -> NewEvent {
+    fn report_event(
+        r: &CallReport,
+        m: Option<&binding::Model>,
+        now: Millis,
+    ) -> Result<NewEvent, DomainError> {
         let kind = r.kind.unwrap_or(CallEventKind::Hangup);
-        NewEvent {
+        let provider = match m {
+            Some(m) => Some(Provider::parse(&m.provider).ok_or_else(|| {
+                DomainError::Internal(format!(
+                    "stored binding provider {:?} is not recognised",
+                    m.provider
+                ))
+            })?),
+            None => r.provider,
+        };
+        Ok(NewEvent {
             kind: kind.as_str().to_owned(),
             binding_id: m.map(|m| m.id.clone()),
             pool_key: m
                 .map(|m| m.pool_key.clone())
                 .or(r.carrier_pool_key.clone())
                 .unwrap_or_default(),
-            provider: m.and_then(|m| Provider::parse(&m.provider)).or(r.provider),
+            provider,
             customer_bind_id: m
                 .and_then(|m| m.customer_bind_id.clone())
                 .or(r.customer_bind_id.clone()),
@@ -174,7 +187,7 @@ impl Store {
                 .or(r.call_at)
                 .unwrap_or(now),
             dedupe_key: Some(r.dedupe_key()),
-        }
+        })
     }
 
     pub(super) async fn ingest_reports_impl(
@@ -189,7 +202,7 @@ impl Store {
                 if let Some(m) = &m {
                     self.apply(&tx, r, m, now, &mut out).await?;
                 }
-                out.push(Self::report_event(r, m.as_ref(), now));
+                out.push(Self::report_event(r, m.as_ref(), now)?);
             }
             Ok(append_events(&tx, out).await?)
         })?;
@@ -201,19 +214,34 @@ impl Store {
 
     pub(super) async fn report_call_impl(
         &self,
-        r: CallReport,
+        mut r: CallReport,
         now: Millis,
     ) -> Result<(i64, bool), DomainError> {
         let appended = with_write_tx!(self, |tx| {
-            let Some(m) = self.binding_of(&tx, &r).await? else {
+            // The softswitch reports calls it notified: the call-in event names the call (and
+            // its binding, if it was routed). A call-in answered NO_BINDING has none, and its
+            // reports still belong to it.
+            let Some(call_in) = event::Entity::find()
+                .filter(event::Column::DedupeKey.eq(super::calls::incoming_key(&r.call_id)))
+                .one(&tx)
+                .await?
+            else {
                 return Err(TxError::Domain(DomainError::NumberNotFound {
                     reason: reason::CALL_NOT_FOUND,
                     message: "no call-in was notified with this call_id".into(),
                 }));
             };
+            r.caller.get_or_insert_with(|| call_in.caller.clone());
+            r.called.get_or_insert_with(|| call_in.called.clone());
+            if r.callee.is_none() && !call_in.callee.is_empty() {
+                r.callee = Some(call_in.callee.clone());
+            }
+            let m = self.binding_of(&tx, &r).await?;
             let mut out = Vec::new();
-            self.apply(&tx, &r, &m, now, &mut out).await?;
-            out.push(Self::report_event(&r, Some(&m), now));
+            if let Some(m) = &m {
+                self.apply(&tx, &r, m, now, &mut out).await?;
+            }
+            out.push(Self::report_event(&r, m.as_ref(), now)?);
             Ok(append_events(&tx, out).await?)
         })?;
         if let Some(seq) = appended.last_new() {

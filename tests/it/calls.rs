@@ -302,3 +302,86 @@ async fn a_repeated_call_in_gets_the_same_answer_and_applies_nothing_twice() {
     let err = s.calls().notify_call_in(other).await.unwrap_err();
     assert_eq!(violated_fields(&err), ["call_id"]);
 }
+
+/// Issue 7 item 4: a pool number nobody holds is NOT_BOUND (not "direction not allowed"), a
+/// number of no pool is UNKNOWN_NUMBER, a number bound for someone else is DIRECTION_NOT_ALLOWED
+/// (without disclosing that binding); reports of a NO_BINDING call are accepted and attached to
+/// that call, and a report for a call never notified is CALL_NOT_FOUND.
+#[tokio::test]
+async fn no_binding_reasons_are_precise_and_reports_attach_to_unrouted_calls() {
+    let s = TestServer::start().await;
+    let numbers = pool_with(&s, "p", "8521313", 3, "").await;
+    let fresh = call_in("13800000002", &numbers[2], "", "nb-1");
+    let r = calls(&s).notify_call_in(fresh).await.unwrap().into_inner();
+    no_binding(&r, pb::NoBindingReason::NotBound);
+    assert!(r.binding.is_none());
+    no_binding(
+        &call(&s, "13800000002", "17099999999", "").await,
+        pb::NoBindingReason::UnknownNumber,
+    );
+
+    // X of an AXYB binding, dialled by a stranger: bound, not for this caller.
+    let mut req = xyb("p", B);
+    req.number_x = numbers[0].clone();
+    let b = s
+        .bindings()
+        .bind_xyb(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .binding
+        .unwrap();
+    connect(&call(&s, A, &b.number_x, "").await);
+    let r = call(&s, "13800000003", &b.number_x, "").await;
+    no_binding(&r, pb::NoBindingReason::DirectionNotAllowed);
+    assert!(
+        r.binding.is_none(),
+        "another party's binding is not disclosed"
+    );
+
+    // The report of the NO_BINDING call-in is accepted, stored once, and names the call.
+    let report = pb::ReportCallEventRequest {
+        call_id: "nb-1".into(),
+        kind: pb::CallEventKind::Hangup as i32,
+        duration_seconds: 0,
+        ..Default::default()
+    };
+    let first = calls(&s)
+        .report_call_event(report.clone())
+        .await
+        .expect("report of a NO_BINDING call is accepted")
+        .into_inner();
+    assert!(!first.duplicate);
+    let again = calls(&s)
+        .report_call_event(report)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.duplicate);
+    assert_eq!(again.sequence, first.sequence);
+    let mut stream = calls(&s)
+        .watch_events(pb::WatchEventsRequest {
+            after_sequence: first.sequence - 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let ev = stream.message().await.unwrap().unwrap();
+    assert_eq!(ev.sequence, first.sequence);
+    assert_eq!(ev.kind, "call.hangup");
+    assert_eq!(ev.call_id, "nb-1");
+    assert_eq!(ev.caller, "13800000002");
+    assert_eq!(ev.called, numbers[2]);
+    assert!(ev.binding_id.is_empty());
+
+    let st = calls(&s)
+        .report_call_event(pb::ReportCallEventRequest {
+            call_id: "never-notified".into(),
+            kind: pb::CallEventKind::Hangup as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_reason(&st, Code::NotFound, "CALL_NOT_FOUND");
+}

@@ -95,3 +95,61 @@ async fn cli_creates_pools_and_loads_numbers_that_the_server_then_allocates() {
         ]
     );
 }
+
+/// A config with every carrier variable missing fails once, naming all of them, before anything
+/// touches the database (no SQLite file is created, nothing is migrated).
+#[tokio::test]
+async fn serve_reports_every_config_problem_at_once_before_touching_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pns.db");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/pns.example.toml");
+    let vars = [
+        "PNS_NXCLOUD_ACCESS_KEY",
+        "PNS_NXCLOUD_ACCESS_SECRET",
+        "PNS_ALIYUN_ACCESS_KEY_ID",
+        "PNS_ALIYUN_ACCESS_KEY_SECRET",
+        "PNS_NXCLOUD_WEBHOOK_TOKEN",
+        "PNS_ALIYUN_WEBHOOK_TOKEN",
+    ];
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pns-gateway"));
+    cmd.args(["serve", "--config", example])
+        .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .env("PNS_DATABASE_URL", db.to_str().unwrap())
+        .env("PNS_LOG", "warn")
+        .current_dir(dir.path());
+    for v in vars {
+        cmd.env_remove(v);
+    }
+    let out = cmd.output().expect("run pns-gateway");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("6 problems"), "{text}");
+    for v in vars {
+        assert!(text.contains(v), "{v} not named: {text}");
+    }
+    assert!(
+        !db.exists(),
+        "the database was created before the config was validated"
+    );
+
+    // A short webhook token is reported too, and its value never printed.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pns-gateway"));
+    cmd.args(["serve", "--config", example])
+        .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .env("PNS_DATABASE_URL", db.to_str().unwrap())
+        .env("PNS_LOG", "warn")
+        .current_dir(dir.path());
+    for v in vars {
+        cmd.env(v, "set-and-long-enough-value");
+    }
+    cmd.env("PNS_ALIYUN_WEBHOOK_TOKEN", "short-s3cret");
+    let out = cmd.output().expect("run pns-gateway");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("PNS_ALIYUN_WEBHOOK_TOKEN must be at least 16 characters"),
+        "{text}"
+    );
+    assert!(!text.contains("short-s3cret"), "{text}");
+    assert!(!db.exists());
+}

@@ -1,0 +1,121 @@
+//! Issue 7 item 11: stored values decode strictly. A row that does not decode is an error the
+//! operator sees (INTERNAL, logged with the cause), never a default that turns into a wrong
+//! routing answer.
+
+use pns_gateway::grpc::pb;
+use sea_orm::{ConnectionTrait, Database};
+use tonic::Code;
+
+use crate::support::{TestServer, fixtures::*};
+
+const A: &str = "85291112222";
+const B: &str = "85264654798";
+
+async fn sql(s: &TestServer, stmt: &str) {
+    let db = Database::connect(&s.db.url).await.expect("connect");
+    db.execute_unprepared(stmt).await.expect(stmt);
+    db.close().await.ok();
+}
+
+fn call_in(caller: &str, called: &str, call_id: &str) -> pb::NotifyCallInRequest {
+    pb::NotifyCallInRequest {
+        caller: caller.into(),
+        called: called.into(),
+        extension: String::new(),
+        call_id: call_id.into(),
+    }
+}
+
+#[tokio::test]
+async fn corrupt_stored_rows_surface_as_errors_not_as_routing_answers() {
+    let s = TestServer::start().await;
+    let numbers = pool_with(&s, "p", "8521313", 3, "").await;
+    let mut req = xyb("p", B);
+    req.number_x = numbers[0].clone();
+    let b = s
+        .bindings()
+        .bind_xyb(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .binding
+        .unwrap();
+    let first = s
+        .calls()
+        .notify_call_in(call_in(A, &b.number_x, "c-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.decision, pb::Decision::Connect as i32);
+
+    // A retried call-in answers from the recorded decision: a corrupt record is an error, not
+    // a made-up "direction not allowed".
+    sql(
+        &s,
+        "UPDATE events SET detail_json = '{\"decision\":\"teleport\"}' WHERE call_id = 'c-1'",
+    )
+    .await;
+    let st = s
+        .calls()
+        .notify_call_in(call_in(A, &b.number_x, "c-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::Internal, "{st:?}");
+    sql(
+        &s,
+        "UPDATE events SET detail_json = 'not json' WHERE call_id = 'c-1'",
+    )
+    .await;
+    let st = s
+        .calls()
+        .notify_call_in(call_in(A, &b.number_x, "c-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::Internal, "{st:?}");
+    assert_eq!(
+        st.message(),
+        "internal error",
+        "the cause is logged, not sent"
+    );
+
+    // An unknown call-in strategy on the routed binding: not silently FIXED.
+    sql(
+        &s,
+        &format!(
+            "UPDATE bindings SET call_in_strategy = 7 WHERE id = '{}'",
+            b.binding_id
+        ),
+    )
+    .await;
+    let st = s
+        .calls()
+        .notify_call_in(call_in(A, &b.number_x, "c-2"))
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::Internal, "{st:?}");
+
+    // An unknown state: not silently EXPIRED.
+    sql(
+        &s,
+        &format!(
+            "UPDATE bindings SET call_in_strategy = 0, state = 'bogus' WHERE id = '{}'",
+            b.binding_id
+        ),
+    )
+    .await;
+    let st = s
+        .calls()
+        .notify_call_in(call_in(A, &b.number_x, "c-3"))
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::Internal, "{st:?}");
+    let st = s
+        .bindings()
+        .get_binding(pb::GetBindingRequest {
+            binding_id: b.binding_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::Internal, "{st:?}");
+}
