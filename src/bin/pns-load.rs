@@ -201,6 +201,7 @@ async fn connect(target: &str, n: usize) -> Result<Vec<Channel>, String> {
 }
 
 async fn measure(cli: &Cli, target: &str, backend: &str) -> Result<bool, String> {
+    let target_is_local = cli.target.is_none();
     let channels = connect(target, cli.connections).await?;
     let run = format!("{:06}", uuid::Uuid::new_v4().as_u128() % 1_000_000);
     let ctx = Ctx {
@@ -234,6 +235,7 @@ async fn measure(cli: &Cli, target: &str, backend: &str) -> Result<bool, String>
         seen.push(s);
         eprintln!("{}: running", s.name());
         let t0 = std::time::Instant::now();
+        let uv0 = pns_gateway::storage::unique_violations();
         let res = match s {
             Scenario::Health => scenarios::health(&ctx).await,
             Scenario::Notify => scenarios::notify(&ctx).await,
@@ -244,6 +246,20 @@ async fn measure(cli: &Cli, target: &str, backend: &str) -> Result<bool, String>
         match res {
             Ok(mut r) => {
                 eprintln!("{}: done in {:.1} s", s.name(), t0.elapsed().as_secs_f64());
+                if target_is_local {
+                    // Conflicts the allocator met (in-process server only): retry storms show
+                    // up here long before they show up as errors.
+                    let uv = pns_gateway::storage::unique_violations() - uv0;
+                    let ok: u64 = r.iter().map(|row| row.ok).sum();
+                    for row in &mut r {
+                        row.unique_violations = Some(uv);
+                    }
+                    eprintln!(
+                        "{}: {uv} unique violations over {ok} successful requests ({:.4} per request)",
+                        s.name(),
+                        uv as f64 / ok.max(1) as f64
+                    );
+                }
                 clean &= r.iter().all(|row| row.errors.is_empty());
                 rows.append(&mut r);
             }

@@ -674,8 +674,17 @@ impl Store {
                         if done == 0 {
                             continue;
                         }
+                        // The counter as our increment left it, read under the row lock the
+                        // UPDATE holds until commit: `cand` was read before the UPDATE and is
+                        // stale when concurrent binds chose the same number (each would then
+                        // start probing at an extension another bind just took).
+                        let seq = number::Entity::find_by_id(cand.id)
+                            .one(tx)
+                            .await?
+                            .map(|n| n.ext_seq)
+                            .ok_or(DomainError::Internal("claimed number vanished".into()))?;
                         if self.insert_route(tx, &cand.number, &key, id, now).await? {
-                            return Ok((cand.number, cand.ext_seq + 1));
+                            return Ok((cand.number, seq));
                         }
                         add_shared(tx, &cand.number, -1, -1).await?;
                     }

@@ -60,9 +60,12 @@ impl Store {
         if url.starts_with("sqlite:") {
             // One connection: SQLite has one writer anyway, and a single connection avoids
             // SQLITE_BUSY upgrades inside the process. Other processes wait on busy_timeout.
+            // synchronous=FULL: every commit is fsynced before it returns, so a write that was
+            // acknowledged survives power loss or an OS crash (NORMAL in WAL mode may lose the
+            // last commits then).
             opts.max_connections(1).map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
             });
@@ -110,8 +113,20 @@ impl Store {
     }
 }
 
+/// Unique-index violations met by this process (each one a conflict resolved by probing on,
+/// replaying or reporting it). A load indicator for allocation: `pns-load` reports it per request.
+static UNIQUE_VIOLATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn unique_violations() -> u64 {
+    UNIQUE_VIOLATIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 pub(crate) fn is_unique_violation(e: &DbErr) -> bool {
-    matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+    let hit = matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)));
+    if hit {
+        UNIQUE_VIOLATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    hit
 }
 
 /// PostgreSQL serialization failure or deadlock: the whole transaction may be retried.

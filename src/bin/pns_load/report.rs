@@ -22,6 +22,8 @@ pub(crate) struct Row {
     /// In-flight requests while measuring.
     pub(crate) in_flight: usize,
     pub(crate) note: String,
+    /// Unique-index violations the in-process server met during the scenario.
+    pub(crate) unique_violations: Option<u64>,
 }
 
 impl Row {
@@ -40,6 +42,7 @@ impl Row {
             elapsed_s: r.elapsed.as_secs_f64(),
             in_flight,
             note: String::new(),
+            unique_violations: None,
         }
     }
 
@@ -81,6 +84,7 @@ impl Row {
             "elapsed_s": round(self.elapsed_s, 3),
             "in_flight": self.in_flight,
             "note": self.note,
+            "unique_violations_in_scenario": self.unique_violations,
             "run": meta,
         })
         .to_string()
