@@ -36,6 +36,8 @@ pub struct Settings {
     pub reconcile_after: Duration,
     /// Secrets in the carrier push URLs.
     pub webhook_tokens: crate::http::WebhookTokens,
+    /// How often the database's reachability is probed (gRPC health, `/readyz`).
+    pub db_probe_interval: Duration,
 }
 
 impl Default for Settings {
@@ -47,6 +49,7 @@ impl Default for Settings {
             carriers: Carriers::default(),
             reconcile_after: Duration::from_secs(5),
             webhook_tokens: Default::default(),
+            db_probe_interval: Duration::from_millis(250),
         }
     }
 }
@@ -119,6 +122,12 @@ pub async fn run(
         settings.sweep_interval,
         stop_rx.clone(),
     ));
+    let monitor = tokio::spawn(
+        store
+            .clone()
+            .monitor(settings.db_probe_interval, stop_rx.clone()),
+    );
+    let follow = tokio::spawn(follow_db(store.db_up(), health.clone(), stop_rx.clone()));
     let http_task = http.map(|l| {
         tokio::spawn(crate::http::serve(
             l,
@@ -182,11 +191,45 @@ pub async fn run(
         .map_err(|e| e.to_string())?;
     let _ = sweeper.await;
     let _ = reconciler.await;
+    let _ = monitor.await;
+    let _ = follow.await;
     if let Some(t) = http_task {
         let _ = t.await;
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Mirrors the database's reachability into gRPC health: every service needs the database
+/// (routing reads it too), so all report NOT_SERVING while it is unreachable, and SERVING again
+/// once it answers. Stops at shutdown, which sets NOT_SERVING for good.
+async fn follow_db(
+    mut up: tokio::sync::watch::Receiver<bool>,
+    health: tonic_health::server::HealthReporter,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            changed = up.changed() => if changed.is_err() { return },
+            _ = stop.changed() => return,
+        }
+        let status = if *up.borrow_and_update() {
+            tonic_health::ServingStatus::Serving
+        } else {
+            tonic_health::ServingStatus::NotServing
+        };
+        if *stop.borrow() {
+            return;
+        }
+        for name in [
+            "",
+            <BindingServiceServer<BindingApi<Store>> as tonic::server::NamedService>::NAME,
+            <NumberPoolServiceServer<PoolApi<Store>> as tonic::server::NamedService>::NAME,
+            <CallServiceServer<CallApi<Store>> as tonic::server::NamedService>::NAME,
+        ] {
+            health.set_service_status(name, status).await;
+        }
+    }
 }
 
 /// Ends expired bindings and frees their numbers. Routing never depends on it (lookups check

@@ -11,6 +11,7 @@ mod carrier;
 mod convert;
 pub mod entities;
 pub(crate) mod events;
+mod health;
 mod migration;
 mod pools;
 mod repo_impl;
@@ -35,6 +36,26 @@ pub struct Store {
     backend: DbBackend,
     /// In-process wake-up for event subscribers (highest sequence published); shared by clones.
     events: Arc<tokio::sync::watch::Sender<i64>>,
+    /// Whether the database answered the monitor's last probe (see `storage::health`).
+    up: Arc<tokio::sync::watch::Sender<bool>>,
+    url: String,
+    opts: StoreOptions,
+}
+
+/// Connection settings. `timeout` bounds waiting for a pooled connection, opening one, and
+/// (PostgreSQL) each statement, so an unreachable database turns into a quick UNAVAILABLE
+/// instead of requests piling up.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreOptions {
+    pub timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(2),
+        }
+    }
 }
 
 /// Resolves the `--database-url` value: a bare path means a SQLite file.
@@ -50,13 +71,18 @@ pub fn normalize_url(url: &str) -> String {
 }
 
 impl Store {
-    /// Connects (creating the SQLite file if needed). Does not migrate.
+    /// Connects (creating the SQLite file if needed) with default options. Does not migrate.
     pub async fn connect(url: &str) -> Result<Self, DbErr> {
+        Self::connect_with(url, StoreOptions::default()).await
+    }
+
+    /// Connects (creating the SQLite file if needed). Does not migrate.
+    pub async fn connect_with(url: &str, o: StoreOptions) -> Result<Self, DbErr> {
         let url = normalize_url(url);
         let mut opts = ConnectOptions::new(url.clone());
         opts.sqlx_logging(false)
-            .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(30));
+            .connect_timeout(o.timeout)
+            .acquire_timeout(o.timeout);
         if url.starts_with("sqlite:") {
             // One connection: SQLite has one writer anyway, and a single connection avoids
             // SQLITE_BUSY upgrades inside the process. Other processes wait on busy_timeout.
@@ -70,7 +96,12 @@ impl Store {
                     .foreign_keys(true)
             });
         } else {
-            opts.max_connections(32).min_connections(1);
+            let statement_timeout = format!("{}ms", o.timeout.as_millis());
+            opts.max_connections(32)
+                .min_connections(1)
+                .map_sqlx_postgres_opts(move |p| {
+                    p.options([("statement_timeout", statement_timeout.as_str())])
+                });
         }
         let db = Database::connect(opts).await?;
         let backend = db.get_database_backend();
@@ -78,6 +109,9 @@ impl Store {
             db,
             backend,
             events: Arc::new(tokio::sync::watch::channel(0).0),
+            up: Arc::new(tokio::sync::watch::channel(true).0),
+            url,
+            opts: o,
         })
     }
 
@@ -139,11 +173,36 @@ pub(crate) fn is_retryable(e: &DbErr) -> bool {
     false
 }
 
+/// The database cannot be reached or is shutting down (as opposed to rejecting a statement):
+/// the request may succeed if retried later.
+pub(crate) fn is_unavailable(e: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as X;
+    match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) => {
+            match s.as_ref() {
+                X::Io(_) | X::Tls(_) | X::Protocol(_) | X::PoolTimedOut | X::PoolClosed => true,
+                X::WorkerCrashed => true,
+                X::Database(d) => {
+                    // 08…: connection exception; 57P01–57P03: admin/crash shutdown, cannot
+                    // connect now; 57014: statement timeout (the database is too slow to answer).
+                    let code = d.code();
+                    let code = code.as_deref().unwrap_or("");
+                    code.starts_with("08") || code.starts_with("57P") || code == "57014"
+                }
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
 impl From<DbErr> for DomainError {
     fn from(e: DbErr) -> Self {
-        match e {
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => DomainError::Unavailable(e.to_string()),
-            other => DomainError::Internal(other.to_string()),
+        if is_unavailable(&e) {
+            DomainError::Unavailable(e.to_string())
+        } else {
+            DomainError::Internal(e.to_string())
         }
     }
 }
@@ -155,6 +214,12 @@ macro_rules! with_write_tx {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            // Known down: fail at once instead of queueing for a connection.
+            if !$store.is_db_up() {
+                break Err(crate::storage::TxError::Domain(
+                    crate::domain::DomainError::Unavailable("database unreachable".into()),
+                ));
+            }
             let $tx = $store.write_tx().await?;
             let res: Result<_, crate::storage::TxError> = async { $body }.await;
             match res {

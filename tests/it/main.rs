@@ -12,6 +12,7 @@ mod corruption;
 mod events;
 mod lifecycle;
 mod nxcloud_adapter;
+mod outage;
 mod pools;
 mod readme;
 mod server;

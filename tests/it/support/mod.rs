@@ -6,6 +6,7 @@ pub mod fake_aliyun;
 pub mod fake_nxcloud;
 pub mod fixtures;
 pub mod md5;
+pub mod proxy;
 pub mod server;
 
 pub use db::TestDb;

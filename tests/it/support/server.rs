@@ -9,7 +9,7 @@ use pns_gateway::{
         binding_service_client::BindingServiceClient, call_service_client::CallServiceClient,
         number_pool_service_client::NumberPoolServiceClient,
     },
-    storage::Store,
+    storage::{Store, StoreOptions},
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::transport::Channel;
@@ -44,7 +44,18 @@ impl TestServer {
 
     /// Another server process-equivalent on an existing database (replica tests).
     pub async fn start_on(db: std::sync::Arc<TestDb>, settings: Settings) -> Self {
-        let store = Store::connect(&db.url).await.expect("connect");
+        let url = db.url.clone();
+        Self::start_at(db, &url, StoreOptions::default(), settings).await
+    }
+
+    /// A server that reaches `db` at `url` (e.g. through a proxy) with the given options.
+    pub async fn start_at(
+        db: std::sync::Arc<TestDb>,
+        url: &str,
+        opts: StoreOptions,
+        settings: Settings,
+    ) -> Self {
+        let store = Store::connect_with(url, opts).await.expect("connect");
         store.migrate().await.expect("migrate");
         let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind grpc");
         let http = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
