@@ -9,6 +9,7 @@ mod carriers;
 mod cli;
 mod concurrency;
 mod events;
+mod hostile_grpc;
 mod lifecycle;
 mod nxcloud_adapter;
 mod pools;
