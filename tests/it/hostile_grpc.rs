@@ -23,7 +23,7 @@ pub(super) const B: &str = "85264654798";
 /// Largest status message and `grpc-status-details-bin` payload an error may carry: far below
 /// the 16 KiB header-list limit of a default client, whatever the input.
 pub(super) const MAX_MESSAGE_BYTES: usize = 1024;
-pub(super) const MAX_DETAILS_BYTES: usize = 4096;
+pub(super) const MAX_DETAILS_BYTES: usize = 6144;
 
 /// 3 MiB: under the 4 MiB default message limit, far over any field limit.
 pub(super) fn huge() -> String {

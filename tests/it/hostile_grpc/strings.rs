@@ -29,13 +29,9 @@ async fn nul_and_control_characters_in_stored_fields_are_rejected_and_store_noth
         set(&mut r, NUL.into());
         let st = bind.bind_xyb(r).await.unwrap_err();
         rejected(&st, "INVALID_ARGUMENT", &[field]);
-        assert!(
-            st.get_details_bad_request().unwrap().field_violations[0]
-                .description
-                .contains("NUL"),
-            "{}",
-            show(&st)
-        );
+        // pool_key has its own (stricter) character set; free text says what is wrong.
+        let why = &st.get_details_bad_request().unwrap().field_violations[0].description;
+        assert!(field == "pool_key" || why.contains("NUL"), "{}", show(&st));
     }
 
     for (field, value, set) in [
@@ -62,7 +58,7 @@ async fn nul_and_control_characters_in_stored_fields_are_rejected_and_store_noth
     // Descriptive `ext` keeps its newlines and tabs; ids never take them.
     let mut r = axn(POOL, "85291110000", 3600);
     r.ext = "line 1\nline\t2".into();
-    r.customer_bind_id = "line\n".into();
+    r.customer_bind_id = "li\nne".into();
     let st = bind.bind_axn_extension(r).await.unwrap_err();
     rejected(&st, "INVALID_ARGUMENT", &["customer_bind_id"]);
 
@@ -326,7 +322,11 @@ async fn errors_that_name_client_values_echo_a_bounded_excerpt() {
     expect(&st, Code::InvalidArgument, "MOBILE_NUMBER_ILLEGAL");
     let shown = st.get_details_bad_request().unwrap().field_violations.len();
     assert!((1..500).contains(&shown), "{}", show(&st));
-    assert!(st.message().contains("more"), "{}", show(&st));
+    assert!(st.message().ends_with("more violations"), "{}", show(&st));
+    assert_eq!(
+        st.get_details_error_info().unwrap().metadata["violation_count"],
+        "500"
+    );
     assert_eq!(snapshot(&s).await, before);
 }
 
