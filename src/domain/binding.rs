@@ -40,9 +40,15 @@ pub const MAX_EXPIRE_SECONDS: i64 = 10 * 366 * 24 * 3600;
 /// strip zeros cannot confuse them): 900 per X.
 pub const AUTO_EXTENSION_FIRST: i64 = 100;
 pub const AUTO_EXTENSION_COUNT: i64 = 900;
-/// Longest accepted free-text fields.
+/// Longest accepted free-text fields, in characters (Unicode scalar values). Ids
+/// (`customer_bind_id`, `customer_user_id`, `out_id`) are single-line text without control
+/// characters; `ext` may also hold `\n`, `\r` and `\t`.
 pub const MAX_ID_LEN: usize = 128;
 pub const MAX_EXT_LEN: usize = 512;
+/// Longest city name (`expect_city`, a pool number's `city`).
+pub const MAX_CITY_LEN: usize = 64;
+/// Longest tenant name (`x-pns-tenant`): 1–64 characters of `[A-Za-z0-9._-]`.
+pub const MAX_TENANT_LEN: usize = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Provider {

@@ -1,4 +1,15 @@
 //! One error enum for the domain; `grpc::status` maps every variant to a gRPC status exhaustively.
+//!
+//! Messages never grow with client input: every variant that carries client text prints it
+//! through [`echo`] (at most 64 characters), and an invalid request lists at most
+//! [`MAX_REPORTED_VIOLATIONS`] violations.
+
+use super::text::echo;
+
+/// Most violations an error lists (message and `BadRequest`); the rest are counted. A request
+/// can hold 10 000 numbers, each wrong: listing them all would overflow a client's 16 KiB
+/// header limit and hide the answer.
+pub const MAX_REPORTED_VIOLATIONS: usize = 16;
 
 /// One invalid field: the proto field path and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,14 +59,14 @@ pub mod reason {
 #[derive(Debug, thiserror::Error)]
 pub enum DomainError {
     /// Bad input; `reason` is the most specific reason of the violations.
-    #[error("invalid argument: {}", violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; "))]
+    #[error("invalid argument: {}", list_violations(violations))]
     InvalidArgument {
         reason: &'static str,
         violations: Vec<FieldViolation>,
     },
-    #[error("pool {0:?} not found")]
+    #[error("pool {:?} not found", echo(.0))]
     PoolNotFound(String),
-    #[error("pool {0:?} already exists")]
+    #[error("pool {:?} already exists", echo(.0))]
     PoolAlreadyExists(String),
     #[error("binding not found")]
     BindingNotFound,
@@ -66,16 +77,22 @@ pub enum DomainError {
         message: String,
     },
     /// The pool has no number that satisfies the request.
-    #[error("no available number in pool {pool:?}{detail}")]
+    #[error("no available number in pool {:?}{detail}", echo(pool))]
     NoAvailableNumber { pool: String, detail: String },
     /// The wanted number is locked by an XYB binding, or carries extensions and cannot be locked.
-    #[error("number {number} is locked by another binding or otherwise in use")]
+    #[error(
+        "number {} is locked by another binding or otherwise in use",
+        echo(number)
+    )]
     NumberLocked { number: String },
     /// A route (number, caller-or-extension) is already held by another active binding.
     #[error("bind conflict: {0}")]
     BindConflict(String),
     /// `customer_bind_id` was used before with a different payload.
-    #[error("customer_bind_id {0:?} is already used by a binding with a different payload")]
+    #[error(
+        "customer_bind_id {:?} is already used by a binding with a different payload",
+        echo(.0)
+    )]
     CustomerBindIdConflict(String),
     /// A request needs a state the system is not in (e.g. updating an ended binding).
     #[error("{message}")]
@@ -92,6 +109,35 @@ pub enum DomainError {
     /// A bug or an unexpected storage failure; logged with its detail, returned generic.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Longest list of violations in a message, in bytes: with the count of the rest after it,
+/// the message stays under the 1 KiB the gRPC edge allows.
+const MAX_LISTED_BYTES: usize = 800;
+
+/// `field: description; …`: at most [`MAX_REPORTED_VIOLATIONS`] of them and about
+/// [`MAX_LISTED_BYTES`], then how many more there are.
+fn list_violations(violations: &[FieldViolation]) -> String {
+    let mut s = String::new();
+    let mut listed = 0;
+    for v in violations.iter().take(MAX_REPORTED_VIOLATIONS) {
+        let item = format!("{}: {}", v.field, v.description);
+        if listed > 0 && s.len() + item.len() > MAX_LISTED_BYTES {
+            break;
+        }
+        if listed > 0 {
+            s.push_str("; ");
+        }
+        s.push_str(&item);
+        listed += 1;
+    }
+    if violations.len() > listed {
+        s.push_str(&format!(
+            "; and {} more violations",
+            violations.len() - listed
+        ));
+    }
+    s
 }
 
 impl DomainError {
@@ -141,5 +187,53 @@ impl Violations {
                 violations: self.list,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_echo_a_bounded_excerpt_of_client_text() {
+        let huge = "k".repeat(3_000_000);
+        for e in [
+            DomainError::PoolNotFound(huge.clone()),
+            DomainError::PoolAlreadyExists(huge.clone()),
+            DomainError::CustomerBindIdConflict(huge.clone()),
+            DomainError::NumberLocked {
+                number: huge.clone(),
+            },
+            DomainError::NoAvailableNumber {
+                pool: huge.clone(),
+                detail: String::new(),
+            },
+        ] {
+            assert!(e.to_string().len() < 200, "{}", &e.to_string()[..200]);
+        }
+        assert_eq!(
+            DomainError::PoolNotFound("a\0b".into()).to_string(),
+            "pool \"a?b\" not found"
+        );
+    }
+
+    #[test]
+    fn an_invalid_request_lists_a_bounded_number_of_violations() {
+        let mut v = Violations::default();
+        for i in 0..10_000 {
+            v.add(reason::INVALID_ARGUMENT, &format!("numbers[{i}]"), "bad");
+        }
+        let msg = v.finish().unwrap_err().to_string();
+        assert!(msg.ends_with("; and 9984 more violations"), "{msg}");
+        assert!(msg.len() < 400, "{msg}");
+
+        // Long descriptions: the list stops early, and the count still follows.
+        let mut v = Violations::default();
+        for i in 0..20 {
+            v.add(reason::INVALID_ARGUMENT, &format!("f{i}"), "d".repeat(250));
+        }
+        let msg = v.finish().unwrap_err().to_string();
+        assert!(msg.len() < 1000, "{}", msg.len());
+        assert!(msg.ends_with("; and 17 more violations"), "{msg}");
     }
 }

@@ -34,15 +34,34 @@ pub const MAX_ECHO_CHARS: usize = 64;
 /// `s` cut to [`MAX_ECHO_CHARS`] characters (with `…` when cut) and with control characters
 /// replaced by `?`, for echoing client input in errors.
 pub fn echo(s: &str) -> String {
+    excerpt(s, MAX_ECHO_CHARS)
+}
+
+/// `s` cut to `max_chars` characters (with `…` when cut) and with control characters replaced
+/// by `?`: [`echo`] with another bound, for messages that are ours but may embed client text.
+pub fn excerpt(s: &str, max_chars: usize) -> String {
     let mut out: String = s
         .chars()
-        .take(MAX_ECHO_CHARS)
+        .take(max_chars)
         .map(|c| if c.is_control() { '?' } else { c })
         .collect();
-    if s.chars().nth(MAX_ECHO_CHARS).is_some() {
+    if s.chars().nth(max_chars).is_some() {
         out.push('…');
     }
     out
+}
+
+/// The longest prefix of `s` of at most `max_bytes` bytes that ends on a character boundary,
+/// with `…` appended when cut (so the result is at most `max_bytes + 3` bytes).
+pub fn cut_bytes(s: &str, max_bytes: usize) -> String {
+    if s.len() <= max_bytes {
+        return s.to_owned();
+    }
+    let mut end = max_bytes;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]
@@ -69,5 +88,16 @@ mod tests {
         assert_eq!(e.chars().count(), MAX_ECHO_CHARS + 1);
         assert!(e.ends_with('…'));
         assert_eq!(echo("a\0b"), "a?b");
+        assert_eq!(excerpt("abcdef", 3), "abc…");
+        assert_eq!(excerpt("abc", 3), "abc");
+    }
+
+    #[test]
+    fn cut_bytes_respects_character_boundaries() {
+        assert_eq!(cut_bytes("abc", 3), "abc");
+        assert_eq!(cut_bytes("abcd", 3), "abc…");
+        // "é" is two bytes: a cut inside it backs off to the boundary before it.
+        assert_eq!(cut_bytes("aé", 2), "a…");
+        assert!(cut_bytes(&"包".repeat(1000), 100).len() <= 103);
     }
 }

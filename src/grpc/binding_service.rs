@@ -7,11 +7,8 @@ use tonic::{Request, Response, Status};
 use super::convert::{self, binding_ref, binding_to_pb};
 use super::pb::{self, binding_service_server::BindingService};
 use super::status::to_status;
-use super::tenant;
-use crate::domain::{
-    BindingFilter, BindingUpdate, Clock, PhoneNumber, Repository, binder::Binder,
-    error::Violations, error::reason,
-};
+use super::validate::{self, tenant};
+use crate::domain::{Clock, Repository, binder::Binder, text::echo};
 
 pub struct BindingApi<R> {
     binder: Binder<R>,
@@ -31,12 +28,12 @@ impl<R: Repository> BindingApi<R> {
 
 #[tonic::async_trait]
 impl<R: Repository> BindingService for BindingApi<R> {
-    #[tracing::instrument(skip_all, fields(pool = %req.get_ref().pool_key))]
+    #[tracing::instrument(skip_all, fields(pool = %echo(&req.get_ref().pool_key)))]
     async fn bind_xyb(
         &self,
         req: Request<pb::BindXybRequest>,
     ) -> Result<Response<pb::BindXybResponse>, Status> {
-        let tenant = tenant(&req);
+        let tenant = tenant(req.metadata());
         let cmd = convert::xyb(req.into_inner(), tenant).map_err(to_status)?;
         let (b, replayed) = self
             .binder
@@ -50,12 +47,12 @@ impl<R: Repository> BindingService for BindingApi<R> {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(pool = %req.get_ref().pool_key))]
+    #[tracing::instrument(skip_all, fields(pool = %echo(&req.get_ref().pool_key)))]
     async fn bind_axn_extension(
         &self,
         req: Request<pb::BindAxnExtensionRequest>,
     ) -> Result<Response<pb::BindAxnExtensionResponse>, Status> {
-        let tenant = tenant(&req);
+        let tenant = tenant(req.metadata());
         let now = self.clock.now();
         let cmd = convert::axn(req.into_inner(), tenant, now).map_err(to_status)?;
         let (b, replayed) = self.binder.bind_axn(&cmd, now).await.map_err(to_status)?;
@@ -70,7 +67,7 @@ impl<R: Repository> BindingService for BindingApi<R> {
         &self,
         req: Request<pb::GetBindingRequest>,
     ) -> Result<Response<pb::GetBindingResponse>, Status> {
-        let tenant = tenant(&req);
+        let tenant = tenant(req.metadata());
         let r = req.get_ref();
         let r = binding_ref(&r.binding_id, &r.customer_bind_id, tenant).map_err(to_status)?;
         let b = self
@@ -87,15 +84,8 @@ impl<R: Repository> BindingService for BindingApi<R> {
         &self,
         req: Request<pb::ListBindingsRequest>,
     ) -> Result<Response<pb::ListBindingsResponse>, Status> {
-        let r = req.into_inner();
-        let limit = convert::page_size(r.page_size).map_err(to_status)?;
-        let filter = BindingFilter {
-            pool_key: Some(r.pool_key.trim().to_owned()).filter(|s| !s.is_empty()),
-            state: convert::state_from_pb(r.state).map_err(to_status)?,
-            customer_user_id: Some(r.customer_user_id).filter(|s| !s.is_empty()),
-            before_id: convert::decode_token("b", &r.page_token).map_err(to_status)?,
-            limit: limit + 1,
-        };
+        let (filter, limit) =
+            convert::list_filter(req.get_ref(), tenant(req.metadata())).map_err(to_status)?;
         let mut rows = self
             .repo
             .list_bindings(&filter, self.clock.now())
@@ -104,7 +94,7 @@ impl<R: Repository> BindingService for BindingApi<R> {
         let next_page_token = if rows.len() as u64 > limit {
             rows.truncate(limit as usize);
             rows.last()
-                .map(|b| convert::encode_token("b", &b.id))
+                .map(|b| validate::encode_token(convert::LIST_BINDINGS_TOKEN, &b.id))
                 .unwrap_or_default()
         } else {
             String::new()
@@ -119,32 +109,9 @@ impl<R: Repository> BindingService for BindingApi<R> {
         &self,
         req: Request<pb::UpdateBindingRequest>,
     ) -> Result<Response<pb::UpdateBindingResponse>, Status> {
-        let tenant = tenant(&req);
-        let r = req.into_inner();
-        let target = binding_ref(&r.binding_id, &r.customer_bind_id, tenant).map_err(to_status)?;
+        let tenant = tenant(req.metadata());
         let now = self.clock.now();
-        let mut v = Violations::default();
-        let expire_at = r
-            .expire_time
-            .as_ref()
-            .map(|t| convert::expire_time(&mut v, "expire_time", Some(t), now));
-        let phone_b = r.phone_b.as_deref().map(|raw| match raw.trim() {
-            "" => None,
-            s => v.take(
-                reason::MOBILE_NUMBER_ILLEGAL,
-                "phone_b",
-                PhoneNumber::parse(s),
-            ),
-        });
-        let update = BindingUpdate {
-            expire_at,
-            phone_b,
-            recording: r.recording,
-            customer_user_id: r.customer_user_id,
-            ext: r.ext,
-            out_id: r.out_id,
-        };
-        v.finish().map_err(to_status)?;
+        let (target, update) = convert::update(req.into_inner(), tenant, now).map_err(to_status)?;
         let b = self
             .binder
             .update(&target, &update, now)
@@ -160,7 +127,7 @@ impl<R: Repository> BindingService for BindingApi<R> {
         &self,
         req: Request<pb::UnbindRequest>,
     ) -> Result<Response<pb::UnbindResponse>, Status> {
-        let tenant = tenant(&req);
+        let tenant = tenant(req.metadata());
         let r = req.get_ref();
         let target = binding_ref(&r.binding_id, &r.customer_bind_id, tenant).map_err(to_status)?;
         let b = self

@@ -1,7 +1,10 @@
 //! pb <-> domain for CallService: call-ins, decisions, softswitch reports.
 
-use super::convert::{binding_to_pb, ts_to_ms};
+use prost_types::Timestamp;
+
+use super::convert::binding_to_pb;
 use super::pb;
+use super::validate::{line, timestamp};
 use crate::domain::{
     CallIn, CallReport, Decision, DomainError, Extension, Millis, NoBindingReason, PhoneNumber,
     call::{CallEventKind, ReleaseDirection},
@@ -10,6 +13,16 @@ use crate::domain::{
 
 /// Longest accepted call id (Aliyun: ≤ 100 chars; a little headroom).
 pub(crate) const MAX_CALL_ID: usize = 128;
+/// Longest `leg` of a report.
+pub(crate) const MAX_LEG: usize = 64;
+/// Longest `recording_url`.
+pub(crate) const MAX_RECORDING_URL: usize = 2048;
+/// Longest call a report may describe (7 days): larger values are unit mistakes (ms for s).
+pub(crate) const MAX_CALL_DURATION_SECONDS: i64 = 7 * 24 * 3600;
+/// Report times are between 2000-01-01T00:00:00Z and one day after the server's clock (room
+/// for a softswitch clock that runs ahead); anything else is a bug, not a call.
+pub(crate) const MIN_CALL_TIME_MS: Millis = 946_684_800_000;
+pub(crate) const MAX_CALL_TIME_AHEAD_MS: Millis = 24 * 3600 * 1000;
 
 pub(crate) fn call_in(r: pb::NotifyCallInRequest) -> Result<CallIn, DomainError> {
     let mut v = Violations::default();
@@ -46,18 +59,33 @@ pub(crate) fn call_in(r: pb::NotifyCallInRequest) -> Result<CallIn, DomainError>
     }
 }
 
+/// Required; trimmed; at most [`MAX_CALL_ID`] characters without control characters.
 fn call_id(v: &mut Violations, raw: &str) -> String {
     let id = raw.trim();
     if id.is_empty() {
         v.add(reason::INVALID_ARGUMENT, "call_id", "is required");
-    } else if id.chars().count() > MAX_CALL_ID {
+        return String::new();
+    }
+    line(v, "call_id", id, MAX_CALL_ID)
+}
+
+/// An optional report time: a valid Timestamp within the plausible window.
+fn call_time(
+    v: &mut Violations,
+    field: &str,
+    t: Option<&Timestamp>,
+    now: Millis,
+) -> Option<Millis> {
+    let ms = timestamp(v, reason::INVALID_ARGUMENT, field, t?)?;
+    if !(MIN_CALL_TIME_MS..=now + MAX_CALL_TIME_AHEAD_MS).contains(&ms) {
         v.add(
             reason::INVALID_ARGUMENT,
-            "call_id",
-            format!("must be at most {MAX_CALL_ID} characters"),
+            field,
+            "must be between 2000-01-01T00:00:00Z and one day from now",
         );
+        return None;
     }
-    id.to_owned()
+    Some(ms)
 }
 
 fn no_binding_reason(r: NoBindingReason) -> pb::NoBindingReason {
@@ -123,18 +151,12 @@ pub(crate) fn report(
             None
         }
     };
-    if r.leg.chars().count() > 64 {
-        v.add(
-            reason::INVALID_ARGUMENT,
-            "leg",
-            "must be at most 64 characters",
-        );
-    }
-    if r.duration_seconds < 0 {
+    let leg = line(&mut v, "leg", r.leg.trim(), MAX_LEG);
+    if !(0..=MAX_CALL_DURATION_SECONDS).contains(&r.duration_seconds) {
         v.add(
             reason::INVALID_ARGUMENT,
             "duration_seconds",
-            "must not be negative",
+            format!("must be within 0..={MAX_CALL_DURATION_SECONDS} (7 days)"),
         );
     }
     if !(0..=127).contains(&r.release_cause) {
@@ -144,6 +166,12 @@ pub(crate) fn report(
             "must be a Q.850 cause (0-127)",
         );
     }
+    let recording_url = line(
+        &mut v,
+        "recording_url",
+        r.recording_url.trim(),
+        MAX_RECORDING_URL,
+    );
     if kind == Some(CallEventKind::RecordingReady) && r.recording_url.trim().is_empty() {
         v.add(
             reason::INVALID_ARGUMENT,
@@ -151,13 +179,9 @@ pub(crate) fn report(
             "is required for RECORDING_READY",
         );
     }
-    if r.recording_url.len() > 2048 {
-        v.add(
-            reason::INVALID_ARGUMENT,
-            "recording_url",
-            "must be at most 2048 characters",
-        );
-    }
+    let time = call_time(&mut v, "time", r.time.as_ref(), now);
+    let answer_time = call_time(&mut v, "answer_time", r.answer_time.as_ref(), now);
+    let end_time = call_time(&mut v, "end_time", r.end_time.as_ref(), now);
     let release_direction = match pb::ReleaseDirection::try_from(r.release_direction) {
         Ok(pb::ReleaseDirection::Caller) => Some(ReleaseDirection::Caller),
         Ok(pb::ReleaseDirection::Callee) => Some(ReleaseDirection::Callee),
@@ -173,30 +197,25 @@ pub(crate) fn report(
         }
     };
     v.finish()?;
-    let at = r.time.as_ref().map(ts_to_ms).unwrap_or(now);
+    let at = time.unwrap_or(now);
     let kind_v = kind.unwrap_or(CallEventKind::Hangup);
     Ok(CallReport {
         provider: None,
         kind,
         call_id,
-        leg: r.leg.trim().to_owned(),
+        leg,
         ring_at: (kind_v == CallEventKind::Ringing).then_some(at),
-        answer_at: r
-            .answer_time
-            .as_ref()
-            .map(ts_to_ms)
-            .or((kind_v == CallEventKind::Answered).then_some(at)),
-        end_at: r
-            .end_time
-            .as_ref()
-            .map(ts_to_ms)
-            .or((kind_v == CallEventKind::Hangup).then_some(at)),
+        answer_at: answer_time.or((kind_v == CallEventKind::Answered).then_some(at)),
+        end_at: end_time.or((kind_v == CallEventKind::Hangup).then_some(at)),
         duration_seconds: (r.duration_seconds > 0 || kind_v == CallEventKind::Hangup)
             .then_some(r.duration_seconds),
         release_direction,
         release_cause: (r.release_cause > 0).then_some(r.release_cause),
-        recording_url: Some(r.recording_url.trim().to_owned()).filter(|s| !s.is_empty()),
+        recording_url: Some(recording_url).filter(|s| !s.is_empty()),
         call_at: Some(at),
         ..Default::default()
     })
 }
+
+#[cfg(test)]
+mod tests;

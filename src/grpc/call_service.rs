@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::pb::{self, call_service_server::CallService};
 use super::{call_convert, status::to_status};
-use crate::domain::{Clock, Repository};
+use crate::domain::{Clock, Repository, text::echo};
 
 pub struct CallApi<R> {
     repo: Arc<R>,
@@ -26,7 +26,7 @@ impl<R> CallApi<R> {
 
 #[tonic::async_trait]
 impl<R: Repository> CallService for CallApi<R> {
-    #[tracing::instrument(skip_all, fields(call_id = %req.get_ref().call_id))]
+    #[tracing::instrument(skip_all, fields(call_id = %echo(&req.get_ref().call_id)))]
     async fn notify_call_in(
         &self,
         req: Request<pb::NotifyCallInRequest>,
@@ -41,7 +41,7 @@ impl<R: Repository> CallService for CallApi<R> {
         Ok(Response::new(call_convert::decision_to_pb(d, seq)))
     }
 
-    #[tracing::instrument(skip_all, fields(call_id = %req.get_ref().call_id))]
+    #[tracing::instrument(skip_all, fields(call_id = %echo(&req.get_ref().call_id)))]
     async fn report_call_event(
         &self,
         req: Request<pb::ReportCallEventRequest>,

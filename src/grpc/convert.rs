@@ -4,11 +4,12 @@
 use prost_types::Timestamp;
 
 use super::pb;
+use super::validate::{self, BindingIdArg, line, opt_id, take_tenant, text, timestamp};
 use crate::domain::{
-    AxnBind, Binding, BindingMode, BindingRef, BindingState, CityMatch, DEFAULT_XYB_EXPIRE_SECONDS,
-    DomainError, ExpireStrategy, Extension, MAX_EXPIRE_SECONDS, MAX_EXT_LEN, MAX_ID_LEN,
-    MIN_EXPIRE_AHEAD_MS, Millis, NumberInfo, NumberState, PhoneNumber, Pool, Provider, XybBind,
-    error::Violations, error::reason,
+    AxnBind, Binding, BindingFilter, BindingMode, BindingRef, BindingState, BindingUpdate,
+    CityMatch, DEFAULT_XYB_EXPIRE_SECONDS, DomainError, ExpireStrategy, Extension, MAX_CITY_LEN,
+    MAX_EXPIRE_SECONDS, MAX_EXT_LEN, MAX_ID_LEN, MIN_EXPIRE_AHEAD_MS, Millis, NumberInfo,
+    NumberState, PhoneNumber, Pool, Provider, Tenant, XybBind, error::Violations, error::reason,
 };
 
 fn opt(s: &str) -> Option<&str> {
@@ -28,6 +29,11 @@ fn opt_phone(v: &mut Violations, field: &str, raw: &str) -> Option<PhoneNumber> 
     opt(raw).and_then(|r| phone(v, field, r))
 }
 
+/// Stands in for a number that failed to parse; never leaves a conversion (it then fails).
+fn placeholder() -> PhoneNumber {
+    PhoneNumber::parse("00000").expect("valid placeholder")
+}
+
 fn strategy(v: &mut Violations, field: &str, raw: i32) -> ExpireStrategy {
     match pb::ExpireStrategy::try_from(raw) {
         Ok(pb::ExpireStrategy::Unspecified | pb::ExpireStrategy::Fixed) => ExpireStrategy::Fixed,
@@ -44,30 +50,7 @@ fn strategy(v: &mut Violations, field: &str, raw: i32) -> ExpireStrategy {
     }
 }
 
-fn bounded(v: &mut Violations, field: &str, s: &str, max: usize) -> String {
-    if s.chars().count() > max {
-        v.add(
-            reason::INVALID_ARGUMENT,
-            field,
-            format!("must be at most {max} characters"),
-        );
-    }
-    s.to_owned()
-}
-
-fn iso2(v: &mut Violations, field: &str, s: &str) -> Option<String> {
-    let s = opt(s)?;
-    if s.len() != 2 || !s.bytes().all(|b| b.is_ascii_alphabetic()) {
-        v.add(
-            reason::INVALID_ARGUMENT,
-            field,
-            "must be an ISO 3166 alpha-2 code such as HK",
-        );
-        return None;
-    }
-    Some(s.to_ascii_uppercase())
-}
-
+/// A lifetime in seconds: 0 = `default`, otherwise 60..=MAX_EXPIRE_SECONDS (10 years).
 fn seconds(v: &mut Violations, field: &str, raw: i64, default: i64) -> i64 {
     match raw {
         0 => default,
@@ -95,10 +78,6 @@ fn seconds(v: &mut Violations, field: &str, raw: i64, default: i64) -> i64 {
     }
 }
 
-pub(crate) fn ts_to_ms(t: &Timestamp) -> Millis {
-    t.seconds * 1000 + i64::from(t.nanos) / 1_000_000
-}
-
 pub(crate) fn ms_to_ts(ms: Millis) -> Timestamp {
     Timestamp {
         seconds: ms.div_euclid(1000),
@@ -106,7 +85,7 @@ pub(crate) fn ms_to_ts(ms: Millis) -> Timestamp {
     }
 }
 
-/// An absolute expiry: present, at least 1 minute ahead, within the maximum lifetime.
+/// An absolute expiry: a valid Timestamp, at least 1 minute ahead, within the maximum lifetime.
 pub(crate) fn expire_time(
     v: &mut Violations,
     field: &str,
@@ -117,7 +96,9 @@ pub(crate) fn expire_time(
         v.add(reason::EXPIRE_DATE_ILLEGAL, field, "is required");
         return 0;
     };
-    let ms = ts_to_ms(t);
+    let Some(ms) = timestamp(v, reason::EXPIRE_DATE_ILLEGAL, field, t) else {
+        return 0;
+    };
     if ms < now + MIN_EXPIRE_AHEAD_MS {
         v.add(
             reason::EXPIRE_DATE_ILLEGAL,
@@ -134,16 +115,13 @@ pub(crate) fn expire_time(
     ms
 }
 
-pub(crate) fn pool_key(v: &mut Violations, raw: &str) -> String {
-    if raw.trim().is_empty() {
-        v.add(reason::INVALID_ARGUMENT, "pool_key", "is required");
-    }
-    raw.trim().to_owned()
-}
-
-pub(crate) fn xyb(req: pb::BindXybRequest, tenant: String) -> Result<XybBind, DomainError> {
+pub(crate) fn xyb(
+    req: pb::BindXybRequest,
+    tenant: Result<Tenant, String>,
+) -> Result<XybBind, DomainError> {
     let mut v = Violations::default();
-    let pool_key = pool_key(&mut v, &req.pool_key);
+    let tenant = take_tenant(&mut v, tenant);
+    let pool_key = validate::pool_key(&mut v, "pool_key", &req.pool_key);
     let phone_b = phone(&mut v, "phone_b", &req.phone_b);
     let number_x = opt_phone(&mut v, "number_x", &req.number_x);
     let number_y = opt_phone(&mut v, "number_y", &req.number_y);
@@ -178,11 +156,11 @@ pub(crate) fn xyb(req: pb::BindXybRequest, tenant: String) -> Result<XybBind, Do
     let cmd = XybBind {
         tenant,
         pool_key,
-        phone_b: phone_b.unwrap_or_else(|| PhoneNumber::parse("00000").expect("valid placeholder")),
+        phone_b: phone_b.unwrap_or_else(placeholder),
         number_x,
         number_y,
-        iso2_x: iso2(&mut v, "iso2_x", &req.iso2_x),
-        iso2_y: iso2(&mut v, "iso2_y", &req.iso2_y),
+        iso2_x: validate::iso2(&mut v, "iso2_x", &req.iso2_x),
+        iso2_y: validate::iso2(&mut v, "iso2_y", &req.iso2_y),
         delayed_y: req.delayed_y,
         bind_expire_seconds,
         bind_strategy: strategy(&mut v, "bind_expire_strategy", req.bind_expire_strategy),
@@ -192,21 +170,20 @@ pub(crate) fn xyb(req: pb::BindXybRequest, tenant: String) -> Result<XybBind, Do
             "call_in_expire_strategy",
             req.call_in_expire_strategy,
         ),
-        customer_bind_id: opt(&bounded(
+        customer_bind_id: opt_id(
             &mut v,
             "customer_bind_id",
             &req.customer_bind_id,
             MAX_ID_LEN,
-        ))
-        .map(str::to_owned),
-        customer_user_id: bounded(
+        ),
+        customer_user_id: line(
             &mut v,
             "customer_user_id",
             &req.customer_user_id,
             MAX_ID_LEN,
         ),
         recording: req.recording,
-        ext: bounded(&mut v, "ext", &req.ext, MAX_EXT_LEN),
+        ext: text(&mut v, "ext", &req.ext, MAX_EXT_LEN),
     };
     v.finish()?;
     Ok(cmd)
@@ -214,11 +191,12 @@ pub(crate) fn xyb(req: pb::BindXybRequest, tenant: String) -> Result<XybBind, Do
 
 pub(crate) fn axn(
     req: pb::BindAxnExtensionRequest,
-    tenant: String,
+    tenant: Result<Tenant, String>,
     now: Millis,
 ) -> Result<AxnBind, DomainError> {
     let mut v = Violations::default();
-    let pool_key = pool_key(&mut v, &req.pool_key);
+    let tenant = take_tenant(&mut v, tenant);
+    let pool_key = validate::pool_key(&mut v, "pool_key", &req.pool_key);
     let phone_a = phone(&mut v, "phone_a", &req.phone_a);
     let phone_b = opt_phone(&mut v, "phone_b", &req.phone_b);
     let number_x = opt_phone(&mut v, "number_x", &req.number_x);
@@ -252,58 +230,143 @@ pub(crate) fn axn(
     let cmd = AxnBind {
         tenant,
         pool_key,
-        phone_a: phone_a.unwrap_or_else(|| PhoneNumber::parse("00000").expect("valid placeholder")),
+        phone_a: phone_a.unwrap_or_else(placeholder),
         phone_b,
         extension,
         number_x,
-        expect_city: opt(&bounded(&mut v, "expect_city", &req.expect_city, 64)).map(str::to_owned),
+        expect_city: opt_id(&mut v, "expect_city", &req.expect_city, MAX_CITY_LEN),
         city_match,
         expire_at,
         recording: req.recording,
-        out_id: bounded(&mut v, "out_id", &req.out_id, MAX_ID_LEN),
-        customer_bind_id: opt(&bounded(
+        out_id: line(&mut v, "out_id", &req.out_id, MAX_ID_LEN),
+        customer_bind_id: opt_id(
             &mut v,
             "customer_bind_id",
             &req.customer_bind_id,
             MAX_ID_LEN,
-        ))
-        .map(str::to_owned),
-        customer_user_id: bounded(
+        ),
+        customer_user_id: line(
             &mut v,
             "customer_user_id",
             &req.customer_user_id,
             MAX_ID_LEN,
         ),
-        ext: bounded(&mut v, "ext", &req.ext, MAX_EXT_LEN),
+        ext: text(&mut v, "ext", &req.ext, MAX_EXT_LEN),
     };
     v.finish()?;
     Ok(cmd)
 }
 
-/// `binding_id` xor `customer_bind_id`.
-pub(crate) fn binding_ref(
+/// `binding_id` xor `customer_bind_id`, each checked (every violation recorded in `v`).
+/// `None` = a `binding_id` that names no binding (see [`BindingIdArg::NoSuchBinding`]).
+fn target(
+    v: &mut Violations,
     binding_id: &str,
     customer_bind_id: &str,
-    tenant: String,
-) -> Result<BindingRef, DomainError> {
-    match (opt(binding_id), opt(customer_bind_id)) {
-        (Some(id), None) => Ok(BindingRef::Id(id.to_owned())),
-        (None, Some(c)) => Ok(BindingRef::CustomerBindId {
-            tenant,
-            id: c.to_owned(),
-        }),
-        (Some(_), Some(_)) => Err(DomainError::invalid(
-            reason::INVALID_ARGUMENT,
-            "binding_id",
-            "set exactly one of binding_id and customer_bind_id, not both",
-        )),
-        (None, None) => Err(DomainError::invalid(
+    tenant: Tenant,
+) -> Option<BindingRef> {
+    let id = validate::binding_id_arg(v, "binding_id", binding_id);
+    let cb = opt_id(v, "customer_bind_id", customer_bind_id, MAX_ID_LEN);
+    let cb_set = !customer_bind_id.trim().is_empty();
+    match (id, cb) {
+        (BindingIdArg::Uuid(id), None) if !cb_set => return Some(BindingRef::Id(id)),
+        (BindingIdArg::NoSuchBinding, None) if !cb_set => return None,
+        (BindingIdArg::Absent, Some(id)) => return Some(BindingRef::CustomerBindId { tenant, id }),
+        (BindingIdArg::Absent, None) if !cb_set => v.add(
             reason::INVALID_ARGUMENT,
             "binding_id",
             "one of binding_id and customer_bind_id is required",
-        )),
+        ),
+        // customer_bind_id was set but invalid: its violation says so.
+        (BindingIdArg::Absent, None) => {}
+        (_, _) => v.add(
+            reason::INVALID_ARGUMENT,
+            "binding_id",
+            "set exactly one of binding_id and customer_bind_id, not both",
+        ),
     }
+    None
 }
+
+/// `GetBinding` and `Unbind`: the binding named, for `tenant`.
+pub(crate) fn binding_ref(
+    binding_id: &str,
+    customer_bind_id: &str,
+    tenant: Result<Tenant, String>,
+) -> Result<BindingRef, DomainError> {
+    let mut v = Violations::default();
+    let tenant = take_tenant(&mut v, tenant);
+    let r = target(&mut v, binding_id, customer_bind_id, tenant);
+    v.finish()?;
+    r.ok_or(DomainError::BindingNotFound)
+}
+
+/// `UpdateBinding`: the binding and the changes, with the limits of a bind.
+pub(crate) fn update(
+    r: pb::UpdateBindingRequest,
+    tenant: Result<Tenant, String>,
+    now: Millis,
+) -> Result<(BindingRef, BindingUpdate), DomainError> {
+    let mut v = Violations::default();
+    let tenant = take_tenant(&mut v, tenant);
+    let target = target(&mut v, &r.binding_id, &r.customer_bind_id, tenant);
+    let expire_at = r
+        .expire_time
+        .as_ref()
+        .map(|t| expire_time(&mut v, "expire_time", Some(t), now));
+    let phone_b = r.phone_b.as_deref().map(|raw| match raw.trim() {
+        "" => None,
+        s => phone(&mut v, "phone_b", s),
+    });
+    let update = BindingUpdate {
+        expire_at,
+        phone_b,
+        recording: r.recording,
+        customer_user_id: r
+            .customer_user_id
+            .map(|s| line(&mut v, "customer_user_id", &s, MAX_ID_LEN)),
+        ext: r.ext.map(|s| text(&mut v, "ext", &s, MAX_EXT_LEN)),
+        out_id: r.out_id.map(|s| line(&mut v, "out_id", &s, MAX_ID_LEN)),
+    };
+    v.finish()?;
+    Ok((target.ok_or(DomainError::BindingNotFound)?, update))
+}
+
+/// `ListBindings`: filters, page size and token -> a filter that reads one row more than the
+/// page (to know whether another page follows).
+pub(crate) fn list_filter(
+    r: &pb::ListBindingsRequest,
+    tenant: Result<Tenant, String>,
+) -> Result<(BindingFilter, u64), DomainError> {
+    let mut v = Violations::default();
+    take_tenant(&mut v, tenant);
+    let limit = page_size(&mut v, r.page_size);
+    let state = state_from_pb(&mut v, r.state);
+    let filter = BindingFilter {
+        pool_key: validate::opt_pool_key(&mut v, "pool_key", &r.pool_key),
+        state,
+        customer_user_id: Some(line(
+            &mut v,
+            "customer_user_id",
+            &r.customer_user_id,
+            MAX_ID_LEN,
+        ))
+        .filter(|s| !s.is_empty()),
+        before_id: validate::page_token(
+            &mut v,
+            LIST_BINDINGS_TOKEN,
+            &r.page_token,
+            validate::is_binding_cursor,
+        ),
+        limit: limit + 1,
+    };
+    v.finish()?;
+    Ok((filter, limit))
+}
+
+/// Page-token kinds: a token of one list is rejected by another.
+pub(crate) const LIST_BINDINGS_TOKEN: &str = "b";
+pub(crate) const LIST_NUMBERS_TOKEN: &str = "n";
 
 pub(crate) fn provider_to_pb(p: Provider) -> pb::Provider {
     match p {
@@ -324,8 +387,8 @@ pub(crate) fn state_to_pb(s: BindingState) -> pb::BindingState {
     }
 }
 
-pub(crate) fn state_from_pb(raw: i32) -> Result<Option<BindingState>, DomainError> {
-    Ok(match pb::BindingState::try_from(raw) {
+fn state_from_pb(v: &mut Violations, raw: i32) -> Option<BindingState> {
+    match pb::BindingState::try_from(raw) {
         Ok(pb::BindingState::Unspecified) => None,
         Ok(pb::BindingState::Xyb) => Some(BindingState::Xyb),
         Ok(pb::BindingState::Axyb) => Some(BindingState::Axyb),
@@ -334,13 +397,14 @@ pub(crate) fn state_from_pb(raw: i32) -> Result<Option<BindingState>, DomainErro
         Ok(pb::BindingState::Unbound) => Some(BindingState::Unbound),
         Ok(pb::BindingState::Pending) => Some(BindingState::Pending),
         Err(_) => {
-            return Err(DomainError::invalid(
+            v.add(
                 reason::INVALID_ARGUMENT,
                 "state",
                 format!("unknown state {raw}"),
-            ));
+            );
+            None
         }
-    })
+    }
 }
 
 fn strategy_to_pb(s: ExpireStrategy) -> pb::ExpireStrategy {
@@ -410,38 +474,25 @@ pub(crate) fn number_to_pb(n: NumberInfo) -> pb::Number {
     }
 }
 
-/// Page size: 0 = 100, capped at 1000.
-pub(crate) fn page_size(raw: i32) -> Result<u64, DomainError> {
+/// Largest page; a bigger `page_size` is served as this (AIP-158).
+pub(crate) const MAX_PAGE_SIZE: u64 = 1000;
+const DEFAULT_PAGE_SIZE: u64 = 100;
+
+/// Page size: 0 = 100, negative rejected, above 1000 served as 1000.
+pub(crate) fn page_size(v: &mut Violations, raw: i32) -> u64 {
     match raw {
-        0 => Ok(100),
-        n if n < 0 => Err(DomainError::invalid(
-            reason::INVALID_ARGUMENT,
-            "page_size",
-            "must not be negative",
-        )),
-        n => Ok((n as u64).min(1000)),
-    }
-}
-
-/// Opaque page tokens: `<kind>.<cursor>`, so a token of one list is rejected by another.
-pub(crate) fn encode_token(kind: &str, cursor: &str) -> String {
-    format!("{kind}.{cursor}")
-}
-
-pub(crate) fn decode_token(kind: &str, token: &str) -> Result<Option<String>, DomainError> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    token
-        .strip_prefix(kind)
-        .and_then(|r| r.strip_prefix('.'))
-        .filter(|c| !c.is_empty())
-        .map(|c| Some(c.to_owned()))
-        .ok_or_else(|| {
-            DomainError::invalid(
+        0 => DEFAULT_PAGE_SIZE,
+        n if n < 0 => {
+            v.add(
                 reason::INVALID_ARGUMENT,
-                "page_token",
-                "is not a token of this list",
-            )
-        })
+                "page_size",
+                "must not be negative",
+            );
+            DEFAULT_PAGE_SIZE
+        }
+        n => (n as u64).min(MAX_PAGE_SIZE),
+    }
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,7 +5,10 @@ mod call_convert;
 pub mod call_service;
 mod convert;
 pub mod pool_service;
+#[cfg(test)]
+mod proptest_support;
 pub mod status;
+mod validate;
 mod watch;
 
 /// Generated `pns.v1` code and its encoded descriptor set (for reflection).
@@ -17,15 +20,6 @@ pub mod pb {
         include_bytes!(concat!(env!("OUT_DIR"), "/pns_descriptor.bin"));
 }
 
-/// Metadata key naming the tenant that owns `customer_bind_id`s; absent = "default".
+/// Metadata key naming the tenant that owns `customer_bind_id`s; absent or empty = "default",
+/// otherwise 1–64 characters of `[A-Za-z0-9._-]` (`validate::tenant`), else INVALID_ARGUMENT.
 pub const TENANT_HEADER: &str = "x-pns-tenant";
-
-pub(crate) fn tenant<T>(req: &tonic::Request<T>) -> String {
-    req.metadata()
-        .get(TENANT_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .unwrap_or("default")
-        .to_owned()
-}

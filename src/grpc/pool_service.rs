@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{self, number_to_pb, pool_to_pb};
+use super::convert::{self, LIST_NUMBERS_TOKEN, number_to_pb, pool_to_pb};
 use super::pb::{self, number_pool_service_server::NumberPoolService};
 use super::status::to_status;
+use super::validate;
 use crate::domain::{
-    Clock, DomainError, NewNumber, NumberState, PhoneNumber, Pool, Provider, Repository,
-    error::Violations, error::reason, validate_pool_key,
+    Clock, DomainError, MAX_CITY_LEN, NewNumber, NumberState, PhoneNumber, Pool, Provider,
+    Repository, error::Violations, error::reason, text::check_text,
 };
 
 /// Most numbers one `AddNumbers` call takes.
@@ -26,65 +27,79 @@ impl<R> PoolApi<R> {
     }
 }
 
-/// Validates numbers to add; shared by gRPC and the CLI import.
+/// Validates numbers to add; shared by gRPC and the CLI import. Each number: 5–15 digits
+/// (a leading `+` dropped); `iso2` empty or an ISO 3166 alpha-2 code; `city` at most 64
+/// characters without control characters. 1 to [`MAX_ADD_NUMBERS`] numbers.
 pub fn parse_new_numbers(
     specs: &[(String, String, String)],
 ) -> Result<Vec<NewNumber>, DomainError> {
     let mut v = Violations::default();
+    let out = new_numbers(&mut v, specs);
+    v.finish()?;
+    Ok(out)
+}
+
+fn new_numbers(v: &mut Violations, specs: &[(String, String, String)]) -> Vec<NewNumber> {
     if specs.is_empty() {
         v.add(reason::INVALID_ARGUMENT, "numbers", "must not be empty");
     }
     if specs.len() > MAX_ADD_NUMBERS {
+        // Not worth checking each: the request is refused whatever they are.
         v.add(
             reason::INVALID_ARGUMENT,
             "numbers",
             format!("at most {MAX_ADD_NUMBERS} per request"),
         );
+        return Vec::new();
     }
     let mut out = Vec::with_capacity(specs.len());
     for (i, (number, iso2, city)) in specs.iter().enumerate() {
-        let Some(n) = v.take(
+        let n = v.take(
             reason::MOBILE_NUMBER_ILLEGAL,
             &format!("numbers[{i}].number"),
             PhoneNumber::parse(number),
-        ) else {
-            continue;
-        };
-        let iso2 = iso2.trim();
-        if !iso2.is_empty() && (iso2.len() != 2 || !iso2.bytes().all(|b| b.is_ascii_alphabetic())) {
-            v.add(
-                reason::INVALID_ARGUMENT,
-                &format!("numbers[{i}].iso2"),
-                "must be an ISO 3166 alpha-2 code",
-            );
-        }
-        if city.chars().count() > 64 {
-            v.add(
+        );
+        let iso2 = validate::iso2(v, &format!("numbers[{i}].iso2"), iso2);
+        let city = city.trim();
+        let city_ok = v
+            .take(
                 reason::INVALID_ARGUMENT,
                 &format!("numbers[{i}].city"),
-                "must be at most 64 characters",
-            );
+                check_text(city, MAX_CITY_LEN, false),
+            )
+            .is_some();
+        if let (Some(n), true) = (n, city_ok) {
+            out.push(NewNumber {
+                number: n.into_string(),
+                iso2: iso2.unwrap_or_default(),
+                city: city.to_owned(),
+            });
         }
-        out.push(NewNumber {
-            number: n.into_string(),
-            iso2: iso2.to_ascii_uppercase(),
-            city: city.trim().to_owned(),
-        });
     }
-    v.finish()?;
-    Ok(out)
+    out
+}
+
+fn number_state(v: &mut Violations, raw: i32) -> NumberState {
+    match pb::NumberState::try_from(raw) {
+        Ok(pb::NumberState::Available) => NumberState::Available,
+        Ok(pb::NumberState::Reserved) => NumberState::Reserved,
+        Ok(pb::NumberState::Retired) => NumberState::Retired,
+        _ => {
+            v.add(
+                reason::INVALID_ARGUMENT,
+                "state",
+                "must be NUMBER_STATE_AVAILABLE, NUMBER_STATE_RESERVED or NUMBER_STATE_RETIRED",
+            );
+            NumberState::Available
+        }
+    }
 }
 
 fn pool_key_arg(raw: &str) -> Result<String, Status> {
-    let k = raw.trim();
-    validate_pool_key(k).map_err(|e| {
-        to_status(DomainError::invalid(
-            reason::INVALID_ARGUMENT,
-            "pool_key",
-            e,
-        ))
-    })?;
-    Ok(k.to_owned())
+    let mut v = Violations::default();
+    let k = validate::pool_key(&mut v, "pool_key", raw);
+    v.finish().map_err(to_status)?;
+    Ok(k)
 }
 
 #[tonic::async_trait]
@@ -94,24 +109,18 @@ impl<R: Repository> NumberPoolService for PoolApi<R> {
         req: Request<pb::CreatePoolRequest>,
     ) -> Result<Response<pb::CreatePoolResponse>, Status> {
         let r = req.into_inner();
-        let pool_key = pool_key_arg(&r.pool_key)?;
+        let mut v = Violations::default();
+        let pool_key = validate::pool_key(&mut v, "pool_key", &r.pool_key);
         match pb::Provider::try_from(r.provider) {
             Ok(pb::Provider::Local | pb::Provider::Unspecified) => {}
-            Ok(_) => {
-                return Err(to_status(DomainError::invalid(
-                    reason::INVALID_ARGUMENT,
-                    "provider",
-                    "only PROVIDER_LOCAL pools are created over gRPC; carrier pools are declared in the config file",
-                )));
-            }
-            Err(_) => {
-                return Err(to_status(DomainError::invalid(
-                    reason::INVALID_ARGUMENT,
-                    "provider",
-                    "unknown provider",
-                )));
-            }
+            Ok(_) => v.add(
+                reason::INVALID_ARGUMENT,
+                "provider",
+                "only PROVIDER_LOCAL pools are created over gRPC; carrier pools are declared in the config file",
+            ),
+            Err(_) => v.add(reason::INVALID_ARGUMENT, "provider", "unknown provider"),
         }
+        v.finish().map_err(to_status)?;
         let pool = self
             .repo
             .create_pool(Pool {
@@ -142,13 +151,15 @@ impl<R: Repository> NumberPoolService for PoolApi<R> {
         req: Request<pb::AddNumbersRequest>,
     ) -> Result<Response<pb::AddNumbersResponse>, Status> {
         let r = req.into_inner();
-        let pool_key = pool_key_arg(&r.pool_key)?;
         let specs: Vec<_> = r
             .numbers
             .into_iter()
             .map(|n| (n.number, n.iso2, n.city))
             .collect();
-        let numbers = parse_new_numbers(&specs).map_err(to_status)?;
+        let mut v = Violations::default();
+        let pool_key = validate::pool_key(&mut v, "pool_key", &r.pool_key);
+        let numbers = new_numbers(&mut v, &specs);
+        v.finish().map_err(to_status)?;
         let pool = self.repo.get_pool(&pool_key).await.map_err(to_status)?;
         if pool.provider != Provider::Local {
             return Err(to_status(DomainError::FailedPrecondition {
@@ -176,9 +187,16 @@ impl<R: Repository> NumberPoolService for PoolApi<R> {
         req: Request<pb::ListNumbersRequest>,
     ) -> Result<Response<pb::ListNumbersResponse>, Status> {
         let r = req.into_inner();
-        let pool_key = pool_key_arg(&r.pool_key)?;
-        let limit = convert::page_size(r.page_size).map_err(to_status)?;
-        let after = convert::decode_token("n", &r.page_token).map_err(to_status)?;
+        let mut v = Violations::default();
+        let pool_key = validate::pool_key(&mut v, "pool_key", &r.pool_key);
+        let limit = convert::page_size(&mut v, r.page_size);
+        let after = validate::page_token(
+            &mut v,
+            LIST_NUMBERS_TOKEN,
+            &r.page_token,
+            validate::is_number_cursor,
+        );
+        v.finish().map_err(to_status)?;
         let mut rows = self
             .repo
             .list_numbers(&pool_key, after, limit + 1)
@@ -187,7 +205,7 @@ impl<R: Repository> NumberPoolService for PoolApi<R> {
         let next_page_token = if rows.len() as u64 > limit {
             rows.truncate(limit as usize);
             rows.last()
-                .map(|n| convert::encode_token("n", &n.number))
+                .map(|n| validate::encode_token(LIST_NUMBERS_TOKEN, &n.number))
                 .unwrap_or_default()
         } else {
             String::new()
@@ -203,29 +221,20 @@ impl<R: Repository> NumberPoolService for PoolApi<R> {
         req: Request<pb::SetNumberStateRequest>,
     ) -> Result<Response<pb::SetNumberStateResponse>, Status> {
         let r = req.into_inner();
-        let pool_key = pool_key_arg(&r.pool_key)?;
-        let state = match pb::NumberState::try_from(r.state) {
-            Ok(pb::NumberState::Available) => NumberState::Available,
-            Ok(pb::NumberState::Reserved) => NumberState::Reserved,
-            Ok(pb::NumberState::Retired) => NumberState::Retired,
-            _ => {
-                return Err(to_status(DomainError::invalid(
-                    reason::INVALID_ARGUMENT,
-                    "state",
-                    "must be NUMBER_STATE_AVAILABLE, NUMBER_STATE_RESERVED or NUMBER_STATE_RETIRED",
-                )));
-            }
-        };
-        let number = PhoneNumber::parse(&r.number).map_err(|e| {
-            to_status(DomainError::invalid(
-                reason::MOBILE_NUMBER_ILLEGAL,
-                "number",
-                e,
-            ))
-        })?;
+        let mut v = Violations::default();
+        let pool_key = validate::pool_key(&mut v, "pool_key", &r.pool_key);
+        let number = v.take(
+            reason::MOBILE_NUMBER_ILLEGAL,
+            "number",
+            PhoneNumber::parse(&r.number),
+        );
+        let state = number_state(&mut v, r.state);
+        v.finish().map_err(to_status)?;
+        // Some once `finish` passed.
+        let number = number.map(PhoneNumber::into_string).unwrap_or_default();
         let n = self
             .repo
-            .set_number_state(&pool_key, number.as_str(), state)
+            .set_number_state(&pool_key, &number, state)
             .await
             .map_err(to_status)?;
         tracing::info!(pool = %pool_key, number = %n.number, state = state.as_str(), "number state set");

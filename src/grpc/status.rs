@@ -1,5 +1,11 @@
 //! DomainError -> tonic::Status with `google.rpc.ErrorInfo` (domain `pns.gateway`) and
 //! `BadRequest` violations. The match is exhaustive on purpose: a new variant forces a decision.
+//!
+//! The trailer is bounded whatever the input: the message is cut to [`MAX_MESSAGE_BYTES`],
+//! ErrorInfo metadata values to 64 characters (`domain::text::echo`), and at most
+//! `MAX_REPORTED_VIOLATIONS` violations of bounded size are listed. A default client refuses
+//! trailers over 16 KiB (hyper's `max_header_list_size`), and then sees RESOURCE_EXHAUSTED
+//! instead of the answer.
 
 use std::collections::HashMap;
 
@@ -8,20 +14,36 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::domain::{
     DomainError,
-    error::reason,
+    error::{MAX_REPORTED_VIOLATIONS, reason},
     provider::{FailureClass, Outcome, ProviderError},
+    text::{cut_bytes, echo},
 };
 
 pub const ERROR_DOMAIN: &str = "pns.gateway";
 
+/// Longest status message (`grpc-message`), in bytes of UTF-8 before percent-encoding.
+pub const MAX_MESSAGE_BYTES: usize = 1021;
+/// Longest field path and description of one `BadRequest` violation, in bytes.
+const MAX_FIELD_BYTES: usize = 64;
+const MAX_DESCRIPTION_BYTES: usize = 256;
+
 pub fn to_status(e: DomainError) -> Status {
-    let msg = e.to_string();
+    let msg = cut_bytes(&e.to_string(), MAX_MESSAGE_BYTES);
     let (code, why, meta): (Code, &str, HashMap<String, String>) = match &e {
         DomainError::InvalidArgument { reason, violations } => {
             let mut d = ErrorDetails::new();
-            d.set_error_info(*reason, ERROR_DOMAIN, HashMap::new());
-            for v in violations {
-                d.add_bad_request_violation(v.field.clone(), v.description.clone());
+            // Only when the list is cut: how many violations there were in all.
+            let meta = if violations.len() > MAX_REPORTED_VIOLATIONS {
+                meta("violation_count", &violations.len().to_string())
+            } else {
+                HashMap::new()
+            };
+            d.set_error_info(*reason, ERROR_DOMAIN, meta);
+            for v in violations.iter().take(MAX_REPORTED_VIOLATIONS) {
+                d.add_bad_request_violation(
+                    cut_bytes(&v.field, MAX_FIELD_BYTES),
+                    cut_bytes(&v.description, MAX_DESCRIPTION_BYTES),
+                );
             }
             return Status::with_error_details(Code::InvalidArgument, msg, d);
         }
@@ -124,7 +146,7 @@ fn upstream_status(pe: &ProviderError, msg: String) -> Status {
         ERROR_DOMAIN,
         HashMap::from([
             ("provider".to_owned(), pe.provider.to_owned()),
-            ("provider_code".to_owned(), pe.code.clone()),
+            ("provider_code".to_owned(), echo(&pe.code)),
         ]),
     );
     if let Some(after) = pe.retry_after {
@@ -135,6 +157,7 @@ fn upstream_status(pe: &ProviderError, msg: String) -> Status {
     Status::with_error_details(code, msg, d)
 }
 
+/// One ErrorInfo metadata entry; the value is a bounded excerpt (it may be client input).
 fn meta(k: &str, v: &str) -> HashMap<String, String> {
-    HashMap::from([(k.to_owned(), v.to_owned())])
+    HashMap::from([(k.to_owned(), echo(v))])
 }

@@ -13,11 +13,16 @@ use tonic::Status;
 use super::convert::{ms_to_ts, provider_to_pb};
 use super::pb;
 use super::status::to_status;
+use super::validate::{line, opt_binding_id, opt_pool_key};
 use crate::domain::{
-    DomainError, Event, EventFilter, Repository,
+    DomainError, Event, EventFilter, MAX_ID_LEN, Repository,
     error::{Violations, reason},
     event::EVENT_KINDS,
+    text::echo,
 };
+
+/// Most entries of `kinds` (there are 11 kinds; repeats are harmless but bounded).
+const MAX_KINDS: usize = 32;
 
 /// Events read per query.
 const PAGE: u64 = 500;
@@ -49,6 +54,8 @@ pub(crate) async fn open<R: Repository>(
     Ok(ReceiverStream::new(rx))
 }
 
+/// Every filter is checked like the field it filters on: `pool_key` a pool key, `binding_id` a
+/// UUID, `customer_user_id` an id of at most 128 characters, `kinds` at most 32 known kinds.
 fn filter(req: &pb::WatchEventsRequest) -> Result<EventFilter, DomainError> {
     let mut v = Violations::default();
     if req.after_sequence < 0 && !req.from_now {
@@ -58,26 +65,42 @@ fn filter(req: &pb::WatchEventsRequest) -> Result<EventFilter, DomainError> {
             "must not be negative (0 = from the first event)",
         );
     }
-    for (i, k) in req.kinds.iter().enumerate() {
-        if !EVENT_KINDS.contains(&k.as_str()) {
-            v.add(
-                reason::INVALID_ARGUMENT,
-                &format!("kinds[{i}]"),
-                format!(
-                    "unknown event kind {k:?}; allowed: {}",
-                    EVENT_KINDS.join(", ")
-                ),
-            );
+    if req.kinds.len() > MAX_KINDS {
+        v.add(
+            reason::INVALID_ARGUMENT,
+            "kinds",
+            format!("at most {MAX_KINDS} entries"),
+        );
+    } else {
+        for (i, k) in req.kinds.iter().enumerate() {
+            if !EVENT_KINDS.contains(&k.as_str()) {
+                v.add(
+                    reason::INVALID_ARGUMENT,
+                    &format!("kinds[{i}]"),
+                    format!(
+                        "unknown event kind {:?}; allowed: {}",
+                        echo(k),
+                        EVENT_KINDS.join(", ")
+                    ),
+                );
+            }
         }
     }
+    let pool_key = opt_pool_key(&mut v, "pool_key", &req.pool_key);
+    let binding_id = opt_binding_id(&mut v, "binding_id", &req.binding_id);
+    let customer_user_id = line(
+        &mut v,
+        "customer_user_id",
+        req.customer_user_id.trim(),
+        MAX_ID_LEN,
+    );
     v.finish()?;
-    let opt = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
     Ok(EventFilter {
         after: 0,
         up_to: None,
-        pool_key: opt(&req.pool_key),
-        binding_id: opt(&req.binding_id),
-        customer_user_id: opt(&req.customer_user_id),
+        pool_key,
+        binding_id,
+        customer_user_id: Some(customer_user_id).filter(|s| !s.is_empty()),
         kinds: req.kinds.clone(),
         limit: PAGE,
     })

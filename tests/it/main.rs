@@ -10,6 +10,7 @@ mod cli;
 mod concurrency;
 mod corruption;
 mod events;
+mod hostile_grpc;
 mod lifecycle;
 mod nxcloud_adapter;
 mod outage;
