@@ -157,8 +157,14 @@ pub struct Violations {
 }
 
 impl Violations {
+    /// Records a violation. The error's reason is the first specific one (e.g.
+    /// `EXPIRE_DATE_ILLEGAL`), the generic `INVALID_ARGUMENT` only when no violation has another.
     pub fn add(&mut self, reason: &'static str, field: &str, description: impl Into<String>) {
-        self.reason.get_or_insert(reason);
+        match self.reason {
+            None => self.reason = Some(reason),
+            Some(r) if r == self::reason::INVALID_ARGUMENT => self.reason = Some(reason),
+            Some(_) => {}
+        }
         self.list.push(FieldViolation::new(field, description));
     }
 
@@ -192,6 +198,21 @@ impl Violations {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_reason_is_the_first_specific_one() {
+        let mut v = super::Violations::default();
+        v.add(super::reason::INVALID_ARGUMENT, "pool_key", "is required");
+        v.add(super::reason::EXPIRE_DATE_ILLEGAL, "expire_time", "too far");
+        v.add(super::reason::MOBILE_NUMBER_ILLEGAL, "phone_a", "bad");
+        match v.finish() {
+            Err(super::DomainError::InvalidArgument { reason, violations }) => {
+                assert_eq!(reason, super::reason::EXPIRE_DATE_ILLEGAL);
+                assert_eq!(violations.len(), 3);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     use super::*;
 
     #[test]
