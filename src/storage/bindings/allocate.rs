@@ -1,0 +1,541 @@
+//! Allocation: claiming X (locked), Y and AXN numbers, extensions and routes.
+
+use super::*;
+
+impl Store {
+    // ---- allocation -------------------------------------------------------------------------
+
+    pub(super) fn free_numbers(&self, pool_id: i64) -> sea_orm::Select<number::Entity> {
+        number::Entity::find()
+            .filter(number::Column::PoolId.eq(pool_id))
+            .filter(number::Column::State.eq(AVAILABLE))
+            .filter(number::Column::LockedBy.is_null())
+    }
+
+    /// Locks a given X for an XYB binding.
+    pub(super) async fn lock_fixed(
+        &self,
+        tx: &DatabaseTransaction,
+        pool: &pool::Model,
+        x: &str,
+        id: &str,
+        now: Millis,
+    ) -> T<String> {
+        for attempt in 0..2 {
+            let done = number::Entity::update_many()
+                .col_expr(number::Column::LockedBy, Expr::value(id))
+                .filter(number::Column::PoolId.eq(pool.id))
+                .filter(number::Column::Number.eq(x))
+                .filter(number::Column::State.eq(AVAILABLE))
+                .filter(number::Column::LockedBy.is_null())
+                .filter(number::Column::SharedCount.eq(0))
+                .exec(tx)
+                .await?
+                .rows_affected;
+            if done == 1 {
+                return Ok(x.to_owned());
+            }
+            let row = self.diagnose_number(tx, pool, x).await?;
+            match (&row.locked_by, row.shared_count) {
+                (Some(holder), _) => {
+                    if attempt == 0 && self.reap_if_dead(tx, holder, now).await? {
+                        continue;
+                    }
+                    return Err(DomainError::NumberLocked {
+                        number: x.to_owned(),
+                    }
+                    .into());
+                }
+                (None, _) => {
+                    return Err(DomainError::BindConflict(format!(
+                        "{x} carries AXN extensions or serves as Y of other bindings, so it cannot be locked"
+                    ))
+                    .into());
+                }
+            }
+        }
+        Err(DomainError::NumberLocked {
+            number: x.to_owned(),
+        }
+        .into())
+    }
+
+    /// Explains why a conditional update on a given number matched nothing: not in the pool,
+    /// not AVAILABLE — or returns the row so the caller can tell a lock from a shared use.
+    pub(super) async fn diagnose_number(
+        &self,
+        tx: &DatabaseTransaction,
+        pool: &pool::Model,
+        n: &str,
+    ) -> T<number::Model> {
+        let row = number::Entity::find()
+            .filter(number::Column::Number.eq(n))
+            .one(tx)
+            .await?;
+        match row {
+            Some(r) if r.pool_id == pool.id => {
+                if r.state != AVAILABLE {
+                    return Err(DomainError::FailedPrecondition {
+                        reason: reason::NUMBER_NOT_AVAILABLE,
+                        message: format!("number {n} is {} and cannot be allocated", r.state),
+                    }
+                    .into());
+                }
+                Ok(r)
+            }
+            _ => Err(DomainError::NumberNotFound {
+                reason: reason::NUMBER_NOT_FOUND,
+                message: format!("number {n} is not in pool {:?}", pool.pool_key),
+            }
+            .into()),
+        }
+    }
+
+    /// Locks any free number of the pool for an XYB binding.
+    pub(super) async fn lock_any(
+        &self,
+        tx: &DatabaseTransaction,
+        pool: &pool::Model,
+        iso2: Option<&str>,
+        id: &str,
+        now: Millis,
+    ) -> T<Option<String>> {
+        // PostgreSQL: first SKIP LOCKED, so concurrent binds take different rows instead of
+        // queueing on one; then a plain FOR UPDATE, which waits for rows held by in-flight
+        // transactions (they may roll back) before concluding the pool is exhausted.
+        let mut attempts: Vec<Option<LockBehavior>> = vec![None; 8];
+        if self.is_postgres() {
+            attempts.splice(0..0, [Some(LockBehavior::SkipLocked); 8]);
+        }
+        for round in 0..2 {
+            let mut skip_done = false;
+            for pass in &attempts {
+                if pass.is_some() && skip_done {
+                    continue;
+                }
+                let mut q = self
+                    .free_numbers(pool.id)
+                    .filter(number::Column::SharedCount.eq(0));
+                if let Some(c) = iso2 {
+                    q = q.filter(number::Column::Iso2.eq(c));
+                }
+                if self.is_postgres() {
+                    q = match pass {
+                        Some(b) => q.lock_with_behavior(LockType::Update, *b),
+                        None => q.lock(LockType::Update),
+                    };
+                }
+                let Some(cand) = q.limit(1).one(tx).await? else {
+                    if pass.is_some() {
+                        skip_done = true;
+                        continue;
+                    }
+                    break;
+                };
+                let done = number::Entity::update_many()
+                    .col_expr(number::Column::LockedBy, Expr::value(id))
+                    .filter(number::Column::Id.eq(cand.id))
+                    .filter(number::Column::LockedBy.is_null())
+                    .filter(number::Column::SharedCount.eq(0))
+                    .filter(number::Column::State.eq(AVAILABLE))
+                    .exec(tx)
+                    .await?
+                    .rows_affected;
+                if done == 1 {
+                    return Ok(Some(cand.number));
+                }
+            }
+            // Nothing free: end bindings of this pool whose expiry passed before the sweeper got to
+            // them, then look once more.
+            if round == 0 && self.reap_expired(tx, Some(pool.id), now, 100).await? == 0 {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Takes a given Y (shared, keyed by B).
+    pub(super) async fn share_fixed_y(
+        &self,
+        tx: &DatabaseTransaction,
+        pool: &pool::Model,
+        y: &str,
+        b: &str,
+        id: &str,
+        now: Millis,
+    ) -> T<String> {
+        for attempt in 0..2 {
+            let done = number::Entity::update_many()
+                .col_expr(
+                    number::Column::SharedCount,
+                    Expr::col(number::Column::SharedCount).add(1),
+                )
+                .filter(number::Column::PoolId.eq(pool.id))
+                .filter(number::Column::Number.eq(y))
+                .filter(number::Column::State.eq(AVAILABLE))
+                .filter(number::Column::LockedBy.is_null())
+                .exec(tx)
+                .await?
+                .rows_affected;
+            if done == 1 {
+                break;
+            }
+            let row = self.diagnose_number(tx, pool, y).await?;
+            let holder = row.locked_by.unwrap_or_default();
+            if attempt == 0 && self.reap_if_dead(tx, &holder, now).await? {
+                continue;
+            }
+            return Err(DomainError::NumberLocked {
+                number: y.to_owned(),
+            }
+            .into());
+        }
+        if !self.insert_route(tx, y, &caller_key(b), id, now).await? {
+            return Err(DomainError::BindConflict(format!(
+                "{y} already serves this B as Y in another active binding"
+            ))
+            .into());
+        }
+        Ok(y.to_owned())
+    }
+
+    /// Picks a Y for B: numbers already serving as Y first (so free numbers stay lockable as X),
+    /// then free ones; never a locked number, never one that already connects B.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn share_any_y(
+        &self,
+        tx: &DatabaseTransaction,
+        pool: &pool::Model,
+        x: &str,
+        iso2: Option<&str>,
+        b: &str,
+        id: &str,
+        now: Millis,
+    ) -> T<Option<String>> {
+        let key = caller_key(b);
+        // PostgreSQL: SKIP LOCKED first, so two binds never wait on each other's X as their Y
+        // (T1 holds n1 wants n2, T2 holds n2 wants n1); then a waiting pass before giving up.
+        let modes: Vec<bool> = if self.is_postgres() {
+            [[true; 4], [false; 4]].concat()
+        } else {
+            vec![false; 8]
+        };
+        for shared in [true, false] {
+            let mut skip_done = false;
+            for &skip in &modes {
+                if skip && skip_done {
+                    continue;
+                }
+                let mut q = self
+                    .free_numbers(pool.id)
+                    .filter(number::Column::Number.ne(x))
+                    .filter(not_routed(&key));
+                if skip {
+                    q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+                }
+                q = if shared {
+                    q.filter(number::Column::SharedCount.gt(0))
+                } else {
+                    q.filter(number::Column::SharedCount.eq(0))
+                };
+                if let Some(c) = iso2 {
+                    q = q.filter(number::Column::Iso2.eq(c));
+                }
+                let Some(cand) = q.limit(1).one(tx).await? else {
+                    if skip {
+                        skip_done = true;
+                        continue;
+                    }
+                    break;
+                };
+                let done = number::Entity::update_many()
+                    .col_expr(
+                        number::Column::SharedCount,
+                        Expr::col(number::Column::SharedCount).add(1),
+                    )
+                    .filter(number::Column::Id.eq(cand.id))
+                    .filter(number::Column::LockedBy.is_null())
+                    .filter(number::Column::State.eq(AVAILABLE))
+                    .exec(tx)
+                    .await?
+                    .rows_affected;
+                if done == 0 {
+                    continue;
+                }
+                if self.insert_route(tx, &cand.number, &key, id, now).await? {
+                    return Ok(Some(cand.number));
+                }
+                add_shared(tx, &cand.number, -1, 0).await?;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Adds an AXN share on a given X; returns its extension counter after the increment.
+    pub(super) async fn share_fixed_axn(
+        &self,
+        tx: &DatabaseTransaction,
+        pool: &pool::Model,
+        x: &str,
+        auto_ext: bool,
+        now: Millis,
+    ) -> T<i64> {
+        for attempt in 0..2 {
+            let mut q = number::Entity::update_many()
+                .col_expr(
+                    number::Column::SharedCount,
+                    Expr::col(number::Column::SharedCount).add(1),
+                )
+                .col_expr(
+                    number::Column::ExtCount,
+                    Expr::col(number::Column::ExtCount).add(1),
+                )
+                .col_expr(
+                    number::Column::ExtSeq,
+                    Expr::col(number::Column::ExtSeq).add(1),
+                )
+                .filter(number::Column::PoolId.eq(pool.id))
+                .filter(number::Column::Number.eq(x))
+                .filter(number::Column::State.eq(AVAILABLE))
+                .filter(number::Column::LockedBy.is_null());
+            if auto_ext {
+                q = q.filter(number::Column::ExtCount.lt(AUTO_EXTENSION_COUNT));
+            }
+            if q.exec(tx).await?.rows_affected == 1 {
+                return Ok(self.diagnose_number(tx, pool, x).await?.ext_seq);
+            }
+            let row = self.diagnose_number(tx, pool, x).await?;
+            if let Some(holder) = &row.locked_by {
+                if attempt == 0 && self.reap_if_dead(tx, holder, now).await? {
+                    continue;
+                }
+                return Err(DomainError::NumberLocked {
+                    number: x.to_owned(),
+                }
+                .into());
+            }
+            return Err(DomainError::NoAvailableNumber {
+                pool: pool.pool_key.clone(),
+                detail: format!(
+                    ": all {AUTO_EXTENSION_COUNT} auto-assigned extensions of {x} are in use"
+                ),
+            }
+            .into());
+        }
+        Err(DomainError::NumberLocked {
+            number: x.to_owned(),
+        }
+        .into())
+    }
+
+    /// Chooses X for an AXN binding by city (LOOSE falls back to any city), preferring numbers
+    /// that already carry extensions so that free numbers stay lockable for XYB.
+    pub(super) async fn share_any_axn(
+        &self,
+        tx: &DatabaseTransaction,
+        pool: &pool::Model,
+        cmd: &AxnBind,
+        id: &str,
+        now: Millis,
+    ) -> T<(String, i64)> {
+        let key = caller_key(cmd.phone_a.as_str());
+        let mut cities: Vec<Option<&str>> = vec![];
+        match (&cmd.expect_city, cmd.city_match) {
+            (Some(c), CityMatch::Strict) => cities.push(Some(c)),
+            (Some(c), CityMatch::Loose) => cities.extend([Some(c.as_str()), None]),
+            (None, _) => cities.push(None),
+        }
+        for round in 0..2 {
+            for city in &cities {
+                for packed in [true, false] {
+                    for _ in 0..8 {
+                        let mut q = self
+                            .free_numbers(pool.id)
+                            .filter(number::Column::ExtCount.lt(AUTO_EXTENSION_COUNT))
+                            .filter(not_routed(&key));
+                        q = if packed {
+                            q.filter(number::Column::ExtCount.gt(0))
+                        } else {
+                            q.filter(number::Column::ExtCount.eq(0))
+                        };
+                        if let Some(c) = city {
+                            q = q.filter(number::Column::City.eq(*c));
+                        }
+                        let Some(cand) = q.limit(1).one(tx).await? else {
+                            break;
+                        };
+                        let done = number::Entity::update_many()
+                            .col_expr(
+                                number::Column::SharedCount,
+                                Expr::col(number::Column::SharedCount).add(1),
+                            )
+                            .col_expr(
+                                number::Column::ExtCount,
+                                Expr::col(number::Column::ExtCount).add(1),
+                            )
+                            .col_expr(
+                                number::Column::ExtSeq,
+                                Expr::col(number::Column::ExtSeq).add(1),
+                            )
+                            .filter(number::Column::Id.eq(cand.id))
+                            .filter(number::Column::LockedBy.is_null())
+                            .filter(number::Column::State.eq(AVAILABLE))
+                            .filter(number::Column::ExtCount.lt(AUTO_EXTENSION_COUNT))
+                            .exec(tx)
+                            .await?
+                            .rows_affected;
+                        if done == 0 {
+                            continue;
+                        }
+                        // The counter as our increment left it, read under the row lock the
+                        // UPDATE holds until commit: `cand` was read before the UPDATE and is
+                        // stale when concurrent binds chose the same number (each would then
+                        // start probing at an extension another bind just took).
+                        let seq = number::Entity::find_by_id(cand.id)
+                            .one(tx)
+                            .await?
+                            .map(|n| n.ext_seq)
+                            .ok_or(DomainError::Internal("claimed number vanished".into()))?;
+                        if self.insert_route(tx, &cand.number, &key, id, now).await? {
+                            return Ok((cand.number, seq));
+                        }
+                        add_shared(tx, &cand.number, -1, -1).await?;
+                    }
+                }
+            }
+            if round == 0 && self.reap_expired(tx, Some(pool.id), now, 100).await? == 0 {
+                break;
+            }
+        }
+        let detail = match (&cmd.expect_city, cmd.city_match) {
+            (Some(c), CityMatch::Strict) => format!(" in city {c} (strict)"),
+            _ => String::new(),
+        };
+        Err(no_number(pool, Some(detail)).into())
+    }
+
+    /// Auto-assigns a 3-digit extension on X, starting from X's counter.
+    pub(super) async fn assign_extension(
+        &self,
+        tx: &DatabaseTransaction,
+        x: &str,
+        seq: i64,
+        id: &str,
+        now: Millis,
+    ) -> T<String> {
+        for i in 0..AUTO_EXTENSION_COUNT {
+            let ext =
+                (AUTO_EXTENSION_FIRST + (seq - 1 + i).rem_euclid(AUTO_EXTENSION_COUNT)).to_string();
+            if self.insert_route(tx, x, &ext_key(&ext), id, now).await? {
+                if i > 0 {
+                    // Skip the taken ones next time too.
+                    number::Entity::update_many()
+                        .col_expr(
+                            number::Column::ExtSeq,
+                            Expr::col(number::Column::ExtSeq).add(i),
+                        )
+                        .filter(number::Column::Number.eq(x))
+                        .exec(tx)
+                        .await?;
+                }
+                return Ok(ext);
+            }
+        }
+        Err(DomainError::BindConflict(format!("every extension of {x} is taken")).into())
+    }
+
+    /// Inserts a route under a savepoint. A conflicting route whose binding is no longer live
+    /// (expired, sweeper not yet there) is ended first; a live one makes this return false.
+    pub(crate) async fn insert_route(
+        &self,
+        tx: &DatabaseTransaction,
+        n: &str,
+        key: &str,
+        id: &str,
+        now: Millis,
+    ) -> T<bool> {
+        for attempt in 0..2 {
+            let sp = tx.begin().await?;
+            let row = route::ActiveModel {
+                number: Set(n.to_owned()),
+                route_key: Set(key.to_owned()),
+                binding_id: Set(id.to_owned()),
+                ..Default::default()
+            };
+            match route::Entity::insert(row).exec(&sp).await {
+                Ok(_) => {
+                    sp.commit().await?;
+                    return Ok(true);
+                }
+                Err(e) if is_unique_violation(&e) => {
+                    sp.rollback().await?;
+                    let holder = route::Entity::find()
+                        .filter(route::Column::Number.eq(n))
+                        .filter(route::Column::RouteKey.eq(key))
+                        .one(tx)
+                        .await?;
+                    match holder {
+                        Some(h)
+                            if attempt == 0
+                                && self.reap_if_dead(tx, &h.binding_id, now).await? =>
+                        {
+                            continue;
+                        }
+                        _ => return Ok(false),
+                    }
+                }
+                Err(e) => {
+                    sp.rollback().await?;
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(false)
+    }
+}
+
+pub(super) fn no_number(pool: &pool::Model, detail: Option<String>) -> DomainError {
+    DomainError::NoAvailableNumber {
+        pool: pool.pool_key.clone(),
+        detail: detail.unwrap_or_default(),
+    }
+}
+
+/// `NOT EXISTS (SELECT 1 FROM routes WHERE routes.number = numbers.number AND route_key = key)`.
+pub(super) fn not_routed(key: &str) -> Condition {
+    Condition::all().add(
+        Expr::exists(
+            Query::select()
+                .expr(Expr::val(1))
+                .from(route::Entity)
+                .and_where(
+                    Expr::col((route::Entity, route::Column::Number))
+                        .equals((number::Entity, number::Column::Number)),
+                )
+                .and_where(Expr::col((route::Entity, route::Column::RouteKey)).eq(Expr::val(key)))
+                .to_owned(),
+        )
+        .not(),
+    )
+}
+
+pub(super) async fn add_shared(
+    tx: &DatabaseTransaction,
+    n: &str,
+    shared: i64,
+    ext: i64,
+) -> Result<(), DbErr> {
+    number::Entity::update_many()
+        .col_expr(
+            number::Column::SharedCount,
+            Expr::col(number::Column::SharedCount).add(shared),
+        )
+        .col_expr(
+            number::Column::ExtCount,
+            Expr::col(number::Column::ExtCount).add(ext),
+        )
+        .filter(number::Column::Number.eq(n))
+        .exec(tx)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,323 @@
+//! Binding writes: allocation, idempotent replay, ending, sweeping. One transaction per write;
+//! conflicts are decided by the database (conditional UPDATEs on `numbers`, unique indexes on
+//! `routes` and `bindings`), never by a read followed by a write.
+//!
+//! This module holds the bind orchestration (XYB, AXN, idempotent replay); `allocate` claims
+//! numbers, extensions and routes; `ending` ends bindings (unbind, expiry, the sweeper);
+//! `queries` reads and updates existing ones.
+
+mod allocate;
+mod ending;
+mod queries;
+
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+    sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query},
+};
+
+use super::entities::{binding, number, pool, route};
+use super::events;
+use super::{Store, TxError, convert, is_unique_violation, with_write_tx};
+use crate::domain::{
+    AUTO_EXTENSION_COUNT, AUTO_EXTENSION_FIRST, AxnBind, Binding, BindingFilter, BindingMode,
+    BindingRef, BindingState, BindingUpdate, CityMatch, DomainError, ExpireStrategy, Millis,
+    Provider, XybBind,
+    error::reason,
+    event::{BINDING_CREATED, BINDING_EXPIRED, BINDING_UNBOUND, BINDING_UPDATED},
+};
+
+use allocate::{add_shared, no_number};
+
+type R<T> = Result<T, DomainError>;
+type T<V> = Result<V, TxError>;
+
+pub(super) const AVAILABLE: &str = "available";
+
+pub(super) fn caller_key(n: &str) -> String {
+    format!("c:{n}")
+}
+
+pub(super) fn ext_key(e: &str) -> String {
+    format!("e:{e}")
+}
+
+fn not_local(pool: &pool::Model) -> DomainError {
+    DomainError::FailedPrecondition {
+        reason: reason::PROVIDER_NOT_SUPPORTED,
+        message: format!(
+            "pool {:?} belongs to provider {}; binding on carrier pools is not available in this build",
+            pool.pool_key, pool.provider
+        ),
+    }
+}
+
+impl Store {
+    pub(super) async fn find_by_customer(
+        &self,
+        db: &impl ConnectionTrait,
+        tenant: &str,
+        cbid: &str,
+    ) -> Result<Option<binding::Model>, DbErr> {
+        binding::Entity::find()
+            .filter(binding::Column::Tenant.eq(tenant))
+            .filter(binding::Column::CustomerBindId.eq(cbid))
+            .one(db)
+            .await
+    }
+
+    async fn binding_row(&self, db: &impl ConnectionTrait, r: &BindingRef) -> R<binding::Model> {
+        let found = match r {
+            BindingRef::Id(id) => binding::Entity::find_by_id(id.clone()).one(db).await?,
+            BindingRef::CustomerBindId { tenant, id } => {
+                self.find_by_customer(db, tenant, id).await?
+            }
+        };
+        found.ok_or(DomainError::BindingNotFound)
+    }
+
+    /// Idempotent replay: same payload -> the same binding, refreshed by the bind strategy.
+    async fn replay(
+        &self,
+        existing: binding::Model,
+        fingerprint: &str,
+        strategy: ExpireStrategy,
+        seconds: i64,
+        now: Millis,
+    ) -> R<(Binding, bool)> {
+        if existing.fingerprint != fingerprint {
+            return Err(DomainError::CustomerBindIdConflict(
+                existing.customer_bind_id.unwrap_or_default(),
+            ));
+        }
+        let live = existing.active == 1 && existing.expire_at > now;
+        if !live || strategy == ExpireStrategy::Fixed {
+            return Ok((convert::binding(existing, now)?, true));
+        }
+        let new_expiry = strategy.apply(existing.expire_at, now, seconds);
+        binding::Entity::update_many()
+            .col_expr(binding::Column::ExpireAt, Expr::value(new_expiry))
+            .col_expr(binding::Column::UpdatedAt, Expr::value(now))
+            .filter(binding::Column::Id.eq(existing.id.clone()))
+            .filter(binding::Column::Active.eq(1))
+            .filter(binding::Column::ExpireAt.eq(existing.expire_at))
+            .exec(&self.db)
+            .await?;
+        let row = binding::Entity::find_by_id(existing.id)
+            .one(&self.db)
+            .await?
+            .ok_or(DomainError::BindingNotFound)?;
+        Ok((convert::binding(row, now)?, true))
+    }
+
+    pub(super) async fn bind_xyb_impl(&self, cmd: &XybBind, now: Millis) -> R<(Binding, bool)> {
+        let pool = self.pool_row(&self.db, &cmd.pool_key).await?;
+        if pool.provider != Provider::Local.as_str() {
+            return Err(not_local(&pool));
+        }
+        let fp = cmd.fingerprint();
+        if let Some(cb) = &cmd.customer_bind_id
+            && let Some(existing) = self.find_by_customer(&self.db, &cmd.tenant, cb).await?
+        {
+            return self
+                .replay(
+                    existing,
+                    &fp,
+                    cmd.bind_strategy,
+                    cmd.bind_expire_seconds,
+                    now,
+                )
+                .await;
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        let b = cmd.phone_b.as_str();
+        let res = with_write_tx!(self, |tx| {
+            // The binding row goes in first: it claims customer_bind_id, so a concurrent
+            // request with the same id waits here (PostgreSQL) and then replays, instead
+            // of racing for numbers it will not keep.
+            let draft = cmd.draft(id.clone(), Provider::Local, BindingState::Xyb, now);
+            let row = convert::new_row(
+                &draft,
+                BindingState::Xyb.as_str(),
+                &cmd.tenant,
+                &pool,
+                &fp,
+                None,
+            );
+            binding::Entity::insert(row).exec(&tx).await?;
+            let x = match &cmd.number_x {
+                Some(x) => self.lock_fixed(&tx, &pool, x.as_str(), &id, now).await?,
+                None => self
+                    .lock_any(&tx, &pool, cmd.iso2_x.as_deref(), &id, now)
+                    .await?
+                    .ok_or_else(|| {
+                        no_number(&pool, cmd.iso2_x.as_deref().map(|c| format!(" in {c}")))
+                    })?,
+            };
+            let y = if cmd.delayed_y {
+                None
+            } else {
+                Some(match &cmd.number_y {
+                    Some(y) => {
+                        self.share_fixed_y(&tx, &pool, y.as_str(), b, &id, now)
+                            .await?
+                    }
+                    None => self
+                        .share_any_y(&tx, &pool, &x, cmd.iso2_y.as_deref(), b, &id, now)
+                        .await?
+                        .ok_or_else(|| no_number(&pool, Some(" for Y".into())))?,
+                })
+            };
+            let row = fill_numbers(&tx, &id, &(x, y, None)).await?;
+            // Events: last statement, so the event counter lock is held only until commit.
+            let seq = events::append_for_row(&tx, BINDING_CREATED, &row, now).await?;
+            Ok((row, seq))
+        });
+        self.finish_bind(
+            res,
+            &cmd.tenant,
+            cmd.customer_bind_id.as_deref(),
+            &fp,
+            cmd.bind_strategy,
+            cmd.bind_expire_seconds,
+            now,
+        )
+        .await
+    }
+
+    /// Maps the outcome of a bind transaction; a unique violation on the binding row means a
+    /// concurrent request with the same `customer_bind_id` won: answer as a replay of it.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_bind(
+        &self,
+        res: T<(binding::Model, i64)>,
+        tenant: &str,
+        cbid: Option<&str>,
+        fp: &str,
+        strategy: ExpireStrategy,
+        seconds: i64,
+        now: Millis,
+    ) -> R<(Binding, bool)> {
+        match res {
+            Ok((row, seq)) => {
+                // After the commit: wake this process's event subscribers.
+                self.published(seq);
+                Ok((convert::binding(row, now)?, false))
+            }
+            Err(TxError::Db(e)) if is_unique_violation(&e) && cbid.is_some() => {
+                let existing = self
+                    .find_by_customer(&self.db, tenant, cbid.unwrap_or_default())
+                    .await?
+                    .ok_or_else(|| {
+                        DomainError::Internal(format!("unique violation without a winner: {e}"))
+                    })?;
+                self.replay(existing, fp, strategy, seconds, now).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(super) async fn bind_axn_impl(&self, cmd: &AxnBind, now: Millis) -> R<(Binding, bool)> {
+        let pool = self.pool_row(&self.db, &cmd.pool_key).await?;
+        if pool.provider != Provider::Local.as_str() {
+            return Err(not_local(&pool));
+        }
+        let fp = cmd.fingerprint();
+        if let Some(cb) = &cmd.customer_bind_id
+            && let Some(existing) = self.find_by_customer(&self.db, &cmd.tenant, cb).await?
+        {
+            return self
+                .replay(existing, &fp, ExpireStrategy::Fixed, 0, now)
+                .await;
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        let a = cmd.phone_a.as_str();
+        let res = with_write_tx!(self, |tx| {
+            // The binding row goes in first: it claims customer_bind_id, so a concurrent
+            // request with the same id waits here (PostgreSQL) and then replays, instead
+            // of racing for numbers it will not keep.
+            let draft = cmd.draft(id.clone(), Provider::Local, BindingState::Axn, now);
+            let row = convert::new_row(
+                &draft,
+                BindingState::Axn.as_str(),
+                &cmd.tenant,
+                &pool,
+                &fp,
+                None,
+            );
+            binding::Entity::insert(row).exec(&tx).await?;
+            let (x, seq) = match &cmd.number_x {
+                Some(x) => {
+                    let seq = self
+                        .share_fixed_axn(&tx, &pool, x.as_str(), cmd.extension.is_none(), now)
+                        .await?;
+                    if !self
+                        .insert_route(&tx, x.as_str(), &caller_key(a), &id, now)
+                        .await?
+                    {
+                        return Err(DomainError::BindConflict(format!(
+                            "{} already has an active AXN binding on {}",
+                            cmd.phone_a,
+                            x.as_str()
+                        ))
+                        .into());
+                    }
+                    (x.as_str().to_owned(), seq)
+                }
+                None => self.share_any_axn(&tx, &pool, cmd, &id, now).await?,
+            };
+            let extension = match &cmd.extension {
+                Some(e) => {
+                    if !self
+                        .insert_route(&tx, &x, &ext_key(e.as_str()), &id, now)
+                        .await?
+                    {
+                        return Err(DomainError::BindConflict(format!(
+                            "extension {} on {x} is held by another active binding",
+                            e.as_str()
+                        ))
+                        .into());
+                    }
+                    e.as_str().to_owned()
+                }
+                None => self.assign_extension(&tx, &x, seq, &id, now).await?,
+            };
+            let row = fill_numbers(&tx, &id, &(x, None, Some(extension))).await?;
+            // Events: last statement, so the event counter lock is held only until commit.
+            let seq = events::append_for_row(&tx, BINDING_CREATED, &row, now).await?;
+            Ok((row, seq))
+        });
+        self.finish_bind(
+            res,
+            &cmd.tenant,
+            cmd.customer_bind_id.as_deref(),
+            &fp,
+            ExpireStrategy::Fixed,
+            0,
+            now,
+        )
+        .await
+    }
+}
+
+/// Writes the allocated numbers into the binding row inserted at the start of the transaction.
+async fn fill_numbers(
+    tx: &DatabaseTransaction,
+    id: &str,
+    (x, y, ext): &(String, Option<String>, Option<String>),
+) -> Result<binding::Model, DbErr> {
+    binding::Entity::update_many()
+        .col_expr(binding::Column::NumberX, Expr::value(x.clone()))
+        .col_expr(binding::Column::NumberY, Expr::value(y.clone()))
+        .col_expr(binding::Column::Extension, Expr::value(ext.clone()))
+        .filter(binding::Column::Id.eq(id))
+        .exec(tx)
+        .await?;
+    binding::Entity::find_by_id(id.to_owned())
+        .one(tx)
+        .await?
+        .ok_or_else(|| {
+            DbErr::RecordNotFound(format!("binding {id} vanished inside its transaction"))
+        })
+}
