@@ -38,6 +38,12 @@ pub struct Settings {
     pub webhook_tokens: crate::http::WebhookTokens,
     /// How often the database's reachability is probed (gRPC health, `/readyz`).
     pub db_probe_interval: Duration,
+    /// Recent events kept in memory for live `WatchEvents` subscribers.
+    pub event_ring: usize,
+    /// Concurrent `WatchEvents` streams this process serves; more get RESOURCE_EXHAUSTED.
+    pub max_event_streams: usize,
+    /// A subscriber that does not read for this long is cut off (it resumes from its cursor).
+    pub stream_cutoff: Duration,
 }
 
 impl Default for Settings {
@@ -50,6 +56,9 @@ impl Default for Settings {
             reconcile_after: Duration::from_secs(5),
             webhook_tokens: Default::default(),
             db_probe_interval: Duration::from_millis(250),
+            event_ring: crate::events::DEFAULT_RING,
+            max_event_streams: crate::events::DEFAULT_MAX_STREAMS,
+            stream_cutoff: crate::events::DEFAULT_CUTOFF,
         }
     }
 }
@@ -128,6 +137,9 @@ pub async fn run(
             .monitor(settings.db_probe_interval, stop_rx.clone()),
     );
     let follow = tokio::spawn(follow_db(store.db_up(), health.clone(), stop_rx.clone()));
+    let hub = crate::events::EventHub::new(settings.event_ring, settings.max_event_streams)
+        .with_cutoff(settings.stream_cutoff);
+    let tailer = tokio::spawn(hub.clone().run(repo.clone(), stop_rx.clone()));
     let http_task = http.map(|l| {
         tokio::spawn(crate::http::serve(
             l,
@@ -182,6 +194,7 @@ pub async fn run(
         .add_service(CallServiceServer::new(CallApi::new(
             repo.clone(),
             settings.clock.clone(),
+            hub,
             stop_rx.clone(),
         )))
         // TCP_NODELAY: streamed events are small writes; with Nagle's algorithm each one could
@@ -192,6 +205,7 @@ pub async fn run(
     let _ = sweeper.await;
     let _ = reconciler.await;
     let _ = monitor.await;
+    let _ = tailer.await;
     let _ = follow.await;
     if let Some(t) = http_task {
         let _ = t.await;

@@ -166,3 +166,20 @@ pub struct EventFilter {
     pub kinds: Vec<String>,
     pub limit: u64,
 }
+
+impl EventFilter {
+    /// The same test the storage query applies (every set field equal, kind among `kinds`), for
+    /// events served from memory.
+    pub fn matches(&self, e: &Event) -> bool {
+        self.pool_key.as_ref().is_none_or(|p| *p == e.pool_key)
+            && self
+                .binding_id
+                .as_ref()
+                .is_none_or(|b| e.binding_id.as_ref() == Some(b))
+            && self
+                .customer_user_id
+                .as_ref()
+                .is_none_or(|u| *u == e.customer_user_id)
+            && (self.kinds.is_empty() || self.kinds.contains(&e.kind))
+    }
+}

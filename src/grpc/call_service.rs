@@ -4,23 +4,30 @@
 use std::sync::Arc;
 
 use tokio::sync::watch;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::pb::{self, call_service_server::CallService};
 use super::{call_convert, status::to_status};
 use crate::domain::{Clock, Repository, text::echo};
+use crate::events::EventHub;
 
 pub struct CallApi<R> {
     repo: Arc<R>,
     clock: Clock,
+    /// This process's event fan-out (`WatchEvents` subscribers read from it).
+    hub: EventHub,
     /// Becomes true at shutdown: event streams end so the server can drain.
     stop: watch::Receiver<bool>,
 }
 
 impl<R> CallApi<R> {
-    pub fn new(repo: Arc<R>, clock: Clock, stop: watch::Receiver<bool>) -> Self {
-        Self { repo, clock, stop }
+    pub fn new(repo: Arc<R>, clock: Clock, hub: EventHub, stop: watch::Receiver<bool>) -> Self {
+        Self {
+            repo,
+            clock,
+            hub,
+            stop,
+        }
     }
 }
 
@@ -55,15 +62,20 @@ impl<R: Repository> CallService for CallApi<R> {
         }))
     }
 
-    type WatchEventsStream = ReceiverStream<Result<pb::Event, Status>>;
+    type WatchEventsStream = super::watch::WatchStream;
 
     #[tracing::instrument(skip_all, fields(after = req.get_ref().after_sequence, from_now = req.get_ref().from_now))]
     async fn watch_events(
         &self,
         req: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        let stream =
-            super::watch::open(self.repo.clone(), req.into_inner(), self.stop.clone()).await?;
+        let stream = super::watch::open(
+            self.repo.clone(),
+            self.hub.clone(),
+            req.into_inner(),
+            self.stop.clone(),
+        )
+        .await?;
         Ok(Response::new(stream))
     }
 }

@@ -1,13 +1,18 @@
-//! `WatchEvents`: one task per subscriber reads the event log from its cursor and feeds a
-//! bounded channel. The database is the source, so a stream works on any replica and resumes
-//! exactly; the in-process wake-up only cuts latency (events from other replicas arrive by the
-//! poll). A slow client fills its own channel and stalls only its own task: writers never
-//! wait for subscribers.
+//! `WatchEvents`: one task per subscriber, fed from the process's event hub
+//! (`crate::events`): live subscribers are served from memory with their filters applied there;
+//! one that resumes from before the hub's ring reads the database page by page until it catches
+//! up. A slow client fills its own bounded buffer and stalls only its own task; one that stops
+//! reading for the hub's cut-off is cut off with a resumable status. Writers never wait for
+//! subscribers, and idle subscribers cost no query.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
-use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
+use tokio_stream::Stream;
 use tonic::Status;
 
 use super::convert::{ms_to_ts, provider_to_pb};
@@ -20,38 +25,97 @@ use crate::domain::{
     event::EVENT_KINDS,
     text::echo,
 };
+use crate::events::{EventHub, Next, PAGE};
 
 /// Most entries of `kinds` (there are 11 kinds; repeats are harmless but bounded).
 const MAX_KINDS: usize = 32;
 
-/// Events read per query.
-const PAGE: u64 = 500;
 /// Events buffered per subscriber between its task and the transport.
 const BUFFER: usize = 256;
-/// How often an idle subscriber looks for events committed by other processes.
-const POLL: Duration = Duration::from_millis(100);
 
 type Item = Result<pb::Event, Status>;
 
-/// Validates the request, fixes the starting cursor (for `from_now`, before the response is
-/// returned, so anything written after the client saw the stream open is delivered) and starts
-/// the subscriber's task.
+/// The response stream: the subscriber's buffer, ended early by a cut-off status.
+pub struct WatchStream {
+    rx: mpsc::Receiver<Item>,
+    cut: Option<oneshot::Receiver<Status>>,
+    done: bool,
+}
+
+impl Stream for WatchStream {
+    type Item = Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if let Some(cut) = self.cut.as_mut() {
+            match Pin::new(cut).poll(cx) {
+                Poll::Ready(Ok(status)) => {
+                    self.done = true;
+                    self.rx.close();
+                    return Poll::Ready(Some(Err(status)));
+                }
+                Poll::Ready(Err(_)) => self.cut = None, // the task ended without a cut-off
+                Poll::Pending => {}
+            }
+        }
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// Validates the request, takes a stream slot, fixes the starting cursor (for `from_now`,
+/// before the response is returned, so anything written after the client saw the stream open
+/// is delivered) and starts the subscriber's task.
 pub(crate) async fn open<R: Repository>(
     repo: Arc<R>,
+    hub: EventHub,
     req: pb::WatchEventsRequest,
     stop: watch::Receiver<bool>,
-) -> Result<ReceiverStream<Item>, Status> {
+) -> Result<WatchStream, Status> {
     let filter = filter(&req).map_err(to_status)?;
-    // Subscribed before the first read, so no wake-up between that read and the wait is lost.
-    let wake = repo.subscribe();
+    let Some(permit) = hub.admit() else {
+        return Err(too_many_streams(hub.max_streams()));
+    };
     let cursor = if req.from_now {
         repo.latest_sequence().await.map_err(to_status)?
     } else {
         req.after_sequence
     };
     let (tx, rx) = mpsc::channel(BUFFER);
-    tokio::spawn(pump(repo, filter, cursor, tx, wake, stop));
-    Ok(ReceiverStream::new(rx))
+    let (cut_tx, cut_rx) = oneshot::channel();
+    tokio::spawn(pump(
+        Sub {
+            repo,
+            hub,
+            filter,
+            tx,
+            cut: Some(cut_tx),
+            stop,
+            _permit: permit,
+        },
+        cursor,
+    ));
+    Ok(WatchStream {
+        rx,
+        cut: Some(cut_rx),
+        done: false,
+    })
+}
+
+fn too_many_streams(max: usize) -> Status {
+    let mut d = tonic_types::ErrorDetails::new();
+    d.set_error_info(
+        "TOO_MANY_STREAMS",
+        super::status::ERROR_DOMAIN,
+        std::collections::HashMap::from([("max_streams".to_owned(), max.to_string())]),
+    );
+    d.set_retry_info(Some(std::time::Duration::from_secs(1)));
+    <Status as tonic_types::StatusExt>::with_error_details(
+        tonic::Code::ResourceExhausted,
+        format!("this server already serves its maximum of {max} event streams; retry later"),
+        d,
+    )
 }
 
 /// Every filter is checked like the field it filters on: `pool_key` a pool key, `binding_id` a
@@ -106,49 +170,93 @@ fn filter(req: &pb::WatchEventsRequest) -> Result<EventFilter, DomainError> {
     })
 }
 
-/// The subscriber's task: ends when the client goes away, the server stops, or storage fails
-/// (then with a status; the client resumes from its last sequence).
-async fn pump<R: Repository>(
+/// One subscriber's state.
+struct Sub<R> {
     repo: Arc<R>,
-    mut filter: EventFilter,
-    mut cursor: i64,
+    hub: EventHub,
+    filter: EventFilter,
     tx: mpsc::Sender<Item>,
-    mut wake: watch::Receiver<i64>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        // Every event at or below the committed counter is itself committed (storage::events),
-        // so once the range up to it is scanned the cursor may pass events the filters skipped.
-        let latest = match repo.latest_sequence().await {
-            Ok(n) => n,
-            Err(e) => return fail(&tx, e),
+    cut: Option<oneshot::Sender<Status>>,
+    stop: watch::Receiver<bool>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<R> Sub<R> {
+    /// Queues one event; false when the stream is over (client gone, cut off, shutdown).
+    async fn deliver(&mut self, ev: pb::Event) -> bool {
+        let ev = match self.tx.try_send(Ok(ev)) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(mpsc::error::TrySendError::Full(Ok(ev))) => ev,
+            Err(mpsc::error::TrySendError::Full(Err(_))) => return false,
         };
-        if latest > cursor {
-            filter.after = cursor;
-            filter.up_to = Some(latest);
-            let page = match repo.read_events(&filter).await {
-                Ok(p) => p,
-                Err(e) => return fail(&tx, e),
-            };
-            let full = page.len() as u64 >= filter.limit;
-            for ev in page {
-                let seq = ev.sequence;
-                tokio::select! {
-                    r = tx.send(Ok(event_to_pb(ev))) => if r.is_err() { return },
-                    _ = stop.wait_for(|s| *s) => return shutting_down(&tx),
-                }
-                cursor = seq;
-            }
-            if full {
-                continue;
-            }
-            cursor = latest;
-        }
+        let cutoff = self.hub.cutoff();
         tokio::select! {
-            Ok(()) = wake.changed() => {}
-            _ = tokio::time::sleep(POLL) => {}
-            _ = tx.closed() => return,
-            _ = stop.wait_for(|s| *s) => return shutting_down(&tx),
+            r = self.tx.send(Ok(ev)) => r.is_ok(),
+            _ = tokio::time::sleep(cutoff) => {
+                tracing::info!(cutoff_s = cutoff.as_secs_f64(), "event subscriber stopped reading; cut off");
+                if let Some(cut) = self.cut.take() {
+                    let _ = cut.send(Status::resource_exhausted(format!(
+                        "this stream was not read for {} s and was cut off; resume with \
+                         after_sequence = the last sequence received",
+                        cutoff.as_secs()
+                    )));
+                }
+                false
+            }
+            _ = self.stop.wait_for(|s| *s) => {
+                shutting_down(&self.tx);
+                false
+            }
+        }
+    }
+}
+
+/// The subscriber's task: ends when the client goes away, is cut off, the server stops, or
+/// storage fails (then with a status; the client resumes from its last sequence).
+async fn pump<R: Repository>(mut sub: Sub<R>, mut cursor: i64) {
+    let mut tail = sub.hub.tail();
+    loop {
+        tail.borrow_and_update();
+        match sub.hub.next(cursor, BUFFER) {
+            Next::Ring(events) => {
+                for ev in events {
+                    let seq = ev.sequence;
+                    if sub.filter.matches(&ev) && !sub.deliver(event_to_pb((*ev).clone())).await {
+                        return;
+                    }
+                    cursor = seq;
+                }
+            }
+            Next::Database { up_to } => {
+                sub.filter.after = cursor;
+                sub.filter.up_to = Some(up_to);
+                sub.filter.limit = PAGE;
+                let page = match sub.repo.read_events(&sub.filter).await {
+                    Ok(p) => p,
+                    Err(e) => return fail(&sub.tx, e),
+                };
+                let full = page.len() as u64 >= PAGE;
+                for ev in page {
+                    let seq = ev.sequence;
+                    if !sub.deliver(event_to_pb(ev)).await {
+                        return;
+                    }
+                    cursor = seq;
+                }
+                // Every event up to `up_to` is committed: the range is scanned, the filtered-out
+                // ones included.
+                if !full {
+                    cursor = up_to;
+                }
+            }
+            Next::UpToDate => {
+                tokio::select! {
+                    r = tail.changed() => if r.is_err() { return },
+                    _ = sub.tx.closed() => return,
+                    _ = sub.stop.wait_for(|s| *s) => return shutting_down(&sub.tx),
+                }
+            }
         }
     }
 }

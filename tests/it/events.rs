@@ -1,6 +1,7 @@
 //! The event log and `WatchEvents`: lifecycle events, replay then live tail, exact resume,
 //! filters, several servers on one database, slow subscribers, invalid requests.
 
+mod fanout;
 mod replicas;
 
 use std::time::{Duration, Instant};

@@ -1,0 +1,281 @@
+//! The per-process event fan-out. One tailer follows the event log (woken at once by this
+//! process's commits, polling for other replicas' every 100 ms) and keeps the most recent events
+//! in a bounded ring; live `WatchEvents` subscribers are served from the ring with their filters
+//! applied in memory, so N idle subscribers cost no database query at all. Only a subscriber that
+//! resumes from before the ring, or falls behind it, reads the database (page by page).
+//!
+//! The ring holds a contiguous range of sequences: the log has no holes and every event at or
+//! below the committed counter is committed (see `storage::events`), so the tailer scans up to
+//! the counter and the ring is exactly the events `start..=tail`.
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use tokio::sync::{Semaphore, watch};
+
+use crate::domain::{DomainError, Event, EventFilter, Repository};
+
+/// Recent events kept in memory (about 1 KiB each).
+pub const DEFAULT_RING: usize = 8192;
+/// Concurrent `WatchEvents` streams per process.
+pub const DEFAULT_MAX_STREAMS: usize = 10_000;
+/// Events per database read (tailer and catch-up).
+pub const PAGE: u64 = 500;
+/// How often the tailer looks for events committed by other processes.
+const POLL: Duration = Duration::from_millis(100);
+
+struct Ring {
+    /// Sequence of `events[0]` (when non-empty).
+    start: i64,
+    events: VecDeque<Arc<Event>>,
+}
+
+/// Shared by the tailer and every subscriber of this process.
+#[derive(Clone)]
+pub struct EventHub {
+    ring: Arc<RwLock<Ring>>,
+    cap: usize,
+    /// The highest sequence the tailer has scanned: every event at or below it is committed
+    /// and, if not older than the ring, in the ring.
+    tail: Arc<watch::Sender<i64>>,
+    streams: Arc<Semaphore>,
+    max_streams: usize,
+    /// How long a subscriber's buffer may stay full before the stream is cut off.
+    cutoff: Duration,
+}
+
+/// How long a subscriber that stopped reading keeps its stream (its buffer full) by default.
+pub const DEFAULT_CUTOFF: Duration = Duration::from_secs(30);
+
+/// What a subscriber gets for its cursor.
+pub enum Next {
+    /// Events after the cursor, in order (at most the page size), from memory.
+    Ring(Vec<Arc<Event>>),
+    /// The cursor is older than the ring: read `after..=up_to` from the database.
+    Database { up_to: i64 },
+    /// Nothing after the cursor yet.
+    UpToDate,
+}
+
+impl EventHub {
+    pub fn new(cap: usize, max_streams: usize) -> Self {
+        Self {
+            ring: Arc::new(RwLock::new(Ring {
+                start: 1,
+                events: VecDeque::with_capacity(cap.min(65_536)),
+            })),
+            cap: cap.max(1),
+            tail: Arc::new(watch::channel(0).0),
+            streams: Arc::new(Semaphore::new(max_streams)),
+            max_streams,
+            cutoff: DEFAULT_CUTOFF,
+        }
+    }
+
+    /// Sets how long a subscriber's buffer may stay full before its stream is cut off.
+    pub fn with_cutoff(mut self, cutoff: Duration) -> Self {
+        self.cutoff = cutoff;
+        self
+    }
+
+    pub fn cutoff(&self) -> Duration {
+        self.cutoff
+    }
+
+    /// A slot for one stream, or `None` when `max_streams` are open.
+    pub fn admit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.streams.clone().try_acquire_owned().ok()
+    }
+
+    pub fn max_streams(&self) -> usize {
+        self.max_streams
+    }
+
+    /// Streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.max_streams - self.streams.available_permits()
+    }
+
+    /// Follows the tail (changes when new events are in the ring).
+    pub fn tail(&self) -> watch::Receiver<i64> {
+        self.tail.subscribe()
+    }
+
+    /// The highest committed sequence the hub has seen.
+    pub fn latest(&self) -> i64 {
+        *self.tail.borrow()
+    }
+
+    /// Up to `limit` events after `cursor`.
+    pub fn next(&self, cursor: i64, limit: usize) -> Next {
+        let tail = self.latest();
+        if cursor >= tail {
+            return Next::UpToDate;
+        }
+        let ring = self.ring.read().expect("event ring lock");
+        if ring.events.is_empty() || cursor + 1 < ring.start {
+            return Next::Database {
+                up_to: if ring.events.is_empty() {
+                    tail
+                } else {
+                    ring.start - 1
+                },
+            };
+        }
+        let from = (cursor + 1 - ring.start) as usize;
+        Next::Ring(ring.events.iter().skip(from).take(limit).cloned().collect())
+    }
+
+    /// Appends scanned events (contiguous, after the current tail) and moves the tail to
+    /// `up_to` (the counter the scan covered).
+    fn push(&self, events: Vec<Event>, up_to: i64) {
+        {
+            let mut ring = self.ring.write().expect("event ring lock");
+            for e in events {
+                let expected = ring.start + ring.events.len() as i64;
+                if ring.events.is_empty() {
+                    ring.start = e.sequence;
+                } else if e.sequence != expected {
+                    // Never happens with a hole-free log; restart the ring rather than serve a
+                    // gap (subscribers behind it read the database).
+                    ring.events.clear();
+                    ring.start = e.sequence;
+                }
+                ring.events.push_back(Arc::new(e));
+                if ring.events.len() > self.cap {
+                    ring.events.pop_front();
+                    ring.start += 1;
+                }
+            }
+        }
+        self.tail.send_if_modified(|t| {
+            let moved = up_to > *t;
+            if moved {
+                *t = up_to;
+            }
+            moved
+        });
+    }
+
+    /// The tailer: runs until `stop`. Starts at the current end of the log (subscribers that
+    /// want older events read them from the database).
+    pub async fn run<R: Repository>(self, repo: Arc<R>, mut stop: watch::Receiver<bool>) {
+        let mut wake = repo.subscribe();
+        let mut scanned: Option<i64> = None;
+        loop {
+            match self.scan(repo.as_ref(), &mut scanned).await {
+                Ok(true) => continue, // a full page: more may be waiting
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "event tailer could not read the log; retrying")
+                }
+            }
+            tokio::select! {
+                r = wake.changed() => if r.is_err() { return },
+                _ = tokio::time::sleep(POLL) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// One step; `Ok(true)` when a full page was read.
+    async fn scan<R: Repository>(
+        &self,
+        repo: &R,
+        scanned: &mut Option<i64>,
+    ) -> Result<bool, DomainError> {
+        let latest = repo.latest_sequence().await?;
+        let Some(from) = *scanned else {
+            *scanned = Some(latest);
+            self.ring.write().expect("event ring lock").start = latest + 1;
+            self.push(Vec::new(), latest);
+            return Ok(false);
+        };
+        if latest <= from {
+            return Ok(false);
+        }
+        let page = repo
+            .read_events(&EventFilter {
+                after: from,
+                up_to: Some(latest),
+                pool_key: None,
+                binding_id: None,
+                customer_user_id: None,
+                kinds: Vec::new(),
+                limit: PAGE,
+            })
+            .await?;
+        let full = page.len() as u64 >= PAGE;
+        let up_to = if full {
+            page.last().map_or(latest, |e| e.sequence)
+        } else {
+            latest
+        };
+        self.push(page, up_to);
+        *scanned = Some(up_to);
+        Ok(full)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(seq: i64) -> Event {
+        Event {
+            sequence: seq,
+            kind: "binding.created".into(),
+            binding_id: None,
+            pool_key: String::new(),
+            provider: None,
+            customer_bind_id: None,
+            customer_user_id: String::new(),
+            ext: String::new(),
+            out_id: String::new(),
+            call_id: String::new(),
+            caller: String::new(),
+            called: String::new(),
+            callee: String::new(),
+            detail: serde_json::Value::Null,
+            occurred_at: 0,
+            dedupe_key: None,
+        }
+    }
+
+    #[test]
+    fn the_ring_serves_recent_events_and_sends_older_cursors_to_the_database() {
+        let hub = EventHub::new(4, 10);
+        hub.ring.write().unwrap().start = 11;
+        hub.push(Vec::new(), 10);
+        assert!(matches!(hub.next(10, 100), Next::UpToDate));
+        hub.push((11..=16).map(ev).collect(), 16);
+        // Capacity 4: 13..=16 kept.
+        match hub.next(12, 100) {
+            Next::Ring(v) => assert_eq!(
+                v.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+                [13, 14, 15, 16]
+            ),
+            _ => panic!("expected the ring"),
+        }
+        match hub.next(14, 1) {
+            Next::Ring(v) => assert_eq!(v[0].sequence, 15),
+            _ => panic!("expected the ring"),
+        }
+        assert!(matches!(hub.next(5, 100), Next::Database { up_to: 12 }));
+        assert!(matches!(hub.next(16, 100), Next::UpToDate));
+    }
+
+    #[test]
+    fn streams_are_capped() {
+        let hub = EventHub::new(4, 2);
+        let a = hub.admit().unwrap();
+        let _b = hub.admit().unwrap();
+        assert!(hub.admit().is_none());
+        assert_eq!(hub.open_streams(), 2);
+        drop(a);
+        assert!(hub.admit().is_some());
+    }
+}
