@@ -6,6 +6,7 @@ mod aliyun_adapter;
 mod axn;
 mod calls;
 mod carriers;
+mod check;
 mod cli;
 mod concurrency;
 mod corruption;
