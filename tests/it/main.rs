@@ -10,6 +10,7 @@ mod check;
 mod cli;
 mod concurrency;
 mod corruption;
+mod crash;
 mod events;
 mod lifecycle;
 mod nxcloud_adapter;
