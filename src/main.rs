@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use pns_gateway::{
     app::{self, Settings},
     config::FileConfig,
-    domain::{Pool, Provider, Repository},
+    domain::{Pool, Provider, Repository, anomaly::verdict},
     grpc::pool_service::parse_new_numbers,
     storage::Store,
 };
@@ -241,16 +241,16 @@ async fn check(database_url: &str) -> ExitCode {
         Ok::<_, String>((store.backend_name(), found, scope))
     };
     match res.await {
-        Ok((backend, found, scope)) if found.is_empty() => {
-            println!("ok: no anomalies in {scope} ({backend})");
-            ExitCode::SUCCESS
-        }
         Ok((backend, found, scope)) => {
             for a in &found {
                 println!("{a}");
             }
-            println!("FAILED: {} anomalies in {scope} ({backend})", found.len());
-            ExitCode::from(1)
+            println!("{} ({backend})", verdict(&found, &scope));
+            if found.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
         }
         Err(e) => {
             eprintln!("error: check could not run: {e}");

@@ -19,6 +19,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Parser, ValueEnum};
 use pns_gateway::{
     app::{self, Settings},
+    domain::anomaly::verdict,
     storage::Store,
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -177,11 +178,7 @@ async fn check(url: &str) -> Result<bool, String> {
     for a in &found {
         eprintln!("check: {a}");
     }
-    if found.is_empty() {
-        eprintln!("check: no anomalies in {scope}");
-    } else {
-        eprintln!("check: FAILED: {} anomalies in {scope}", found.len());
-    }
+    eprintln!("check: {}", verdict(&found, &scope));
     Ok(found.is_empty())
 }
 

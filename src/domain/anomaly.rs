@@ -51,6 +51,18 @@ impl fmt::Display for CheckScope {
     }
 }
 
+/// The one-line verdict of a check: `ok: …` or `FAILED: …`.
+pub fn verdict(found: &[Anomaly], scope: &CheckScope) -> String {
+    let listed = found.iter().filter(|a| a.kind != kind::TRUNCATED).count();
+    if found.is_empty() {
+        format!("ok: no anomalies in {scope}")
+    } else if listed < found.len() {
+        format!("FAILED: {listed} anomalies listed, more not listed, in {scope}")
+    } else {
+        format!("FAILED: {listed} anomalies in {scope}")
+    }
+}
+
 /// The anomaly kinds, one per invariant query.
 pub mod kind {
     /// Two rows of `routes` with one (number, route key) (invariant 2; the unique index should
@@ -154,5 +166,15 @@ mod tests {
             Anomaly::new(kind::ORPHAN_ROUTE, "r").to_string(),
             "orphan_route: r"
         );
+    }
+
+    #[test]
+    fn the_verdict_counts_listed_anomalies_and_says_when_lists_were_cut() {
+        let scope = CheckScope::default();
+        assert!(verdict(&[], &scope).starts_with("ok: no anomalies in 0 bindings"));
+        let a = Anomaly::new(kind::ORPHAN_ROUTE, "r");
+        let cut = Anomaly::new(kind::TRUNCATED, "more");
+        assert!(verdict(&[a.clone(), a.clone()], &scope).starts_with("FAILED: 2 anomalies in"));
+        assert!(verdict(&[cut, a], &scope).starts_with("FAILED: 1 anomalies listed, more not"));
     }
 }
