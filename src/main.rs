@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use pns_gateway::{
     app::{self, Settings},
     config::FileConfig,
-    domain::{Pool, Provider, Repository},
+    domain::{Pool, Provider, Repository, anomaly::verdict},
     grpc::pool_service::parse_new_numbers,
     storage::Store,
 };
@@ -49,6 +49,9 @@ enum Command {
     /// Load numbers into a local pool.
     #[command(subcommand)]
     Numbers(NumbersCmd),
+    /// Check the database's invariants (read-only): prints each anomaly; exit 0 if none,
+    /// 1 if any, 2 if the check could not run.
+    Check,
 }
 
 #[derive(Args)]
@@ -116,6 +119,9 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.log_format);
     let json_logs = cli.log_format == "json";
+    if let Command::Check = cli.command {
+        return check(&cli.database_url).await;
+    }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -219,6 +225,36 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             let specs = parse_csv(&text);
             add(&cli, pool, &specs).await
+        }
+        Command::Check => unreachable!("`check` is dispatched by main"),
+    }
+}
+
+/// `pns-gateway check`: every anomaly on its own line, then a one-line verdict.
+async fn check(database_url: &str) -> ExitCode {
+    let res = async {
+        let store = Store::connect_existing(database_url)
+            .await
+            .map_err(|e| format!("cannot open database: {e}"))?;
+        let found = store.check_invariants().await.map_err(|e| e.to_string())?;
+        let scope = store.check_scope().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((store.backend_name(), found, scope))
+    };
+    match res.await {
+        Ok((backend, found, scope)) => {
+            for a in &found {
+                println!("{a}");
+            }
+            println!("{} ({backend})", verdict(&found, &scope));
+            if found.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: check could not run: {e}");
+            ExitCode::from(2)
         }
     }
 }

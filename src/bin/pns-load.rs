@@ -3,7 +3,8 @@
 //!
 //! By default it starts the gateway in-process on a fresh temporary SQLite file;
 //! `--database-url` runs that server on another database (e.g. PostgreSQL), `--target` loads a
-//! server that is already running.
+//! server that is already running. `--check` audits the database's invariants after the run
+//! (the queries of `pns-gateway check`).
 #![forbid(unsafe_code)]
 
 #[path = "pns_load/driver.rs"]
@@ -18,6 +19,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Parser, ValueEnum};
 use pns_gateway::{
     app::{self, Settings},
+    domain::anomaly::verdict,
     storage::Store,
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -36,9 +38,14 @@ struct Cli {
     /// Load a running server (e.g. http://127.0.0.1:50051) instead of starting one in-process.
     #[arg(long)]
     target: Option<String>,
-    /// Database of the in-process server (default: a fresh temporary SQLite file).
-    #[arg(long, conflicts_with = "target")]
+    /// Database of the in-process server (default: a fresh temporary SQLite file). With
+    /// --target: the target's database, for --check.
+    #[arg(long)]
     database_url: Option<String>,
+    /// After the run, check the database's invariants (as `pns-gateway check`): print each
+    /// anomaly, exit non-zero if any. With --target it needs --database-url.
+    #[arg(long)]
+    check: bool,
     /// gRPC connections (one HTTP/2 connection each).
     #[arg(long, default_value_t = 16)]
     connections: usize,
@@ -90,6 +97,8 @@ struct Local {
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), String>>,
     sqlite_file: Option<PathBuf>,
+    /// For `--check`.
+    url: String,
 }
 
 #[tokio::main]
@@ -97,6 +106,12 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.connections == 0 || cli.concurrency == 0 || cli.duration <= 0.0 {
         eprintln!("--connections, --concurrency and --duration must be positive");
+        return ExitCode::from(2);
+    }
+    if cli.target.is_some() && cli.database_url.is_some() != cli.check {
+        eprintln!(
+            "with --target, --database-url names the target's database for --check: give both or neither"
+        );
         return ExitCode::from(2);
     }
     match run(cli).await {
@@ -119,6 +134,12 @@ async fn run(cli: Cli) -> Result<bool, String> {
         }
     };
     let result = measure(&cli, &target, &backend).await;
+    // Checked after the in-process server stopped (nothing moves), before its file goes.
+    let mut checked = Ok(true);
+    if cli.check && cli.target.is_some() {
+        // The target's database: main requires --database-url with --target --check.
+        checked = check(cli.database_url.as_deref().unwrap_or_default()).await;
+    }
     if let Some(local) = local {
         let _ = local.stop.send(());
         match tokio::time::timeout(Duration::from_secs(10), local.task).await {
@@ -126,6 +147,9 @@ async fn run(cli: Cli) -> Result<bool, String> {
             Ok(Ok(Err(e))) => eprintln!("in-process server: {e}"),
             Ok(Err(e)) => eprintln!("in-process server task: {e}"),
             Err(_) => eprintln!("in-process server did not stop within 10 s"),
+        }
+        if cli.check {
+            checked = check(&local.url).await;
         }
         if let Some(f) = local.sqlite_file {
             for suffix in ["", "-wal", "-shm"] {
@@ -135,7 +159,27 @@ async fn run(cli: Cli) -> Result<bool, String> {
             }
         }
     }
-    result
+    Ok(result? & checked?)
+}
+
+/// `--check`: the invariant queries of `pns-gateway check`; `Ok(false)` if any anomaly.
+async fn check(url: &str) -> Result<bool, String> {
+    let store = Store::connect_existing(url)
+        .await
+        .map_err(|e| format!("--check: cannot open {}: {e}", redact(url)))?;
+    let found = store
+        .check_invariants()
+        .await
+        .map_err(|e| format!("--check: {e}"))?;
+    let scope = store
+        .check_scope()
+        .await
+        .map_err(|e| format!("--check: {e}"))?;
+    for a in &found {
+        eprintln!("check: {a}");
+    }
+    eprintln!("check: {}", verdict(&found, &scope));
+    Ok(found.is_empty())
 }
 
 async fn start_local(database_url: Option<&str>) -> Result<(String, String, Local), String> {
@@ -164,6 +208,7 @@ async fn start_local(database_url: Option<&str>) -> Result<(String, String, Loca
         stop,
         task,
         sqlite_file,
+        url: url.clone(),
     };
     Ok((addr, backend, local))
 }

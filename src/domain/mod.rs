@@ -1,6 +1,7 @@
 //! The product's vocabulary, parsed once at the edge: phone numbers, extensions, modes,
 //! strategies, validated bind commands and the one error enum every layer maps from.
 
+pub mod anomaly;
 pub mod binder;
 pub mod binding;
 pub mod call;

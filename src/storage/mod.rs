@@ -8,6 +8,7 @@
 mod bindings;
 mod calls;
 mod carrier;
+mod check;
 mod convert;
 pub mod entities;
 pub(crate) mod events;
