@@ -9,7 +9,7 @@ use pns_gateway::{
     config::FileConfig,
     domain::{Pool, Provider, Repository, anomaly::verdict},
     grpc::pool_service::parse_new_numbers,
-    storage::Store,
+    storage::{Store, StoreOptions},
 };
 
 #[derive(Parser)]
@@ -65,6 +65,16 @@ struct ServeArgs {
     /// Sweeper period in milliseconds (overrides the config file).
     #[arg(long, env = "PNS_SWEEP_INTERVAL_MS")]
     sweep_interval_ms: Option<u64>,
+    /// Longest wait for the database (a pooled connection, a new connection, a PostgreSQL
+    /// statement) before a request fails with UNAVAILABLE.
+    #[arg(long, env = "PNS_DB_TIMEOUT_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    db_timeout_ms: u64,
+    /// Concurrent WatchEvents streams; more get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "PNS_MAX_EVENT_STREAMS", default_value_t = pns_gateway::events::DEFAULT_MAX_STREAMS)]
+    max_event_streams: usize,
+    /// A WatchEvents subscriber that reads nothing for this long is cut off (it resumes).
+    #[arg(long, env = "PNS_STREAM_CUTOFF_MS", default_value_t = 30_000)]
+    stream_cutoff_ms: u64,
 }
 
 #[derive(Subcommand)]
@@ -137,7 +147,11 @@ async fn main() -> ExitCode {
 }
 
 async fn open(cli: &Cli) -> Result<Store, String> {
-    let store = Store::connect(&cli.database_url)
+    open_with(cli, StoreOptions::default()).await
+}
+
+async fn open_with(cli: &Cli, opts: StoreOptions) -> Result<Store, String> {
+    let store = Store::connect_with(&cli.database_url, opts)
         .await
         .map_err(|e| format!("cannot open database: {e}"))?;
     store
@@ -167,7 +181,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             let http = tokio::net::TcpListener::bind(&a.http_listen)
                 .await
                 .map_err(|e| format!("cannot listen on {}: {e}", a.http_listen))?;
-            let store = open(&cli).await?;
+            let store = open_with(
+                &cli,
+                StoreOptions {
+                    timeout: Duration::from_millis(a.db_timeout_ms),
+                },
+            )
+            .await?;
             app::apply_pools(&store, &resolved.pools).await?;
             let sweep = a
                 .sweep_interval_ms
@@ -177,6 +197,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 sweep_interval: Duration::from_millis(sweep.max(10)),
                 carriers: resolved.carriers,
                 webhook_tokens: resolved.webhook_tokens,
+                max_event_streams: a.max_event_streams,
+                stream_cutoff: Duration::from_millis(a.stream_cutoff_ms),
                 ..Settings::default()
             };
             app::run(store, grpc, Some(http), settings, shutdown_signal()).await
