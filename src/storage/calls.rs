@@ -7,7 +7,7 @@ use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, sea_qu
 use super::bindings::{caller_key, ext_key};
 use super::entities::{binding, event, number, pool, route};
 use super::events::{self, append_events};
-use super::{Store, TxError, convert, with_write_tx};
+use super::{Store, TxError, convert, group_tx};
 use crate::domain::{
     Binding, BindingState, CallIn, Decision, DomainError, ExpireStrategy, Millis, NewEvent,
     NoBindingReason, call::CallEventKind, event::BINDING_CONVERTED,
@@ -22,15 +22,15 @@ impl Store {
         now: Millis,
     ) -> Result<(Decision, i64), DomainError> {
         for _ in 0..3 {
-            let res = with_write_tx!(self, |tx| {
+            let res = group_tx!(self, [c, now], |this, tx| {
                 // A softswitch retrying the same call gets the answer it was given, and the
                 // call-in's side effects (conversion, strategy) are not applied twice.
-                if let Some((d, seq)) = self.earlier_answer(&tx, c, now).await? {
+                if let Some((d, seq)) = this.earlier_answer(&tx, &c, now).await? {
                     return Ok((d, seq, None));
                 }
                 let mut out = Vec::new();
-                let d = self.decide(&tx, c, now, &mut out).await?;
-                out.push(incoming_event(c, &d, now));
+                let d = this.decide(&tx, &c, now, &mut out).await?;
+                out.push(incoming_event(&c, &d, now));
                 let appended = append_events(&tx, out).await?;
                 // The call-in event is the last one (a repeated call id: the stored one).
                 let seq = appended.items.last().map(|a| a.seq).unwrap_or(0);

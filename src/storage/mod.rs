@@ -17,6 +17,7 @@ mod migration;
 mod pools;
 mod repo_impl;
 mod reports;
+pub(crate) mod writer;
 
 use std::{sync::Arc, time::Duration};
 
@@ -39,6 +40,8 @@ pub struct Store {
     events: Arc<tokio::sync::watch::Sender<i64>>,
     /// Whether the database answered the monitor's last probe (see `storage::health`).
     up: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Group commit (SQLite): concurrent writes share one transaction and one fsync.
+    writer: Option<writer::GroupWriter>,
     url: String,
     opts: StoreOptions,
 }
@@ -106,9 +109,14 @@ impl Store {
         }
         let db = Database::connect(opts).await?;
         let backend = db.get_database_backend();
+        // SQLite has one writer and pays an fsync per commit: batching is all gain. PostgreSQL
+        // keeps a transaction per write on its connection pool (writes run in parallel there;
+        // a single batching connection would serialise their round trips).
+        let writer = (backend == DbBackend::Sqlite).then(|| writer::GroupWriter::start(db.clone()));
         Ok(Self {
             db,
             backend,
+            writer,
             events: Arc::new(tokio::sync::watch::channel(0).0),
             up: Arc::new(tokio::sync::watch::channel(true).0),
             url,
@@ -137,6 +145,49 @@ impl Store {
                 ..Default::default()
             })
             .await
+    }
+
+    /// Runs a write: in the next group-commit batch (SQLite), else in a transaction of its
+    /// own, retried after PostgreSQL deadlocks and serialization failures. Answers only after
+    /// the transaction holding the write committed. See `group_tx!`.
+    pub(crate) async fn run_write<T, F>(&self, mut op: F) -> Result<T, TxError>
+    where
+        T: Send + 'static,
+        F: FnMut(DatabaseTransaction) -> writer::OpFuture<T> + Send + 'static,
+    {
+        if !self.is_db_up() {
+            return Err(TxError::Domain(DomainError::Unavailable(
+                "database unreachable".into(),
+            )));
+        }
+        if let Some(w) = &self.writer {
+            return w.submit(op).await;
+        }
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let tx = self.write_tx().await?;
+            let (tx, res) = op(tx).await;
+            match res {
+                Ok(v) => {
+                    tx.commit().await?;
+                    return Ok(v);
+                }
+                Err(TxError::Db(e)) if is_retryable(&e) && attempt < 8 => {
+                    let _ = tx.rollback().await;
+                    tokio::time::sleep(Duration::from_millis(2 * u64::from(attempt))).await;
+                }
+                Err(e) => {
+                    let _ = tx.rollback().await;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Group commit so far: (transactions, writes they held); `None` without group commit.
+    pub fn group_commit_stats(&self) -> Option<(u64, u64)> {
+        self.writer.as_ref().map(writer::GroupWriter::stats)
     }
 
     fn is_postgres(&self) -> bool {
@@ -244,6 +295,29 @@ macro_rules! with_write_tx {
     }};
 }
 pub(crate) use with_write_tx;
+
+/// A write through `Store::run_write` (group commit on SQLite):
+/// `group_tx!(self, [captured, locals], |this, tx| body)`. The body runs on the writer's task, so
+/// it owns what it uses: `this` is a clone of the store, each listed local is cloned (`&T` into
+/// `T`), `tx` is the write's (savepoint) transaction. It may run more than once (retries).
+macro_rules! group_tx {
+    ($store:expr, [$($cap:ident),* $(,)?], |$this:ident, $tx:ident| $body:expr) => {{
+        let __store = $store.clone();
+        $( let $cap = $cap.to_owned(); )*
+        $store
+            .run_write(move |$tx: sea_orm::DatabaseTransaction| {
+                let $this = __store.clone();
+                $( let $cap = $cap.clone(); )*
+                let __f: crate::storage::writer::OpFuture<_> = Box::pin(async move {
+                    let __res: Result<_, crate::storage::TxError> = async { $body }.await;
+                    ($tx, __res)
+                });
+                __f
+            })
+            .await
+    }};
+}
+pub(crate) use group_tx;
 
 /// Error inside a transaction body: a database error (maybe retryable) or a domain answer.
 #[derive(Debug)]

@@ -183,3 +183,55 @@ async fn two_servers_on_one_database_keep_every_invariant() {
         assert_reason(e, Code::AlreadyExists, "BIND_CONFLICT");
     }
 }
+
+/// Issue 8 item 1: on SQLite, concurrent writes share transactions (one fsync per batch), each
+/// isolated under its own savepoint: a conflicting write fails alone, the others in its batch
+/// commit, and every acknowledged write is there.
+#[tokio::test]
+async fn concurrent_writes_are_group_committed_and_a_conflict_fails_alone() {
+    let s = TestServer::start().await;
+    let numbers = pool_with(&s, "p", "1700000", 300, "").await;
+    let before = s.store.group_commit_stats();
+    // 250 binds; every fifth asks for the same X (one wins, the others conflict in their batch).
+    let results = join_all((0..250).map(|i| {
+        let mut c = s.bindings();
+        let mut r = xyb("p", &format!("139{i:08}"));
+        r.customer_bind_id = format!("gc-{i}");
+        if i % 5 == 0 {
+            r.number_x = numbers[0].clone();
+        }
+        async move { (i, c.bind_xyb(r).await) }
+    }))
+    .await;
+    let mut ok = 0;
+    let mut locked = 0;
+    for (i, r) in &results {
+        match r {
+            Ok(_) => ok += 1,
+            Err(st) if i % 5 == 0 && st.code() == tonic::Code::FailedPrecondition => locked += 1,
+            Err(st) => panic!("bind {i}: {st:?}"),
+        }
+    }
+    assert_eq!(locked, 49, "one of the 50 binds on the same X wins");
+    assert_eq!(ok, 201);
+    for (i, r) in results {
+        if let Ok(resp) = r {
+            let got = get_binding(&s, &resp.into_inner().binding.unwrap().binding_id).await;
+            assert_eq!(got.customer_bind_id, format!("gc-{i}"));
+        }
+    }
+    if let (Some((b0, w0)), Some((b1, w1))) = (before, s.store.group_commit_stats()) {
+        let (batches, writes) = (b1 - b0, w1 - w0);
+        eprintln!("{writes} writes in {batches} transactions");
+        assert!(writes >= 250, "{writes}");
+        assert!(
+            batches < writes,
+            "no batching: {writes} writes in {batches} transactions"
+        );
+    } else {
+        assert!(
+            crate::support::db::postgres_selected(),
+            "SQLite runs with group commit"
+        );
+    }
+}

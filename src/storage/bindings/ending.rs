@@ -53,8 +53,8 @@ impl Store {
     }
 
     pub(crate) async fn sweep_expired_impl(&self, now: Millis, limit: u64) -> R<u64> {
-        let (n, seq) = with_write_tx!(self, |tx| {
-            let n = self.reap_expired(&tx, None, now, limit).await?;
+        let (n, seq) = group_tx!(self, [now, limit], |this, tx| {
+            let n = this.reap_expired(&tx, None, now, limit).await?;
             // Events: each ended binding appended one; the counter is now our last one.
             let seq = if n > 0 {
                 events::counter_in(&tx).await?
@@ -84,7 +84,7 @@ impl Store {
 
     pub(super) async fn unbind_once(&self, id: &str, now: Millis) -> Result<Binding, TxError> {
         let id = id.to_owned();
-        let (row, seq) = with_write_tx!(self, |tx| {
+        let (row, seq) = group_tx!(self, [id, now], |_this, tx| {
             let m = binding::Entity::find_by_id(id.clone())
                 .one(&tx)
                 .await?

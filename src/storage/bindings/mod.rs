@@ -19,7 +19,7 @@ use sea_orm::{
 
 use super::entities::{binding, number, pool, route};
 use super::events;
-use super::{Store, TxError, convert, is_unique_violation, with_write_tx};
+use super::{Store, TxError, convert, group_tx, is_unique_violation};
 use crate::domain::{
     AUTO_EXTENSION_COUNT, AUTO_EXTENSION_FIRST, AxnBind, Binding, BindingFilter, BindingMode,
     BindingRef, BindingState, BindingUpdate, CityMatch, DomainError, ExpireStrategy, Millis,
@@ -132,7 +132,7 @@ impl Store {
         }
         let id = uuid::Uuid::now_v7().to_string();
         let b = cmd.phone_b.as_str();
-        let res = with_write_tx!(self, |tx| {
+        let res = group_tx!(self, [cmd, id, pool, fp, b, now], |this, tx| {
             // The binding row goes in first: it claims customer_bind_id, so a concurrent
             // request with the same id waits here (PostgreSQL) and then replays, instead
             // of racing for numbers it will not keep.
@@ -147,8 +147,8 @@ impl Store {
             );
             binding::Entity::insert(row).exec(&tx).await?;
             let x = match &cmd.number_x {
-                Some(x) => self.lock_fixed(&tx, &pool, x.as_str(), &id, now).await?,
-                None => self
+                Some(x) => this.lock_fixed(&tx, &pool, x.as_str(), &id, now).await?,
+                None => this
                     .lock_any(&tx, &pool, cmd.iso2_x.as_deref(), &id, now)
                     .await?
                     .ok_or_else(|| {
@@ -160,11 +160,11 @@ impl Store {
             } else {
                 Some(match &cmd.number_y {
                     Some(y) => {
-                        self.share_fixed_y(&tx, &pool, y.as_str(), b, &id, now)
+                        this.share_fixed_y(&tx, &pool, y.as_str(), &b, &id, now)
                             .await?
                     }
-                    None => self
-                        .share_any_y(&tx, &pool, &x, cmd.iso2_y.as_deref(), b, &id, now)
+                    None => this
+                        .share_any_y(&tx, &pool, &x, cmd.iso2_y.as_deref(), &b, &id, now)
                         .await?
                         .ok_or_else(|| no_number(&pool, Some(" for Y".into())))?,
                 })
@@ -233,7 +233,7 @@ impl Store {
         }
         let id = uuid::Uuid::now_v7().to_string();
         let a = cmd.phone_a.as_str();
-        let res = with_write_tx!(self, |tx| {
+        let res = group_tx!(self, [cmd, id, pool, fp, a, now], |this, tx| {
             // The binding row goes in first: it claims customer_bind_id, so a concurrent
             // request with the same id waits here (PostgreSQL) and then replays, instead
             // of racing for numbers it will not keep.
@@ -249,11 +249,11 @@ impl Store {
             binding::Entity::insert(row).exec(&tx).await?;
             let (x, seq) = match &cmd.number_x {
                 Some(x) => {
-                    let seq = self
+                    let seq = this
                         .share_fixed_axn(&tx, &pool, x.as_str(), cmd.extension.is_none(), now)
                         .await?;
-                    if !self
-                        .insert_route(&tx, x.as_str(), &caller_key(a), &id, now)
+                    if !this
+                        .insert_route(&tx, x.as_str(), &caller_key(&a), &id, now)
                         .await?
                     {
                         return Err(DomainError::BindConflict(format!(
@@ -265,11 +265,11 @@ impl Store {
                     }
                     (x.as_str().to_owned(), seq)
                 }
-                None => self.share_any_axn(&tx, &pool, cmd, &id, now).await?,
+                None => this.share_any_axn(&tx, &pool, &cmd, &id, now).await?,
             };
             let extension = match &cmd.extension {
                 Some(e) => {
-                    if !self
+                    if !this
                         .insert_route(&tx, &x, &ext_key(e.as_str()), &id, now)
                         .await?
                     {
@@ -281,7 +281,7 @@ impl Store {
                     }
                     e.as_str().to_owned()
                 }
-                None => self.assign_extension(&tx, &x, seq, &id, now).await?,
+                None => this.assign_extension(&tx, &x, seq, &id, now).await?,
             };
             let row = fill_numbers(&tx, &id, &(x, None, Some(extension))).await?;
             // Events: last statement, so the event counter lock is held only until commit.

@@ -103,7 +103,7 @@ impl Store {
             upd = upd.col_expr(binding::Column::OutId, Expr::value(v.clone()));
         }
         // In a transaction since it appends `binding.updated` with the change.
-        let (row, seq) = with_write_tx!(self, |tx| {
+        let (row, seq) = group_tx!(self, [upd, m, now], |_this, tx| {
             if upd.clone().exec(&tx).await?.rows_affected == 0 {
                 return Err(DomainError::FailedPrecondition {
                     reason: reason::BINDING_ENDED,
