@@ -65,9 +65,9 @@ struct ServeArgs {
     /// Sweeper period in milliseconds (overrides the config file).
     #[arg(long, env = "PNS_SWEEP_INTERVAL_MS")]
     sweep_interval_ms: Option<u64>,
-    /// Longest wait for the database (a pooled connection, a new connection, a PostgreSQL
-    /// statement) before a request fails with UNAVAILABLE.
-    #[arg(long, env = "PNS_DB_TIMEOUT_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    /// Longest wait for the database (a pooled or a new connection; ten times this for a
+    /// PostgreSQL statement) before a request fails with UNAVAILABLE.
+    #[arg(long, env = "PNS_DB_TIMEOUT_MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
     db_timeout_ms: u64,
     /// Concurrent WatchEvents streams; more get RESOURCE_EXHAUSTED.
     #[arg(long, env = "PNS_MAX_EVENT_STREAMS", default_value_t = pns_gateway::events::DEFAULT_MAX_STREAMS)]

@@ -46,9 +46,9 @@ pub struct Store {
     opts: StoreOptions,
 }
 
-/// Connection settings. `timeout` bounds waiting for a pooled connection, opening one, and
-/// (PostgreSQL) each statement, so an unreachable database turns into a quick UNAVAILABLE
-/// instead of requests piling up.
+/// Connection settings. `timeout` bounds waiting for a pooled connection and opening one (and,
+/// ten times over, each PostgreSQL statement), so an unreachable database turns into a quick
+/// UNAVAILABLE instead of requests piling up.
 #[derive(Clone, Copy, Debug)]
 pub struct StoreOptions {
     pub timeout: Duration,
@@ -57,7 +57,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
-            timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(3),
         }
     }
 }
@@ -100,7 +100,9 @@ impl Store {
                     .foreign_keys(true)
             });
         } else {
-            let statement_timeout = format!("{}ms", o.timeout.as_millis());
+            // A backstop for a hung database, well above the acquire timeout: a statement may
+            // legitimately wait for row locks held by a queue of concurrent writers.
+            let statement_timeout = format!("{}ms", (o.timeout * 10).as_millis());
             opts.max_connections(32)
                 .min_connections(1)
                 .map_sqlx_postgres_opts(move |p| {
