@@ -23,7 +23,7 @@ pub(crate) fn hostile_string() -> impl Strategy<Value = String> {
         2 => "(19|20|99)[0-9]{2}-[01][0-9]-[0-3][0-9] [0-2][0-9]:[0-5][0-9]:[0-5][0-9]",
         2 => ("[a-z]{0,8}", prop::sample::select(vec!['\0', '\u{1b}', '\n', '\t', '\u{7f}', '\u{85}']), "[a-z]{0,8}")
             .prop_map(|(a, c, b)| format!("{a}{c}{b}")),
-        1 => (1usize..20_000, prop::sample::select(vec!['7', 'x', '界']))
+        2 => (1usize..20_000, prop::sample::select(vec!['7', 'x', '界']))
             .prop_map(|(n, c)| std::iter::repeat_n(c, n).collect()),
         1 => Just(String::new()),
         1 => Just("NO_SUBS_EXIST".to_owned()),
