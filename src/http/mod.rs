@@ -1,5 +1,6 @@
 //! HTTP side (axum): liveness/readiness and the carrier webhooks.
 
+mod trace;
 pub mod webhooks;
 
 use std::{sync::Arc, time::Duration};
@@ -23,7 +24,8 @@ pub fn router(store: Store, tokens: WebhookTokens, clock: Clock) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(10),
         ))
-        .layer(TraceLayer::new_for_http())
+        // The webhook token is in the path: the span logs it masked (see `trace`).
+        .layer(TraceLayer::new_for_http().make_span_with(trace::make_span))
 }
 
 /// 200 while the database answers the monitor's probes (on a connection of its own, so load on

@@ -1,8 +1,25 @@
 //! Carrier pushes: `POST /webhooks/nxcloud/{token}` (CDR push in both formats, error push) and
 //! `POST /webhooks/aliyun/{token}` (HTTP batch push). Neither carrier signs its pushes, so the
-//! URL carries a secret token. Each push is parsed, persisted (de-duplicated) and applied to the
-//! mirrored bindings in one transaction before the reply; malformed input gets 400 and stores
-//! nothing, so the carrier's retry cannot turn it into partial state.
+//! URL carries a secret token; it is compared in constant time and never logged (the request
+//! span masks it, see `http::trace`). Each push is parsed, persisted (de-duplicated) and applied
+//! to the mirrored bindings in one transaction before the reply.
+//!
+//! Input rules (enforced by the parsers, `providers::push_fields`): every stored field is
+//! bounded and free of NUL/control characters — ids (`callId`, `call_id`, `bindId`, `sub_id`,
+//! `customerBindId`, `requestId`) ≤ 128 characters, pool keys ≤ 128, phone numbers ≤ 64,
+//! extensions ≤ 32, `out_id` ≤ 256, `ext` ≤ 1024 (newlines allowed), carrier texts ≤ 1024,
+//! recording URLs ≤ 8192 — and every number is range checked: durations 0..=31 days, cause
+//! codes 0..=999, times 1970-01-01..9999-12-31. The bounds are far above every valid value the
+//! carriers document. A push that breaks one is rejected whole with 400 and the reason
+//! (`{"code": 400, "msg": "item 2: call_id must be at most 128 characters"}`), and nothing of it
+//! is stored, so a carrier retry cannot turn it into partial state and a valid receipt is never
+//! silently dropped from an acknowledged batch. Storage failures answer 500 so the carrier
+//! retries.
+//!
+//! Big batches: the body limit is [`MAX_PUSH_BYTES`]; every body under it is stored in one
+//! transaction in chunked statements (`storage::events`), with one batched binding lookup per
+//! push, so no database parameter limit can be reached and a full 1 MiB Aliyun batch (~2,500
+//! receipts) is answered within Aliyun's 700 ms.
 
 use std::sync::Arc;
 
@@ -19,7 +36,7 @@ use serde_json::json;
 use crate::domain::{CallReport, Clock, Repository, call::PushError};
 use crate::providers::{aliyun_push::parse_aliyun_push, nxcloud_push::parse_nxcloud_push};
 
-/// Largest push accepted (Aliyun batches are at most a few hundred small items).
+/// Largest push accepted: ~2,500 realistic Aliyun receipts, or ~50,000 minimal ones.
 pub const MAX_PUSH_BYTES: usize = 1024 * 1024;
 
 /// Tokens that authenticate the push URLs; `None` disables that carrier's endpoint.

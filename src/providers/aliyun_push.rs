@@ -25,10 +25,22 @@
 //! missing", N counted from 0), as does an item that is not an object or has a malformed value.
 //! SMS records (`call_type` 2, 3 or 5, §7.2) are not call events and are skipped.
 //! Every report has `leg` = "": Aliyun sends one receipt per type per call.
+//!
+//! Every field that is stored is bounded and checked (see `push_fields`): an item with one bad
+//! value (NUL or control characters, an oversize id, an out-of-range time or cause) rejects the
+//! whole batch ("item N: field rule"), and nothing of it is stored. Storing the other items would
+//! acknowledge the batch (Aliyun never re-sends it) while silently dropping one receipt; a 400
+//! is logged and shows in Aliyun's push statistics, and the bounds are far above any valid
+//! Aliyun value (`call_id` is documented ≤ 100 characters), so valid batches never meet them.
+//! Fields the parser does not read are kept only inside the raw JSON (escaped), never in a
+//! column of their own.
 
 use serde_json::Value;
 
-use super::push_fields::{Obj, cause, cst_or_ms, int, phone, text};
+use super::push_fields::{
+    EXTENSION, ID, MAX_DURATION_SECONDS, OUT_ID, Obj, POOL_KEY, URL, cause, cst_or_ms, int, is,
+    phone, text,
+};
 use crate::domain::Provider;
 use crate::domain::call::{CallEventKind, CallReport, PushError, ReleaseDirection};
 
@@ -95,13 +107,15 @@ pub fn parse_aliyun_push(body: &[u8]) -> Result<Vec<CallReport>, PushError> {
         }
     };
     let mut reports = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
+    // Items are moved into their reports' `raw`, not cloned: a 1 MiB batch is ~2,500 of them.
+    for (i, item) in items.into_iter().enumerate() {
         let at = |e: String| PushError(format!("item {i}: {e}"));
-        let Value::Object(obj) = item else {
+        let Value::Object(obj) = &item else {
             return Err(at("not a JSON object".to_owned()));
         };
         let Some(ty) = item_type(obj) else { continue };
-        if let Some(r) = report(ty, obj, item).map_err(at)? {
+        if let Some(mut r) = report(ty, obj).map_err(at)? {
+            r.raw = item;
             reports.push(r);
         }
     }
@@ -141,15 +155,16 @@ fn item_type(obj: &Obj) -> Option<ItemType> {
     }
 }
 
-/// One call receipt → its report; `Ok(None)` for an SMS record.
-fn report(ty: ItemType, obj: &Obj, item: &Value) -> Result<Option<CallReport>, String> {
-    let call_id = text(obj, &["call_id"]).ok_or_else(|| "call_id is missing".to_owned())?;
+/// One call receipt → its report (without `raw`, which the caller moves in); `Ok(None)` for an
+/// SMS record.
+fn report(ty: ItemType, obj: &Obj) -> Result<Option<CallReport>, String> {
+    let call_id = text(obj, &["call_id"], ID)?.ok_or_else(|| "call_id is missing".to_owned())?;
     let call_type = int(obj, &["call_type"])?;
     if call_type.is_some_and(|t| SMS_CALL_TYPES.contains(&t)) {
         return Ok(None);
     }
-    let phone_no = phone(obj, &["phone_no"]);
-    let peer_no = phone(obj, &["peer_no"]);
+    let phone_no = phone(obj, &["phone_no"])?;
+    let peer_no = phone(obj, &["peer_no"])?;
     // §7.2: 0 = phone_no called peer_no, 1 = peer_no called phone_no. Other values (4 =
     // intercepted) and a missing call_type say nothing about direction, so neither is guessed.
     let (caller, callee) = match call_type {
@@ -158,8 +173,8 @@ fn report(ty: ItemType, obj: &Obj, item: &Value) -> Result<Option<CallReport>, S
         _ => (None, None),
     };
     let unconnected = int(obj, &["unconnected_cause"])?;
-    let no_binding = text(obj, &["control_msg"]).as_deref() == Some("NO_SUBS_EXIST")
-        || unconnected == Some(UNCONNECTED_NO_BINDING);
+    let no_binding =
+        is(obj, &["control_msg"], "NO_SUBS_EXIST") || unconnected == Some(UNCONNECTED_NO_BINDING);
     let kind = match ty {
         ItemType::Start if no_binding => CallEventKind::NoBinding,
         ItemType::Start => CallEventKind::Incoming,
@@ -180,6 +195,11 @@ fn report(ty: ItemType, obj: &Obj, item: &Value) -> Result<Option<CallReport>, S
         (Some(s), Some(e)) if e >= s => Some((e - s) / 1000),
         _ => None,
     };
+    if duration_seconds.is_some_and(|d| d > MAX_DURATION_SECONDS) {
+        return Err(format!(
+            "release_time is more than {MAX_DURATION_SECONDS} seconds after start_time"
+        ));
+    }
     let release_direction = match int(obj, &["release_dir"])? {
         Some(0) => Some(ReleaseDirection::Platform),
         Some(1) => Some(ReleaseDirection::Caller),
@@ -191,12 +211,12 @@ fn report(ty: ItemType, obj: &Obj, item: &Value) -> Result<Option<CallReport>, S
         kind: Some(kind),
         call_id,
         leg: String::new(),
-        provider_binding_id: text(obj, &["sub_id", "subs_id"]),
+        provider_binding_id: text(obj, &["sub_id", "subs_id"], ID)?,
         customer_bind_id: None,
         caller,
-        called: phone(obj, &["secret_no"]),
+        called: phone(obj, &["secret_no"])?,
         callee,
-        extension: text(obj, &["extension"]),
+        extension: text(obj, &["extension"], EXTENSION)?,
         call_at: cst_or_ms(obj, &["call_time"])?,
         ring_at: cst_or_ms(obj, &RING_KEYS)?,
         answer_at,
@@ -205,11 +225,11 @@ fn report(ty: ItemType, obj: &Obj, item: &Value) -> Result<Option<CallReport>, S
         release_direction,
         release_cause: cause(obj, &["release_cause"])?,
         release_reason: unconnected.and_then(unconnected_reason),
-        recording_url: text(obj, &["record_url"]),
-        out_id: text(obj, &["out_id"]),
+        recording_url: text(obj, &["record_url"], URL)?,
+        out_id: text(obj, &["out_id"], OUT_ID)?,
         ext: None,
-        carrier_pool_key: text(obj, &["pool_key", "partner_key"]),
-        raw: item.clone(),
+        carrier_pool_key: text(obj, &["pool_key", "partner_key"], POOL_KEY)?,
+        raw: Value::Null,
     }))
 }
 
@@ -225,5 +245,7 @@ fn unconnected_reason(code: i64) -> Option<String> {
     Some(format!("unconnected_cause {code}: {text}"))
 }
 
+#[cfg(test)]
+mod props;
 #[cfg(test)]
 mod tests;

@@ -10,10 +10,20 @@
 //! A CDR whose recording URL is non-empty also yields a [`CallEventKind::RecordingReady`],
 //! because NXCloud has no separate recording callback. Every report has `leg` = "": NXCloud
 //! sends one CDR per call, so (call id, kind) is already unique.
+//!
+//! Every field that is stored is bounded and checked (see `push_fields`): a push with one bad
+//! value (NUL or control characters, an oversize id, a negative duration, an out-of-range time
+//! or cause) is rejected whole, with the field and the rule in the reason, and nothing of it is
+//! stored. Keeping "the rest" of a CDR would store a call without the fact that failed, and the
+//! 400 (logged, and visible in NXCloud's push console) is what gets a broken sender fixed; the
+//! bounds are far above any valid NXCloud value, so valid CDRs never meet them.
 
 use serde_json::Value;
 
-use super::push_fields::{Obj, cause, first, int, parse_cst, phone, text, unix_seconds};
+use super::push_fields::{
+    EXT, EXTENSION, ID, Obj, REASON, URL, cause, duration, first, in_time_range, int, parse_cst,
+    phone, text, unix_seconds,
+};
 use crate::domain::call::{CallEventKind, CallReport, PushError, ReleaseDirection};
 use crate::domain::{Millis, Provider};
 
@@ -52,8 +62,10 @@ fn is_error_push(obj: &Obj) -> bool {
 /// the same failure carries the same one and de-duplicates (NXCloud retries every minute for
 /// an hour). Without it the push is rejected: a report without an id could not be de-duplicated.
 fn error_push(obj: &Obj, raw: &Value) -> Result<CallReport, PushError> {
-    let request_id = text(obj, &["requestId"])
-        .ok_or_else(|| PushError("error push: requestId is missing".to_owned()))?;
+    let at = |e: String| PushError(format!("error push: {e}"));
+    let request_id = text(obj, &["requestId"], ID)
+        .map_err(at)?
+        .ok_or_else(|| at("requestId is missing".into()))?;
     let empty = Obj::new();
     let data = match obj.get("data") {
         Some(Value::Object(d)) => d,
@@ -65,9 +77,11 @@ fn error_push(obj: &Obj, raw: &Value) -> Result<CallReport, PushError> {
     };
     let call_at = match first(data, &["occurrenceTime"]) {
         None => None,
-        Some((_, Value::String(s))) => Some(parse_cst(s).ok_or_else(|| {
-            PushError("error push: occurrenceTime is not YYYY-MM-DD HH:MM:SS".to_owned())
-        })?),
+        Some((key, Value::String(s))) => Some(
+            parse_cst(s)
+                .ok_or_else(|| at(format!("{key} is not YYYY-MM-DD HH:MM:SS")))
+                .and_then(|ms| in_time_range(key, ms).map_err(at))?,
+        ),
         Some(_) => {
             return Err(PushError(
                 "error push: occurrenceTime is not a string".to_owned(),
@@ -76,7 +90,9 @@ fn error_push(obj: &Obj, raw: &Value) -> Result<CallReport, PushError> {
     };
     // The carrier's code and message (e.g. 10013 "binding not exist") are not a Q.850 cause,
     // so they go to the free-text reason.
-    let reason = match (text(obj, &["code"]), text(obj, &["msg"])) {
+    let code = text(obj, &["code"], ID).map_err(at)?;
+    let msg = text(obj, &["msg"], REASON).map_err(at)?;
+    let reason = match (code, msg) {
         (Some(c), Some(m)) => Some(format!("{c} {m}")),
         (c, m) => c.or(m),
     };
@@ -84,8 +100,8 @@ fn error_push(obj: &Obj, raw: &Value) -> Result<CallReport, PushError> {
         provider: Some(Provider::Nxcloud),
         kind: Some(CallEventKind::NoBinding),
         call_id: request_id,
-        caller: phone(params, &["caller"]),
-        called: phone(params, &["did"]),
+        caller: phone(params, &["caller"]).map_err(at)?,
+        called: phone(params, &["did"]).map_err(at)?,
         call_at,
         release_reason: reason,
         raw: raw.clone(),
@@ -95,18 +111,18 @@ fn error_push(obj: &Obj, raw: &Value) -> Result<CallReport, PushError> {
 
 /// The fields both CDR formats share at the top level.
 fn cdr_base(obj: &Obj, raw: &Value) -> Result<CallReport, String> {
-    let call_id = text(obj, &["callId"]).ok_or_else(|| "callId is missing".to_owned())?;
+    let call_id = text(obj, &["callId"], ID)?.ok_or_else(|| "callId is missing".to_owned())?;
     Ok(CallReport {
         provider: Some(Provider::Nxcloud),
         kind: Some(CallEventKind::Hangup),
         call_id,
-        provider_binding_id: text(obj, &["bindId"]),
-        customer_bind_id: text(obj, &["customerBindId"]),
-        caller: phone(obj, &["caller"]),
-        called: phone(obj, &["didX", "did"]),
-        callee: phone(obj, &["callee"]),
-        ext: text(obj, &["ext"]),
-        release_reason: text(obj, &["callStatusMsg"]),
+        provider_binding_id: text(obj, &["bindId"], ID)?,
+        customer_bind_id: text(obj, &["customerBindId"], ID)?,
+        caller: phone(obj, &["caller"])?,
+        called: phone(obj, &["didX", "did"])?,
+        callee: phone(obj, &["callee"])?,
+        ext: text(obj, &["ext"], EXT)?,
+        release_reason: text(obj, &["callStatusMsg"], REASON)?,
         raw: raw.clone(),
         ..CallReport::default()
     })
@@ -136,16 +152,16 @@ impl Leg {
         let read = || -> Result<Self, String> {
             Ok(Leg {
                 call_type: int(l, &["callType"])?,
-                caller: phone(l, &["caller"]),
-                callee: phone(l, &["callee"]),
+                caller: phone(l, &["caller"])?,
+                callee: phone(l, &["callee"])?,
                 start: unix_seconds(l, &["callStartAt"])?,
                 ring: unix_seconds(l, &["callRingAt"])?,
                 answer: unix_seconds(l, &["callAnswerAt"])?,
                 finish: unix_seconds(l, &["callFinishAt"])?,
-                duration: int(l, &["duration"])?,
-                record: text(l, &["callRecordFile"]),
+                duration: duration(l, &["duration"])?,
+                record: text(l, &["callRecordFile"], URL)?,
                 hangup_type: int(l, &["hangupType"])?,
-                hangup_cause: text(l, &["hangupCause"]),
+                hangup_cause: text(l, &["hangupCause"], REASON)?,
                 hangup_code: cause(l, &["hangupCode"])?,
             })
         };
@@ -167,7 +183,7 @@ fn new_cdr(obj: &Obj, legs: &[Value], raw: &Value) -> Result<CallReport, String>
 
     r.caller = inbound.and_then(|l| l.caller.clone()).or(r.caller);
     r.callee = r.callee.or_else(|| outbound.and_then(|l| l.callee.clone()));
-    r.extension = text(obj, &["extensionX"]);
+    r.extension = text(obj, &["extensionX"], EXTENSION)?;
     r.call_at = legs.iter().filter_map(|l| l.start).min();
     r.end_at = legs.iter().filter_map(|l| l.finish).max();
     match outbound {
@@ -200,18 +216,18 @@ fn new_cdr(obj: &Obj, legs: &[Value], raw: &Value) -> Result<CallReport, String>
 /// Old flat format: every fact is at the top level.
 fn old_cdr(obj: &Obj, raw: &Value) -> Result<CallReport, String> {
     let mut r = cdr_base(obj, raw)?;
-    r.extension = text(obj, &["extensionCaller", "extensionX"]);
+    r.extension = text(obj, &["extensionCaller", "extensionX"], EXTENSION)?;
     r.call_at = unix_seconds(obj, &["startAt"])?;
     r.answer_at = unix_seconds(obj, &["answerAt"])?;
     r.end_at = unix_seconds(obj, &["hangupAt"])?;
-    r.duration_seconds = int(obj, &["duration"])?;
+    r.duration_seconds = duration(obj, &["duration"])?;
     r.release_cause = cause(obj, &["hangupCode"])?;
-    if let Some(t) = text(obj, &["hangupCause"]) {
+    if let Some(t) = text(obj, &["hangupCause"], REASON)? {
         r.release_reason = Some(t);
     }
     // Documented for the old format: 0 caller hung up, 1 callee hung up.
     r.release_direction = direction(int(obj, &["hangup"])?);
-    r.recording_url = text(obj, &["recordFile"]);
+    r.recording_url = text(obj, &["recordFile"], URL)?;
     Ok(r)
 }
 
@@ -232,5 +248,7 @@ fn with_recording(hangup: CallReport) -> Vec<CallReport> {
     std::iter::once(hangup).chain(recording).collect()
 }
 
+#[cfg(test)]
+mod props;
 #[cfg(test)]
 mod tests;

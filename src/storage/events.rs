@@ -15,13 +15,20 @@
 //! INSERT runs, not when the transaction commits, so T1 can take 7, T2 take 8 and commit first; a
 //! reader then delivers 8, resumes "after 8" and never sees 7. On SQLite every write
 //! transaction is `BEGIN IMMEDIATE`, so writers are serialised anyway and the same holds.
+//!
+//! A big append (an Aliyun batch of ~50,000 minimal receipts fits in the 1 MiB push limit) is
+//! split into statements of at most [`MAX_BIND_PARAMS`] bound parameters — the dedupe lookup
+//! into `IN (...)` chunks, the INSERT into multi-row chunks — all in the caller's one
+//! transaction and under the one `event_seq` lock, so the invariants above hold unchanged: the
+//! numbers of one call are taken by one UPDATE and are contiguous, and nothing is visible before
+//! the commit.
 
 use std::collections::HashMap;
 
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, Iterable, QueryFilter,
+    QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait, Query},
 };
 
@@ -30,6 +37,11 @@ use super::entities::{binding, event, event_seq};
 use crate::domain::{
     DomainError, Event, EventFilter, Millis, NewEvent, Provider, event::binding_detail, now_ms,
 };
+
+/// Most bound parameters in one statement: SQLite (≥ 3.32) allows 32,766, PostgreSQL 65,535
+/// ("too many SQL variables" / "too many arguments" past them); half of the smaller leaves room
+/// for the few fixed parameters a statement adds.
+pub(super) const MAX_BIND_PARAMS: usize = 16_000;
 
 /// The outcome of one event of an `append_events` call, in input order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,13 +95,19 @@ pub(crate) async fn append_events(
             .lock_exclusive()
             .one(tx)
             .await?;
-        for m in event::Entity::find()
-            .filter(event::Column::DedupeKey.is_in(keys))
-            .all(tx)
-            .await?
-        {
-            if let Some(k) = m.dedupe_key {
-                stored.insert(k, m.seq);
+        for chunk in keys.chunks(MAX_BIND_PARAMS) {
+            let found: Vec<(Option<String>, i64)> = event::Entity::find()
+                .select_only()
+                .column(event::Column::DedupeKey)
+                .column(event::Column::Seq)
+                .filter(event::Column::DedupeKey.is_in(chunk.iter().cloned()))
+                .into_tuple()
+                .all(tx)
+                .await?;
+            for (k, seq) in found {
+                if let Some(k) = k {
+                    stored.insert(k, seq);
+                }
             }
         }
     }
@@ -135,11 +153,16 @@ pub(crate) async fn append_events(
         .collect();
     if !fresh.is_empty() {
         let created = now_ms();
-        let rows = fresh
+        let per_insert = MAX_BIND_PARAMS / event::Column::iter().count();
+        let mut rows = fresh
             .into_iter()
             .zip(first..)
-            .map(|(e, seq)| row(e, seq, created));
-        event::Entity::insert_many(rows).exec(tx).await?;
+            .map(|(e, seq)| row(e, seq, created))
+            .peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<_> = rows.by_ref().take(per_insert).collect();
+            event::Entity::insert_many(chunk).exec(tx).await?;
+        }
     }
     Ok(AppendResult { items })
 }
@@ -344,6 +367,38 @@ mod tests {
         let r = append_events(&tx, events).await.expect("append");
         tx.commit().await.expect("commit");
         r
+    }
+
+    #[tokio::test]
+    async fn an_append_past_the_parameter_limits_is_stored_in_chunks_in_one_transaction() {
+        let s = Store::connect("sqlite::memory:").await.expect("connect");
+        s.migrate().await.expect("migrate");
+        // 17 columns × 4,000 rows = 68,000 parameters: past SQLite's 32,766 and PostgreSQL's
+        // 65,535 in one statement.
+        let n = 4_000;
+        let keyed = |i: usize| ev("call.hangup", Some(&format!("k{i}")));
+        let first = append(&s, (0..n).map(keyed).collect()).await;
+        assert_eq!(first.items.len(), n);
+        assert!(first.items.iter().all(|a| !a.duplicate));
+        assert_eq!(first.last_new(), Some(n as i64));
+        // Re-sent with as many new ones: the stored half is found, the new half appended.
+        let again = append(&s, (0..2 * n).map(keyed).collect()).await;
+        assert_eq!(again.items.iter().filter(|a| a.duplicate).count(), n);
+        assert_eq!(
+            again.items[n - 1],
+            Appended {
+                seq: n as i64,
+                duplicate: true
+            }
+        );
+        assert_eq!(
+            again.items[n],
+            Appended {
+                seq: n as i64 + 1,
+                duplicate: false
+            }
+        );
+        assert_eq!(s.latest_sequence().await.expect("latest"), 2 * n as i64);
     }
 
     #[tokio::test]

@@ -1,6 +1,11 @@
 //! Carrier pushes over real HTTP into the running server: parsed, stored once, applied to the
 //! mirrored bindings, streamed as events; malformed and unauthenticated pushes store nothing.
 
+mod batches;
+mod hostile;
+mod logs;
+mod props;
+
 use std::time::{Duration, Instant};
 
 use pns_gateway::grpc::pb;
