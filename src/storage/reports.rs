@@ -8,7 +8,7 @@ mod lookup;
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, sea_query::Expr};
 use serde_json::json;
 
-use super::entities::binding;
+use super::entities::{binding, event};
 use super::events::{self, append_events};
 use super::{Store, TxError, with_write_tx};
 use crate::domain::{
