@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::entities::{binding, event};
 use super::events::{self, append_events};
-use super::{Store, TxError, with_write_tx};
+use super::{Store, TxError, group_tx};
 use crate::domain::{
     BindingState, CallReport, DomainError, Millis, NewEvent, Provider,
     call::{CallEventKind, ReleaseDirection},
@@ -161,7 +161,7 @@ impl Store {
         reports: Vec<CallReport>,
         now: Millis,
     ) -> Result<u64, DomainError> {
-        let appended = with_write_tx!(self, |tx| {
+        let appended = group_tx!(self, [reports, now], |this, tx| {
             // One batched lookup for the whole push, not queries per report (a 1 MiB Aliyun
             // batch names thousands of bindings and has a 700 ms budget).
             let mut named = lookup::bindings_of(&tx, &reports).await?;
@@ -170,7 +170,7 @@ impl Store {
                 let m = named.of(i).cloned();
                 if let Some(m) = &m {
                     let before = out.len();
-                    self.apply(&tx, r, m, now, &mut out).await?;
+                    this.apply(&tx, r, m, now, &mut out).await?;
                     // `apply` changes a row only together with the event saying so; later
                     // reports of this push must see the row as it now is.
                     if out.len() > before
@@ -192,10 +192,11 @@ impl Store {
 
     pub(super) async fn report_call_impl(
         &self,
-        mut r: CallReport,
+        r: CallReport,
         now: Millis,
     ) -> Result<(i64, bool), DomainError> {
-        let appended = with_write_tx!(self, |tx| {
+        let appended = group_tx!(self, [r, now], |this, tx| {
+            let mut r = r;
             // The softswitch reports calls it notified: the call-in event names the call (and
             // its binding, if it was routed). A call-in answered NO_BINDING has none, and its
             // reports still belong to it.
@@ -214,10 +215,10 @@ impl Store {
             if r.callee.is_none() && !call_in.callee.is_empty() {
                 r.callee = Some(call_in.callee.clone());
             }
-            let m = self.binding_of(&tx, &r).await?;
+            let m = this.binding_of(&tx, &r).await?;
             let mut out = Vec::new();
             if let Some(m) = &m {
-                self.apply(&tx, &r, m, now, &mut out).await?;
+                this.apply(&tx, &r, m, now, &mut out).await?;
             }
             out.push(Self::report_event(&r, m.as_ref(), now)?);
             Ok(append_events(&tx, out).await?)
