@@ -111,12 +111,16 @@ async fn serve_reports_every_config_problem_at_once_before_touching_the_database
         "PNS_NXCLOUD_WEBHOOK_TOKEN",
         "PNS_ALIYUN_WEBHOOK_TOKEN",
     ];
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pns-gateway"));
-    cmd.args(["serve", "--config", example])
-        .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
-        .env("PNS_DATABASE_URL", db.to_str().unwrap())
-        .env("PNS_LOG", "warn")
-        .current_dir(dir.path());
+    let serve = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pns-gateway"));
+        cmd.args(["serve", "--config", example])
+            .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .env("PNS_DATABASE_URL", db.to_str().unwrap())
+            .env("PNS_LOG", "warn")
+            .current_dir(dir.path());
+        cmd
+    };
+    let mut cmd = serve();
     for v in vars {
         cmd.env_remove(v);
     }
@@ -133,12 +137,7 @@ async fn serve_reports_every_config_problem_at_once_before_touching_the_database
     );
 
     // A short webhook token is reported too, and its value never printed.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pns-gateway"));
-    cmd.args(["serve", "--config", example])
-        .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
-        .env("PNS_DATABASE_URL", db.to_str().unwrap())
-        .env("PNS_LOG", "warn")
-        .current_dir(dir.path());
+    let mut cmd = serve();
     for v in vars {
         cmd.env(v, "set-and-long-enough-value");
     }

@@ -50,65 +50,43 @@ async fn corrupt_stored_rows_surface_as_errors_not_as_routing_answers() {
 
     // A retried call-in answers from the recorded decision: a corrupt record is an error, not
     // a made-up "direction not allowed".
-    sql(
-        &s,
-        "UPDATE events SET detail_json = '{\"decision\":\"teleport\"}' WHERE call_id = 'c-1'",
-    )
-    .await;
-    let st = s
-        .calls()
-        .notify_call_in(call_in(A, &b.number_x, "c-1"))
-        .await
-        .unwrap_err();
-    assert_eq!(st.code(), Code::Internal, "{st:?}");
-    sql(
-        &s,
-        "UPDATE events SET detail_json = 'not json' WHERE call_id = 'c-1'",
-    )
-    .await;
-    let st = s
-        .calls()
-        .notify_call_in(call_in(A, &b.number_x, "c-1"))
-        .await
-        .unwrap_err();
-    assert_eq!(st.code(), Code::Internal, "{st:?}");
-    assert_eq!(
-        st.message(),
-        "internal error",
-        "the cause is logged, not sent"
-    );
-
-    // An unknown call-in strategy on the routed binding: not silently FIXED.
-    sql(
-        &s,
-        &format!(
-            "UPDATE bindings SET call_in_strategy = 7 WHERE id = '{}'",
-            b.binding_id
+    let x = b.number_x.clone();
+    let id = b.binding_id.clone();
+    for (corruption, call_id) in [
+        // An unknown decision, then a detail that is not JSON.
+        (
+            "UPDATE events SET detail_json = '{\"decision\":\"teleport\"}' WHERE call_id = 'c-1'"
+                .to_owned(),
+            "c-1",
         ),
-    )
-    .await;
-    let st = s
-        .calls()
-        .notify_call_in(call_in(A, &b.number_x, "c-2"))
-        .await
-        .unwrap_err();
-    assert_eq!(st.code(), Code::Internal, "{st:?}");
-
-    // An unknown state: not silently EXPIRED.
-    sql(
-        &s,
-        &format!(
-            "UPDATE bindings SET call_in_strategy = 0, state = 'bogus' WHERE id = '{}'",
-            b.binding_id
+        (
+            "UPDATE events SET detail_json = 'not json' WHERE call_id = 'c-1'".to_owned(),
+            "c-1",
         ),
-    )
-    .await;
-    let st = s
-        .calls()
-        .notify_call_in(call_in(A, &b.number_x, "c-3"))
-        .await
-        .unwrap_err();
-    assert_eq!(st.code(), Code::Internal, "{st:?}");
+        // An unknown call-in strategy on the routed binding: not silently FIXED.
+        (
+            format!("UPDATE bindings SET call_in_strategy = 7 WHERE id = '{id}'"),
+            "c-2",
+        ),
+        // An unknown state: not silently EXPIRED.
+        (
+            format!("UPDATE bindings SET call_in_strategy = 0, state = 'bogus' WHERE id = '{id}'"),
+            "c-3",
+        ),
+    ] {
+        sql(&s, &corruption).await;
+        let st = s
+            .calls()
+            .notify_call_in(call_in(A, &x, call_id))
+            .await
+            .unwrap_err();
+        assert_eq!(st.code(), Code::Internal, "{corruption}: {st:?}");
+        assert_eq!(
+            st.message(),
+            "internal error",
+            "the cause is logged, not sent"
+        );
+    }
     let st = s
         .bindings()
         .get_binding(pb::GetBindingRequest {
