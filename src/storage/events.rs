@@ -261,9 +261,19 @@ fn to_event(m: event::Model) -> Result<Event, DomainError> {
     let detail = serde_json::from_str(&m.detail_json).map_err(|e| {
         DomainError::Internal(format!("stored event {} has invalid detail: {e}", m.seq))
     })?;
+    // NULL is "no provider" (a softswitch call without a binding); anything else must parse.
+    let provider = match m.provider.as_deref() {
+        None => None,
+        Some(p) => Some(Provider::parse(p).ok_or_else(|| {
+            DomainError::Internal(format!(
+                "stored event {} has an unknown provider {p:?}",
+                m.seq
+            ))
+        })?),
+    };
     Ok(Event {
         sequence: m.seq,
-        provider: m.provider.as_deref().and_then(Provider::parse),
+        provider,
         kind: m.kind,
         binding_id: m.binding_id,
         pool_key: m.pool_key,

@@ -97,3 +97,28 @@ async fn corrupt_stored_rows_surface_as_errors_not_as_routing_answers() {
         .unwrap_err();
     assert_eq!(st.code(), Code::Internal, "{st:?}");
 }
+
+/// An event whose stored provider is not one we know is an error for the reader, not an event
+/// without a provider.
+#[tokio::test]
+async fn a_corrupt_event_is_an_error_for_the_stream_that_reads_it() {
+    let s = TestServer::start().await;
+    let numbers = pool_with(&s, "p", "8521313", 3, "").await;
+    let mut req = xyb("p", B);
+    req.number_x = numbers[0].clone();
+    s.bindings().bind_xyb(req).await.unwrap();
+    sql(&s, "UPDATE events SET provider = 'bogus'").await;
+    // A fresh server: its event ring starts at the end of the log, so a stream from 0 reads
+    // the stored events.
+    let db = s.db.clone();
+    drop(s);
+    let s = TestServer::start_on(db, Default::default()).await;
+    let mut stream = s
+        .calls()
+        .watch_events(pb::WatchEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let st = stream.message().await.unwrap_err();
+    assert_eq!(st.code(), Code::Internal, "{st:?}");
+}
