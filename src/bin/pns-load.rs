@@ -13,6 +13,8 @@ mod driver;
 mod report;
 #[path = "pns_load/scenarios.rs"]
 mod scenarios;
+#[path = "pns_load/watch.rs"]
+mod watch;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -69,6 +71,12 @@ struct Cli {
     /// Print one JSON object per measured row on stdout (the table then goes to stderr).
     #[arg(long)]
     json: bool,
+    /// `watch`: WatchEvents subscribers open during the second bind run.
+    #[arg(long, default_value_t = 1000)]
+    subscribers: usize,
+    /// `watch`: how many of the subscribers never read.
+    #[arg(long, default_value_t = 100)]
+    stuck: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -78,6 +86,7 @@ enum Scenario {
     BindXyb,
     BindAxn,
     FullPool,
+    Watch,
 }
 
 impl Scenario {
@@ -88,6 +97,7 @@ impl Scenario {
             Scenario::BindXyb => "bind-xyb",
             Scenario::BindAxn => "bind-axn",
             Scenario::FullPool => "full-pool",
+            Scenario::Watch => "watch",
         }
     }
 }
@@ -287,6 +297,15 @@ async fn measure(cli: &Cli, target: &str, backend: &str) -> Result<bool, String>
             Scenario::BindXyb => scenarios::bind_xyb(&ctx).await,
             Scenario::BindAxn => scenarios::bind_axn(&ctx).await,
             Scenario::FullPool => scenarios::full_pool(&ctx).await,
+            Scenario::Watch => {
+                watch::watch(
+                    &ctx,
+                    target,
+                    cli.subscribers,
+                    cli.stuck.min(cli.subscribers),
+                )
+                .await
+            }
         };
         match res {
             Ok(mut r) => {

@@ -37,18 +37,18 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    fn timed(&self) -> Limits {
+    pub(crate) fn timed(&self) -> Limits {
         Limits {
             duration: self.duration,
             max_requests: MAX_TIMED,
         }
     }
 
-    fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.channels.len() * self.concurrency
     }
 
-    fn pool_key(&self, name: &str) -> String {
+    pub(crate) fn pool_key(&self, name: &str) -> String {
         format!("load-{name}-{}", self.run)
     }
 
@@ -71,7 +71,7 @@ fn virtual_number(run: &str, scenario: u8, i: usize) -> String {
 }
 
 /// A 13-digit real number for role `role` (0–9) and index `i`.
-fn real(role: u8, i: u64) -> String {
+pub(crate) fn real(role: u8, i: u64) -> String {
     format!("8613{role}{:08}", i % 100_000_000)
 }
 
@@ -98,7 +98,12 @@ fn require_all(step: &str, r: &RunResult, n: u64) -> Result<(), String> {
 }
 
 /// Creates a local pool and loads `n` numbers into it in chunks of 10000.
-async fn make_pool(ctx: &Ctx, key: &str, scenario: u8, n: usize) -> Result<Vec<String>, String> {
+pub(crate) async fn make_pool(
+    ctx: &Ctx,
+    key: &str,
+    scenario: u8,
+    n: usize,
+) -> Result<Vec<String>, String> {
     let mut pools = ctx.pools();
     pools
         .create_pool(pb::CreatePoolRequest {
@@ -329,7 +334,7 @@ async fn call_in(ch: Channel, req: pb::NotifyCallInRequest, want: String) -> Out
     }
 }
 
-async fn bind_xyb_once(ch: Channel, pool: String, phone_b: String) -> Outcome {
+pub(crate) async fn bind_xyb_once(ch: Channel, pool: String, phone_b: String) -> Outcome {
     let req = pb::BindXybRequest {
         pool_key: pool,
         phone_b,
