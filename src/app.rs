@@ -44,6 +44,8 @@ pub struct Settings {
     pub max_event_streams: usize,
     /// A subscriber that does not read for this long is cut off (it resumes from its cursor).
     pub stream_cutoff: Duration,
+    /// API keys of the `pns.v1` services (default: none, open mode; see `grpc::auth`).
+    pub auth: crate::grpc::auth::Auth,
 }
 
 impl Default for Settings {
@@ -59,6 +61,7 @@ impl Default for Settings {
             event_ring: crate::events::DEFAULT_RING,
             max_event_streams: crate::events::DEFAULT_MAX_STREAMS,
             stream_cutoff: crate::events::DEFAULT_CUTOFF,
+            auth: crate::grpc::auth::Auth::open(),
         }
     }
 }
@@ -183,20 +186,19 @@ pub async fn run(
         .add_service(health_svc)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(BindingServiceServer::new(BindingApi::new(
-            binder,
-            settings.clock.clone(),
-        )))
-        .add_service(NumberPoolServiceServer::new(PoolApi::new(
-            repo.clone(),
-            settings.clock.clone(),
-        )))
-        .add_service(CallServiceServer::new(CallApi::new(
-            repo.clone(),
-            settings.clock.clone(),
-            hub,
-            stop_rx.clone(),
-        )))
+        // Health and reflection above need no key; every pns.v1 call passes the API-key check.
+        .add_service(BindingServiceServer::with_interceptor(
+            BindingApi::new(binder, settings.clock.clone()),
+            settings.auth.clone(),
+        ))
+        .add_service(NumberPoolServiceServer::with_interceptor(
+            PoolApi::new(repo.clone(), settings.clock.clone()),
+            settings.auth.clone(),
+        ))
+        .add_service(CallServiceServer::with_interceptor(
+            CallApi::new(repo.clone(), settings.clock.clone(), hub, stop_rx.clone()),
+            settings.auth.clone(),
+        ))
         // TCP_NODELAY: streamed events are small writes; with Nagle's algorithm each one could
         // wait ~40 ms for the client's delayed ACK.
         .serve_with_incoming_shutdown(TcpIncoming::from(grpc).with_nodelay(Some(true)), signal)

@@ -199,6 +199,7 @@ impl EventHub {
         }
         let page = repo
             .read_events(&EventFilter {
+                tenant: None,
                 after: from,
                 up_to: Some(latest),
                 pool_key: None,
@@ -228,6 +229,7 @@ mod tests {
         Event {
             sequence: seq,
             kind: "binding.created".into(),
+            tenant: String::new(),
             binding_id: None,
             pool_key: String::new(),
             provider: None,

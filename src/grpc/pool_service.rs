@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::auth::Caller;
 use super::convert::{self, LIST_NUMBERS_TOKEN, number_to_pb, pool_to_pb};
 use super::pb::{self, number_pool_service_server::NumberPoolService};
 use super::status::to_status;
@@ -15,6 +16,8 @@ use crate::domain::{
 
 /// Most numbers one `AddNumbers` call takes.
 pub const MAX_ADD_NUMBERS: usize = 10_000;
+/// Most tenants a pool names.
+pub const MAX_POOL_TENANTS: usize = 64;
 
 pub struct PoolApi<R> {
     repo: Arc<R>,
@@ -108,6 +111,7 @@ impl<R: Repository> NumberPoolService for PoolApi<R> {
         &self,
         req: Request<pb::CreatePoolRequest>,
     ) -> Result<Response<pb::CreatePoolResponse>, Status> {
+        Caller::of(&req)?.require_admin("CreatePool")?;
         let r = req.into_inner();
         let mut v = Violations::default();
         let pool_key = validate::pool_key(&mut v, "pool_key", &r.pool_key);
@@ -120,6 +124,27 @@ impl<R: Repository> NumberPoolService for PoolApi<R> {
             ),
             Err(_) => v.add(reason::INVALID_ARGUMENT, "provider", "unknown provider"),
         }
+        if r.tenants.len() > MAX_POOL_TENANTS {
+            v.add(
+                reason::INVALID_ARGUMENT,
+                "tenants",
+                format!("at most {MAX_POOL_TENANTS} tenants"),
+            );
+        }
+        let mut tenants: Vec<String> = Vec::new();
+        for (i, t) in r.tenants.iter().take(MAX_POOL_TENANTS).enumerate() {
+            let field = format!("tenants[{i}]");
+            let parsed = if t.trim().is_empty() {
+                Err("must not be empty".to_owned())
+            } else {
+                validate::parse_tenant(Some(t.as_bytes()))
+            };
+            if let Some(t) = v.take(reason::INVALID_ARGUMENT, &field, parsed)
+                && !tenants.contains(&t)
+            {
+                tenants.push(t);
+            }
+        }
         v.finish().map_err(to_status)?;
         let pool = self
             .repo
@@ -127,6 +152,7 @@ impl<R: Repository> NumberPoolService for PoolApi<R> {
                 pool_key,
                 provider: Provider::Local,
                 carrier_pool_key: String::new(),
+                tenants,
             })
             .await
             .map_err(to_status)?;
@@ -150,6 +176,7 @@ impl<R: Repository> NumberPoolService for PoolApi<R> {
         &self,
         req: Request<pb::AddNumbersRequest>,
     ) -> Result<Response<pb::AddNumbersResponse>, Status> {
+        Caller::of(&req)?.require_admin("AddNumbers")?;
         let r = req.into_inner();
         let specs: Vec<_> = r
             .numbers
@@ -186,6 +213,7 @@ impl<R: Repository> NumberPoolService for PoolApi<R> {
         &self,
         req: Request<pb::ListNumbersRequest>,
     ) -> Result<Response<pb::ListNumbersResponse>, Status> {
+        Caller::of(&req)?.require_admin("ListNumbers")?;
         let r = req.into_inner();
         let mut v = Violations::default();
         let pool_key = validate::pool_key(&mut v, "pool_key", &r.pool_key);
@@ -220,6 +248,7 @@ impl<R: Repository> NumberPoolService for PoolApi<R> {
         &self,
         req: Request<pb::SetNumberStateRequest>,
     ) -> Result<Response<pb::SetNumberStateResponse>, Status> {
+        Caller::of(&req)?.require_admin("SetNumberState")?;
         let r = req.into_inner();
         let mut v = Violations::default();
         let pool_key = validate::pool_key(&mut v, "pool_key", &r.pool_key);

@@ -3,6 +3,7 @@
 //! database per test (SQLite by default; PostgreSQL when `PNS_TEST_POSTGRES_URL` is set).
 
 mod aliyun_adapter;
+mod auth;
 mod axn;
 mod calls;
 mod carriers;

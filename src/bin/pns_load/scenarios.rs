@@ -104,6 +104,7 @@ async fn make_pool(ctx: &Ctx, key: &str, scenario: u8, n: usize) -> Result<Vec<S
         .create_pool(pb::CreatePoolRequest {
             pool_key: key.to_owned(),
             provider: pb::Provider::Local as i32,
+            tenants: Vec::new(),
         })
         .await
         .map_err(|s| format!("CreatePool {key}: {}: {}", error_key(&s), s.message()))?;
