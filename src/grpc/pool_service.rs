@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::auth::Caller;
+use super::auth::{Caller, Role};
 use super::convert::{self, LIST_NUMBERS_TOKEN, number_to_pb, pool_to_pb};
 use super::pb::{self, number_pool_service_server::NumberPoolService};
 use super::status::to_status;
@@ -164,9 +164,21 @@ impl<R: Repository> NumberPoolService for PoolApi<R> {
 
     async fn list_pools(
         &self,
-        _req: Request<pb::ListPoolsRequest>,
+        req: Request<pb::ListPoolsRequest>,
     ) -> Result<Response<pb::ListPoolsResponse>, Status> {
-        let pools = self.repo.list_pools().await.map_err(to_status)?;
+        let caller = Caller::of(&req)?;
+        let mut pools = self.repo.list_pools().await.map_err(to_status)?;
+        if !caller.is_admin() {
+            // A tenant sees the pools it may bind in, and not which other tenants may.
+            let me = match &caller.role {
+                Role::Tenant(t) => Some(t.as_str()),
+                _ => None,
+            };
+            pools.retain(|p| me.is_none_or(|t| p.allows(t)));
+            for p in &mut pools {
+                p.tenants.clear();
+            }
+        }
         Ok(Response::new(pb::ListPoolsResponse {
             pools: pools.into_iter().map(pool_to_pb).collect(),
         }))

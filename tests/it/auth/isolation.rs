@@ -310,6 +310,24 @@ async fn pools_restricted_to_tenants_and_held_numbers_stay_in_service() {
         .into_inner()
         .pools;
     assert_eq!(pools[0].tenants, ["acme"]);
+    // zeta does not see the pool; acme sees it without the list of tenants.
+    let zeta_pools = s
+        .pools()
+        .list_pools(req(pb::ListPoolsRequest {}, ZETA, None))
+        .await
+        .unwrap()
+        .into_inner()
+        .pools;
+    assert!(zeta_pools.is_empty(), "{zeta_pools:?}");
+    let acme_pools = s
+        .pools()
+        .list_pools(req(pb::ListPoolsRequest {}, ACME_NEW, None))
+        .await
+        .unwrap()
+        .into_inner()
+        .pools;
+    assert_eq!(acme_pools.len(), 1);
+    assert!(acme_pools[0].tenants.is_empty());
 
     // X is locked by the live binding: it cannot be retired or reserved under it.
     for state in [pb::NumberState::Retired, pb::NumberState::Reserved] {
