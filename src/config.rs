@@ -32,6 +32,9 @@ pub struct FileConfig {
     /// How often the sweeper ends expired bindings, in milliseconds (default 1000).
     #[serde(default)]
     pub sweep_interval_ms: Option<u64>,
+    /// Days the real numbers of an ended binding (and of its events) are kept (default 30).
+    #[serde(default)]
+    pub retention_days: Option<u64>,
     /// API keys of the admin and the softswitch (names of environment variables).
     #[serde(default)]
     pub auth: Option<AuthConfig>,

@@ -75,6 +75,10 @@ struct ServeArgs {
     /// A WatchEvents subscriber that reads nothing for this long is cut off (it resumes).
     #[arg(long, env = "PNS_STREAM_CUTOFF_MS", default_value_t = 30_000)]
     stream_cutoff_ms: u64,
+    /// Days the real numbers of ended bindings and of their events are kept (overrides the
+    /// config file's `retention_days`; default 30).
+    #[arg(long, env = "PNS_RETENTION_DAYS", value_parser = clap::value_parser!(u64).range(1..=36_500))]
+    retention_days: Option<u64>,
     /// Serve without API keys on a non-loopback address (anyone reaching the ports is admin).
     #[arg(long, env = "PNS_ALLOW_UNAUTHENTICATED")]
     allow_unauthenticated: bool,
@@ -212,6 +216,11 @@ async fn run(cli: Cli) -> Result<(), String> {
                 carriers: resolved.carriers,
                 webhook_tokens: resolved.webhook_tokens,
                 auth: resolved.auth,
+                retention: a
+                    .retention_days
+                    .or(cfg.retention_days)
+                    .map(|d| Duration::from_secs(d.max(1) * 24 * 3600))
+                    .unwrap_or(app::DEFAULT_RETENTION),
                 max_event_streams: a.max_event_streams,
                 stream_cutoff: Duration::from_millis(a.stream_cutoff_ms),
                 ..Settings::default()

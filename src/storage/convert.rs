@@ -122,6 +122,7 @@ pub(super) fn new_row(
         last_party: Set(None),
         created_at: Set(b.created_at),
         updated_at: Set(b.updated_at),
+        purged_at: Set(None),
         ended_at: Set(None),
         upstream_request: Set(upstream_request),
     }

@@ -153,6 +153,29 @@ async fn every_pns_call_needs_a_key_but_health_does_not() {
         h.status,
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
+    // Reflection (`grpcurl list`) needs no key either.
+    let mut refl = tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(
+        s.channel.clone(),
+    );
+    let mut answers = refl
+        .server_reflection_info(tokio_stream::iter([
+            tonic_reflection::pb::v1::ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(
+                    tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(
+                        String::new(),
+                    ),
+                ),
+            },
+        ]))
+        .await
+        .expect("reflection needs no key")
+        .into_inner();
+    let listed = answers.message().await.expect("answer").expect("one");
+    assert!(
+        format!("{listed:?}").contains("pns.v1.BindingService"),
+        "{listed:?}"
+    );
     // Every key that is configured is accepted (both of acme's: rotation).
     for key in [ADMIN, ACME_OLD, ACME_NEW, ZETA] {
         s.pools()

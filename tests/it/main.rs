@@ -19,6 +19,7 @@ mod nxcloud_adapter;
 mod outage;
 mod pools;
 mod readme;
+mod retention;
 mod server;
 mod support;
 mod webhooks;

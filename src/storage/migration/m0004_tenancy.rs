@@ -1,6 +1,7 @@
 //! Tenancy (issue 9): events carry the tenant of their binding (existing rows: the binding's
 //! tenant, `default` where the binding is gone, empty for events about no binding), read per
-//! tenant by `(tenant, seq)`; pools name the tenants allowed to bind in them (empty = all).
+//! tenant by `(tenant, seq)`; pools name the tenants allowed to bind in them (empty = all);
+//! bindings record when retention purged their real numbers (`purged_at`).
 
 use sea_orm_migration::prelude::*;
 
@@ -49,6 +50,23 @@ impl MigrationTrait for Migration {
             Table::alter()
                 .table("pools")
                 .add_column(ColumnDef::new("tenants").text().not_null().default(""))
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table("bindings")
+                .add_column(ColumnDef::new("purged_at").big_integer().null())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("ix_bindings_retention")
+                .table("bindings")
+                .col("active")
+                .col("purged_at")
+                .col("updated_at")
                 .to_owned(),
         )
         .await?;
