@@ -23,6 +23,9 @@ use crate::grpc::{
 };
 use crate::storage::Store;
 
+/// Default retention of real numbers after a binding ended: 30 days.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// Everything `run` needs besides the store.
 pub struct Settings {
     pub sweep_interval: Duration,
@@ -44,6 +47,11 @@ pub struct Settings {
     pub max_event_streams: usize,
     /// A subscriber that does not read for this long is cut off (it resumes from its cursor).
     pub stream_cutoff: Duration,
+    /// Real numbers of bindings ended longer ago than this (and of their events) are erased by
+    /// the sweeper (see `storage::retention`).
+    pub retention: Duration,
+    /// API keys of the `pns.v1` services (default: none, open mode; see `grpc::auth`).
+    pub auth: crate::grpc::auth::Auth,
 }
 
 impl Default for Settings {
@@ -59,6 +67,8 @@ impl Default for Settings {
             event_ring: crate::events::DEFAULT_RING,
             max_event_streams: crate::events::DEFAULT_MAX_STREAMS,
             stream_cutoff: crate::events::DEFAULT_CUTOFF,
+            auth: crate::grpc::auth::Auth::open(),
+            retention: DEFAULT_RETENTION,
         }
     }
 }
@@ -125,10 +135,13 @@ pub async fn run(
         settings.reconcile_after,
         stop_rx.clone(),
     ));
+    let hub = crate::events::EventHub::new(settings.event_ring, settings.max_event_streams)
+        .with_cutoff(settings.stream_cutoff);
     let sweeper = tokio::spawn(sweep_loop(
         repo.clone(),
         settings.clock.clone(),
         settings.sweep_interval,
+        (settings.retention, hub.clone()),
         stop_rx.clone(),
     ));
     let monitor = tokio::spawn(
@@ -137,8 +150,6 @@ pub async fn run(
             .monitor(settings.db_probe_interval, stop_rx.clone()),
     );
     let follow = tokio::spawn(follow_db(store.db_up(), health.clone(), stop_rx.clone()));
-    let hub = crate::events::EventHub::new(settings.event_ring, settings.max_event_streams)
-        .with_cutoff(settings.stream_cutoff);
     let tailer = tokio::spawn(hub.clone().run(repo.clone(), stop_rx.clone()));
     let http_task = http.map(|l| {
         tokio::spawn(crate::http::serve(
@@ -183,20 +194,19 @@ pub async fn run(
         .add_service(health_svc)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(BindingServiceServer::new(BindingApi::new(
-            binder,
-            settings.clock.clone(),
-        )))
-        .add_service(NumberPoolServiceServer::new(PoolApi::new(
-            repo.clone(),
-            settings.clock.clone(),
-        )))
-        .add_service(CallServiceServer::new(CallApi::new(
-            repo.clone(),
-            settings.clock.clone(),
-            hub,
-            stop_rx.clone(),
-        )))
+        // Health and reflection above need no key; every pns.v1 call passes the API-key check.
+        .add_service(BindingServiceServer::with_interceptor(
+            BindingApi::new(binder, settings.clock.clone()),
+            settings.auth.clone(),
+        ))
+        .add_service(NumberPoolServiceServer::with_interceptor(
+            PoolApi::new(repo.clone(), settings.clock.clone()),
+            settings.auth.clone(),
+        ))
+        .add_service(CallServiceServer::with_interceptor(
+            CallApi::new(repo.clone(), settings.clock.clone(), hub, stop_rx.clone()),
+            settings.auth.clone(),
+        ))
         // TCP_NODELAY: streamed events are small writes; with Nagle's algorithm each one could
         // wait ~40 ms for the client's delayed ACK.
         .serve_with_incoming_shutdown(TcpIncoming::from(grpc).with_nodelay(Some(true)), signal)
@@ -252,6 +262,7 @@ async fn sweep_loop<R: Repository>(
     repo: Arc<R>,
     clock: Clock,
     every: Duration,
+    (retention, hub): (Duration, crate::events::EventHub),
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     const BATCH: u64 = 500;
@@ -273,6 +284,26 @@ async fn sweep_loop<R: Repository>(
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "sweeper failed; will retry");
+                    break;
+                }
+            }
+        }
+        // Retention, in batches too (at most 20 per round, so expiry is never starved).
+        let now = clock.now();
+        let before = now - retention.as_millis() as i64;
+        hub.evict_older_than(before);
+        for _ in 0..20 {
+            match repo.purge_ended(before, now, BATCH).await {
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::info!(purged = n, "retention erased real numbers");
+                    }
+                    if n < BATCH {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention purge failed; will retry");
                     break;
                 }
             }

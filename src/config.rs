@@ -32,6 +32,61 @@ pub struct FileConfig {
     /// How often the sweeper ends expired bindings, in milliseconds (default 1000).
     #[serde(default)]
     pub sweep_interval_ms: Option<u64>,
+    /// Days the real numbers of an ended binding (and of its events) are kept (default 30).
+    #[serde(default)]
+    pub retention_days: Option<u64>,
+    /// API keys of the admin and the softswitch (names of environment variables).
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    /// Tenants and the environment variables holding their API keys.
+    #[serde(default)]
+    pub tenants: Vec<TenantConfig>,
+}
+
+/// `[auth]`: each field names an environment variable, never a key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The admin key: pools and numbers, softswitch calls, any tenant via `x-pns-tenant`.
+    #[serde(default)]
+    pub admin_key_env: Option<String>,
+    /// The softswitch's key: `NotifyCallIn` and `ReportCallEvent` only.
+    #[serde(default)]
+    pub softswitch_key_env: Option<String>,
+}
+
+/// One `[[tenants]]` entry: `api_key_env` and/or `api_key_envs` (several keys valid at once,
+/// for rotation).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    pub name: String,
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub api_key_envs: Vec<String>,
+}
+
+/// Where `serve` listens and whether open mode may face the network.
+#[derive(Debug, Clone, Default)]
+pub struct Exposure {
+    /// Every listen address (`host:port`).
+    pub listeners: Vec<String>,
+    /// `--allow-unauthenticated`.
+    pub allow_unauthenticated: bool,
+}
+
+/// Shortest API key accepted.
+pub const MIN_API_KEY_CHARS: usize = 16;
+
+/// Whether `addr` (`host:port`) is a loopback address; a host name counts only if it is
+/// `localhost`.
+pub fn is_loopback(addr: &str) -> bool {
+    if let Ok(sa) = addr.parse::<std::net::SocketAddr>() {
+        return sa.ip().is_loopback();
+    }
+    addr.rsplit_once(':')
+        .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost"))
 }
 
 /// One `[[pools]]` entry.
@@ -95,6 +150,10 @@ pub struct Resolved {
     pub pools: Vec<Pool>,
     pub carriers: Carriers,
     pub webhook_tokens: crate::http::WebhookTokens,
+    /// The API keys (digests); empty = open mode.
+    pub auth: crate::grpc::auth::Auth,
+    /// Set in open mode: the warning `serve` logs.
+    pub open_mode: Option<String>,
 }
 
 /// Collects every problem of a config so the operator fixes them in one go.
@@ -136,17 +195,132 @@ impl FileConfig {
 
     /// Validates the whole file against the environment — pools, carrier credentials, webhook
     /// tokens — and reports every problem at once (names of variables, never their values).
-    pub fn resolve(&self, env: impl Fn(&str) -> Option<String>) -> Result<Resolved, ConfigError> {
+    /// API keys too: with none configured, open mode is allowed only when every listener of
+    /// `exposure` is on loopback, or with `--allow-unauthenticated`.
+    pub fn resolve(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+        exposure: &Exposure,
+    ) -> Result<Resolved, ConfigError> {
         let mut problems = Problems::default();
         let pools = self.pools_checked(&mut problems);
         let carriers = self.carriers_checked(&pools, &env, &mut problems);
         let webhook_tokens = self.tokens_checked(&env, &mut problems);
+        let keys = self.keys_checked(&env, &mut problems);
+        let mut open_mode = None;
+        if keys.is_empty() && problems.0.is_empty() {
+            let exposed: Vec<&str> = exposure
+                .listeners
+                .iter()
+                .map(String::as_str)
+                .filter(|a| !is_loopback(a))
+                .collect();
+            if exposed.is_empty() {
+                open_mode = Some(
+                    "no API keys configured ([auth] / [[tenants]]): serving OPEN as tenant `default` \
+                     on loopback only; every local caller is admin"
+                        .to_owned(),
+                );
+            } else if exposure.allow_unauthenticated {
+                open_mode = Some(format!(
+                    "--allow-unauthenticated: serving WITHOUT AUTHENTICATION on {}; anyone who \
+                     reaches these ports can read and change every binding and pool",
+                    exposed.join(", ")
+                ));
+            } else {
+                problems.add(format!(
+                    "no API keys configured ([auth] admin_key_env / [[tenants]] api_key_env) and \
+                     listening on non-loopback {}: refusing to serve unauthenticated; configure \
+                     keys, listen on 127.0.0.1, or pass --allow-unauthenticated",
+                    exposed.join(", ")
+                ));
+            }
+        }
         problems.finish()?;
         Ok(Resolved {
             pools: pools.into_iter().flatten().collect(),
             carriers,
             webhook_tokens,
+            auth: crate::grpc::auth::Auth::with_keys(keys),
+            open_mode,
         })
+    }
+
+    /// The API keys `[auth]` and `[[tenants]]` name, with their roles (empty = none
+    /// configured). Names of variables appear in problems, never their values.
+    fn keys_checked(
+        &self,
+        env: &impl Fn(&str) -> Option<String>,
+        problems: &mut Problems,
+    ) -> Vec<(String, crate::grpc::auth::Role)> {
+        use crate::grpc::auth::Role;
+        let mut out: Vec<(String, Role)> = Vec::new();
+        let mut read = |var: &str, what: &str, role: Role, problems: &mut Problems| {
+            match env(var).filter(|v| !v.trim().is_empty()) {
+                None => problems.add(format!(
+                    "environment variable {var} ({what}) is not set"
+                )),
+                Some(v) if v.trim().chars().count() < MIN_API_KEY_CHARS
+                    || v.trim().chars().any(|c| !c.is_ascii_graphic()) =>
+                {
+                    problems.add(format!(
+                        "the key in {var} ({what}) must be at least {MIN_API_KEY_CHARS} visible ASCII characters"
+                    ))
+                }
+                Some(v) => {
+                    let v = v.trim().to_owned();
+                    if out.iter().any(|(k, _)| *k == v) {
+                        problems.add(format!(
+                            "the key in {var} ({what}) is also configured elsewhere; every key must be distinct"
+                        ));
+                    } else {
+                        out.push((v, role));
+                    }
+                }
+            }
+        };
+        if let Some(a) = &self.auth {
+            if a.admin_key_env.is_none() && a.softswitch_key_env.is_none() {
+                problems
+                    .add("[auth] needs admin_key_env (and optionally softswitch_key_env)".into());
+            }
+            if let Some(v) = &a.admin_key_env {
+                read(v, "admin key", Role::Admin, problems);
+            }
+            if let Some(v) = &a.softswitch_key_env {
+                read(v, "softswitch key", Role::Softswitch, problems);
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for t in &self.tenants {
+            let name = match crate::grpc::validate::parse_tenant(Some(t.name.as_bytes())) {
+                Ok(n) if !t.name.trim().is_empty() => n,
+                _ => {
+                    problems.add(format!(
+                        "tenant name {:?} must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', '-'",
+                        crate::domain::text::echo(&t.name)
+                    ));
+                    continue;
+                }
+            };
+            if !names.insert(name.clone()) {
+                problems.add(format!("tenant {name:?} is declared twice"));
+                continue;
+            }
+            let vars: Vec<&String> = t.api_key_env.iter().chain(&t.api_key_envs).collect();
+            if vars.is_empty() {
+                problems.add(format!("tenant {name:?} needs api_key_env or api_key_envs"));
+            }
+            for v in vars {
+                read(
+                    v,
+                    &format!("API key of tenant {name}"),
+                    Role::Tenant(name.clone()),
+                    problems,
+                );
+            }
+        }
+        out
     }
 
     /// Builds the carrier adapters of the declared NXCloud/Aliyun pools. Credentials are read
@@ -320,6 +494,7 @@ impl FileConfig {
                     pool_key: p.key.clone(),
                     provider: provider?,
                     carrier_pool_key: carrier_pool_key?,
+                    tenants: Vec::new(),
                 })
                 .filter(|_| ok)
             })

@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Args, Parser, Subcommand};
 use pns_gateway::{
     app::{self, Settings},
-    config::FileConfig,
+    config::{Exposure, FileConfig},
     domain::{Pool, Provider, Repository, anomaly::verdict},
     grpc::pool_service::parse_new_numbers,
     storage::{Store, StoreOptions},
@@ -75,6 +75,13 @@ struct ServeArgs {
     /// A WatchEvents subscriber that reads nothing for this long is cut off (it resumes).
     #[arg(long, env = "PNS_STREAM_CUTOFF_MS", default_value_t = 30_000)]
     stream_cutoff_ms: u64,
+    /// Days the real numbers of ended bindings and of their events are kept (overrides the
+    /// config file's `retention_days`; default 30).
+    #[arg(long, env = "PNS_RETENTION_DAYS", value_parser = clap::value_parser!(u64).range(1..=36_500))]
+    retention_days: Option<u64>,
+    /// Serve without API keys on a non-loopback address (anyone reaching the ports is admin).
+    #[arg(long, env = "PNS_ALLOW_UNAUTHENTICATED")]
+    allow_unauthenticated: bool,
 }
 
 #[derive(Subcommand)]
@@ -173,8 +180,19 @@ async fn run(cli: Cli) -> Result<(), String> {
             // Everything that can be checked without the database is checked first, and every
             // problem is reported at once: nothing is created or migrated for a bad config.
             let resolved = cfg
-                .resolve(|name| std::env::var(name).ok())
+                .resolve(
+                    |name| std::env::var(name).ok(),
+                    &Exposure {
+                        listeners: vec![a.listen.clone(), a.http_listen.clone()],
+                        allow_unauthenticated: a.allow_unauthenticated,
+                    },
+                )
                 .map_err(|e| e.to_string())?;
+            match &resolved.open_mode {
+                Some(w) if a.allow_unauthenticated => tracing::error!("{w}"),
+                Some(w) => tracing::warn!("{w}"),
+                None => tracing::info!("API keys required on the gRPC services"),
+            }
             let grpc = tokio::net::TcpListener::bind(&a.listen)
                 .await
                 .map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
@@ -197,6 +215,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                 sweep_interval: Duration::from_millis(sweep.max(10)),
                 carriers: resolved.carriers,
                 webhook_tokens: resolved.webhook_tokens,
+                auth: resolved.auth,
+                retention: a
+                    .retention_days
+                    .or(cfg.retention_days)
+                    .map(|d| Duration::from_secs(d.max(1) * 24 * 3600))
+                    .unwrap_or(app::DEFAULT_RETENTION),
                 max_event_streams: a.max_event_streams,
                 stream_cutoff: Duration::from_millis(a.stream_cutoff_ms),
                 ..Settings::default()
@@ -212,6 +236,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     pool_key: pool_key.clone(),
                     provider: Provider::Local,
                     carrier_pool_key: String::new(),
+                    tenants: Vec::new(),
                 })
                 .await
                 .map_err(|e| e.to_string())?;

@@ -211,6 +211,8 @@ pub enum CityMatch {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Binding {
     pub id: String,
+    /// Tenant that owns the binding.
+    pub tenant: Tenant,
     pub mode: BindingMode,
     pub state: BindingState,
     pub pool_key: String,
@@ -319,6 +321,7 @@ impl XybBind {
     ) -> Binding {
         Binding {
             id,
+            tenant: self.tenant.clone(),
             mode: BindingMode::Xyb,
             state,
             pool_key: self.pool_key.clone(),
@@ -397,6 +400,7 @@ impl AxnBind {
     ) -> Binding {
         Binding {
             id,
+            tenant: self.tenant.clone(),
             mode: BindingMode::AxnExtension,
             state,
             pool_key: self.pool_key.clone(),
@@ -424,11 +428,21 @@ impl AxnBind {
     }
 }
 
-/// Names one binding: by gateway id, or by the tenant's `customer_bind_id`.
+/// Names one binding of one tenant: by gateway id, or by the tenant's `customer_bind_id`.
+/// Both carry the tenant; storage looks a binding up only within it (another tenant's binding
+/// is not found).
 #[derive(Debug, Clone)]
 pub enum BindingRef {
-    Id(String),
+    Id { tenant: Tenant, id: String },
     CustomerBindId { tenant: Tenant, id: String },
+}
+
+impl BindingRef {
+    pub fn tenant(&self) -> &str {
+        match self {
+            BindingRef::Id { tenant, .. } | BindingRef::CustomerBindId { tenant, .. } => tenant,
+        }
+    }
 }
 
 /// `UpdateBinding`: `None` = unchanged.
@@ -445,6 +459,8 @@ pub struct BindingUpdate {
 
 #[derive(Debug, Clone, Default)]
 pub struct BindingFilter {
+    /// Only this tenant's bindings.
+    pub tenant: Tenant,
     pub pool_key: Option<String>,
     pub state: Option<BindingState>,
     pub customer_user_id: Option<String>,
@@ -483,6 +499,7 @@ mod tests {
 
     fn sample() -> Binding {
         Binding {
+            tenant: "default".into(),
             id: "b".into(),
             mode: BindingMode::Xyb,
             state: BindingState::Xyb,

@@ -54,6 +54,7 @@ pub mod reason {
     pub const PROVIDER_PERMISSION_DENIED: &str = "PROVIDER_PERMISSION_DENIED";
     pub const UPSTREAM_OUTCOME_UNKNOWN: &str = "UPSTREAM_OUTCOME_UNKNOWN";
     pub const UNAVAILABLE: &str = "UNAVAILABLE";
+    pub const POOL_NOT_ALLOWED: &str = "POOL_NOT_ALLOWED";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +98,12 @@ pub enum DomainError {
     /// A request needs a state the system is not in (e.g. updating an ended binding).
     #[error("{message}")]
     FailedPrecondition {
+        reason: &'static str,
+        message: String,
+    },
+    /// The caller may not do this (e.g. bind in a pool its tenant is not allowed in).
+    #[error("{message}")]
+    PermissionDenied {
         reason: &'static str,
         message: String,
     },

@@ -33,6 +33,8 @@ pub const EVENT_KINDS: [&str; 11] = [
 #[derive(Clone, PartialEq)]
 pub struct NewEvent {
     pub kind: String,
+    /// Tenant of the binding the event is about; empty when there is none (admin only).
+    pub tenant: String,
     pub binding_id: Option<String>,
     pub pool_key: String,
     pub provider: Option<Provider>,
@@ -58,6 +60,7 @@ impl NewEvent {
     pub fn for_binding(kind: &str, b: &Binding, now: Millis) -> Self {
         Self {
             kind: kind.to_owned(),
+            tenant: b.tenant.clone(),
             binding_id: Some(b.id.clone()),
             pool_key: b.pool_key.clone(),
             provider: Some(b.provider),
@@ -107,6 +110,8 @@ pub fn binding_detail(
 pub struct Event {
     pub sequence: i64,
     pub kind: String,
+    /// Tenant of the binding the event is about; empty when there is none.
+    pub tenant: String,
     pub binding_id: Option<String>,
     pub pool_key: String,
     pub provider: Option<Provider>,
@@ -155,6 +160,8 @@ impl fmt::Debug for Event {
 /// in sequence order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EventFilter {
+    /// Only this tenant's events; `None` = every tenant's (the admin without `x-pns-tenant`).
+    pub tenant: Option<String>,
     pub after: i64,
     /// Upper bound (inclusive), so a reader can scan a known-committed range and then move its
     /// cursor past events its filters skipped.
@@ -171,7 +178,8 @@ impl EventFilter {
     /// The same test the storage query applies (every set field equal, kind among `kinds`), for
     /// events served from memory.
     pub fn matches(&self, e: &Event) -> bool {
-        self.pool_key.as_ref().is_none_or(|p| *p == e.pool_key)
+        self.tenant.as_ref().is_none_or(|t| *t == e.tenant)
+            && self.pool_key.as_ref().is_none_or(|p| *p == e.pool_key)
             && self
                 .binding_id
                 .as_ref()

@@ -8,6 +8,15 @@ pub struct Pool {
     pub provider: Provider,
     /// Aliyun `PoolKey` / NXCloud `businessId`; empty for local pools.
     pub carrier_pool_key: String,
+    /// Tenants allowed to bind in this pool; empty = every tenant.
+    pub tenants: Vec<String>,
+}
+
+impl Pool {
+    /// Whether `tenant` may bind in this pool.
+    pub fn allows(&self, tenant: &str) -> bool {
+        self.tenants.is_empty() || self.tenants.iter().any(|t| t == tenant)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -64,6 +64,15 @@ pub trait Repository: Send + Sync + 'static {
     fn unbind(&self, r: &BindingRef, now: Millis) -> impl Future<Output = R<Binding>> + Send;
     /// Ends up to `limit` bindings whose expiry has passed; returns how many it ended.
     fn sweep_expired(&self, now: Millis, limit: u64) -> impl Future<Output = R<u64>> + Send;
+    /// Retention: erases the real numbers (A, B, callers) of at most `limit` bindings that
+    /// ended at or before `ended_before`, and of their events, plus those of events about no
+    /// binding that occurred by then. Returns how many bindings and events were purged.
+    fn purge_ended(
+        &self,
+        ended_before: Millis,
+        now: Millis,
+        limit: u64,
+    ) -> impl Future<Output = R<u64>> + Send;
 
     /// Events matching `filter`, in sequence order. Every event with a sequence at or below
     /// `latest_sequence()` is committed, so a reader never sees a smaller one appear later.

@@ -129,6 +129,18 @@ impl EventHub {
         Next::Ring(ring.events.iter().skip(from).take(limit).cloned().collect())
     }
 
+    /// Retention: drops from memory every event that occurred at or before `cutoff`, with the
+    /// events before it (the ring stays contiguous; readers of older sequences read the
+    /// database, where retention erased the real numbers). Called by the sweeper before it
+    /// purges, so no subscriber is served a real number past its retention from memory.
+    pub fn evict_older_than(&self, cutoff: crate::domain::Millis) {
+        let mut ring = self.ring.write().expect("event ring lock");
+        if let Some(last_old) = ring.events.iter().rposition(|e| e.occurred_at <= cutoff) {
+            ring.events.drain(..=last_old);
+            ring.start += last_old as i64 + 1;
+        }
+    }
+
     /// Appends scanned events (contiguous, after the current tail) and moves the tail to
     /// `up_to` (the counter the scan covered).
     fn push(&self, events: Vec<Event>, up_to: i64) {
@@ -199,6 +211,7 @@ impl EventHub {
         }
         let page = repo
             .read_events(&EventFilter {
+                tenant: None,
                 after: from,
                 up_to: Some(latest),
                 pool_key: None,
@@ -228,6 +241,7 @@ mod tests {
         Event {
             sequence: seq,
             kind: "binding.created".into(),
+            tenant: String::new(),
             binding_id: None,
             pool_key: String::new(),
             provider: None,
@@ -266,6 +280,27 @@ mod tests {
         }
         assert!(matches!(hub.next(5, 100), Next::Database { up_to: 12 }));
         assert!(matches!(hub.next(16, 100), Next::UpToDate));
+    }
+
+    #[test]
+    fn retention_evicts_old_events_and_those_before_them() {
+        let hub = EventHub::new(8, 10);
+        hub.ring.write().unwrap().start = 1;
+        let mut events: Vec<Event> = (1..=5).map(ev).collect();
+        // occurred_at: 1 -> 100, 2 -> 50 (old), 3 -> 300 (old, out of order), 4 -> 500, 5 -> 600.
+        for (e, t) in events.iter_mut().zip([100, 50, 300, 500, 600]) {
+            e.occurred_at = t;
+        }
+        hub.push(events, 5);
+        hub.evict_older_than(40);
+        assert!(matches!(hub.next(0, 100), Next::Ring(ref v) if v.len() == 5));
+        hub.evict_older_than(300);
+        // 1..=3 go (3 is old; 1 and 2 before it); cursors before 4 read the database.
+        assert!(matches!(hub.next(0, 100), Next::Database { up_to: 3 }));
+        match hub.next(3, 100) {
+            Next::Ring(v) => assert_eq!(v.iter().map(|e| e.sequence).collect::<Vec<_>>(), [4, 5]),
+            _ => panic!("expected the ring"),
+        }
     }
 
     #[test]

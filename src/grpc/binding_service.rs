@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::auth::Caller;
 use super::convert::{self, binding_ref, binding_to_pb};
 use super::pb::{self, binding_service_server::BindingService};
 use super::status::to_status;
-use super::validate::{self, tenant};
+use super::validate;
 use crate::domain::{Clock, Repository, binder::Binder, text::echo};
 
 pub struct BindingApi<R> {
@@ -33,7 +34,7 @@ impl<R: Repository> BindingService for BindingApi<R> {
         &self,
         req: Request<pb::BindXybRequest>,
     ) -> Result<Response<pb::BindXybResponse>, Status> {
-        let tenant = tenant(req.metadata());
+        let tenant = Caller::of(&req)?.tenant_for("bindings")?;
         let cmd = convert::xyb(req.into_inner(), tenant).map_err(to_status)?;
         let (b, replayed) = self
             .binder
@@ -52,7 +53,7 @@ impl<R: Repository> BindingService for BindingApi<R> {
         &self,
         req: Request<pb::BindAxnExtensionRequest>,
     ) -> Result<Response<pb::BindAxnExtensionResponse>, Status> {
-        let tenant = tenant(req.metadata());
+        let tenant = Caller::of(&req)?.tenant_for("bindings")?;
         let now = self.clock.now();
         let cmd = convert::axn(req.into_inner(), tenant, now).map_err(to_status)?;
         let (b, replayed) = self.binder.bind_axn(&cmd, now).await.map_err(to_status)?;
@@ -67,7 +68,7 @@ impl<R: Repository> BindingService for BindingApi<R> {
         &self,
         req: Request<pb::GetBindingRequest>,
     ) -> Result<Response<pb::GetBindingResponse>, Status> {
-        let tenant = tenant(req.metadata());
+        let tenant = Caller::of(&req)?.tenant_for("bindings")?;
         let r = req.get_ref();
         let r = binding_ref(&r.binding_id, &r.customer_bind_id, tenant).map_err(to_status)?;
         let b = self
@@ -85,7 +86,8 @@ impl<R: Repository> BindingService for BindingApi<R> {
         req: Request<pb::ListBindingsRequest>,
     ) -> Result<Response<pb::ListBindingsResponse>, Status> {
         let (filter, limit) =
-            convert::list_filter(req.get_ref(), tenant(req.metadata())).map_err(to_status)?;
+            convert::list_filter(req.get_ref(), Caller::of(&req)?.tenant_for("bindings")?)
+                .map_err(to_status)?;
         let mut rows = self
             .repo
             .list_bindings(&filter, self.clock.now())
@@ -109,7 +111,7 @@ impl<R: Repository> BindingService for BindingApi<R> {
         &self,
         req: Request<pb::UpdateBindingRequest>,
     ) -> Result<Response<pb::UpdateBindingResponse>, Status> {
-        let tenant = tenant(req.metadata());
+        let tenant = Caller::of(&req)?.tenant_for("bindings")?;
         let now = self.clock.now();
         let (target, update) = convert::update(req.into_inner(), tenant, now).map_err(to_status)?;
         let b = self
@@ -127,7 +129,7 @@ impl<R: Repository> BindingService for BindingApi<R> {
         &self,
         req: Request<pb::UnbindRequest>,
     ) -> Result<Response<pb::UnbindResponse>, Status> {
-        let tenant = tenant(req.metadata());
+        let tenant = Caller::of(&req)?.tenant_for("bindings")?;
         let r = req.get_ref();
         let target = binding_ref(&r.binding_id, &r.customer_bind_id, tenant).map_err(to_status)?;
         let b = self

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
+use super::auth::Caller;
 use super::pb::{self, call_service_server::CallService};
 use super::{call_convert, status::to_status};
 use crate::domain::{Clock, Repository, text::echo};
@@ -38,6 +39,7 @@ impl<R: Repository> CallService for CallApi<R> {
         &self,
         req: Request<pb::NotifyCallInRequest>,
     ) -> Result<Response<pb::NotifyCallInResponse>, Status> {
+        Caller::of(&req)?.require_softswitch("NotifyCallIn")?;
         let c = call_convert::call_in(req.into_inner()).map_err(to_status)?;
         let (d, seq) = self
             .repo
@@ -53,6 +55,7 @@ impl<R: Repository> CallService for CallApi<R> {
         &self,
         req: Request<pb::ReportCallEventRequest>,
     ) -> Result<Response<pb::ReportCallEventResponse>, Status> {
+        Caller::of(&req)?.require_softswitch("ReportCallEvent")?;
         let now = self.clock.now();
         let r = call_convert::report(req.into_inner(), now).map_err(to_status)?;
         let (sequence, duplicate) = self.repo.report_call(r, now).await.map_err(to_status)?;
@@ -69,10 +72,12 @@ impl<R: Repository> CallService for CallApi<R> {
         &self,
         req: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let tenant = Caller::of(&req)?.event_scope()?;
         let stream = super::watch::open(
             self.repo.clone(),
             self.hub.clone(),
             req.into_inner(),
+            tenant,
             self.stop.clone(),
         )
         .await?;

@@ -269,7 +269,7 @@ fn target(
     let cb = opt_id(v, "customer_bind_id", customer_bind_id, MAX_ID_LEN);
     let cb_set = !customer_bind_id.trim().is_empty();
     match (id, cb) {
-        (BindingIdArg::Uuid(id), None) if !cb_set => return Some(BindingRef::Id(id)),
+        (BindingIdArg::Uuid(id), None) if !cb_set => return Some(BindingRef::Id { tenant, id }),
         (BindingIdArg::NoSuchBinding, None) if !cb_set => return None,
         (BindingIdArg::Absent, Some(id)) => return Some(BindingRef::CustomerBindId { tenant, id }),
         (BindingIdArg::Absent, None) if !cb_set => v.add(
@@ -339,10 +339,11 @@ pub(crate) fn list_filter(
     tenant: Result<Tenant, String>,
 ) -> Result<(BindingFilter, u64), DomainError> {
     let mut v = Violations::default();
-    take_tenant(&mut v, tenant);
+    let tenant = take_tenant(&mut v, tenant);
     let limit = page_size(&mut v, r.page_size);
     let state = state_from_pb(&mut v, r.state);
     let filter = BindingFilter {
+        tenant,
         pool_key: validate::opt_pool_key(&mut v, "pool_key", &r.pool_key),
         state,
         customer_user_id: Some(line(
@@ -444,6 +445,7 @@ pub(crate) fn binding_to_pb(b: Binding) -> pb::Binding {
         create_time: Some(ms_to_ts(b.created_at)),
         update_time: Some(ms_to_ts(b.updated_at)),
         delayed_y: b.delayed_y,
+        tenant: b.tenant,
     }
 }
 
@@ -452,6 +454,7 @@ pub(crate) fn pool_to_pb(p: Pool) -> pb::Pool {
         pool_key: p.pool_key,
         provider: provider_to_pb(p.provider) as i32,
         carrier_pool_key: p.carrier_pool_key,
+        tenants: p.tenants,
     }
 }
 

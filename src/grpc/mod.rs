@@ -1,5 +1,6 @@
 //! Transport: generated code, pb <-> domain conversions, error mapping, service impls.
 
+pub mod auth;
 pub mod binding_service;
 mod call_convert;
 pub mod call_service;
@@ -8,7 +9,7 @@ pub mod pool_service;
 #[cfg(test)]
 mod proptest_support;
 pub mod status;
-mod validate;
+pub(crate) mod validate;
 mod watch;
 
 /// Generated `pns.v1` code and its encoded descriptor set (for reflection).
@@ -20,6 +21,7 @@ pub mod pb {
         include_bytes!(concat!(env!("OUT_DIR"), "/pns_descriptor.bin"));
 }
 
-/// Metadata key naming the tenant that owns `customer_bind_id`s; absent or empty = "default",
+/// Metadata key naming the tenant a call acts for (open mode and the admin key only; a tenant
+/// key may send only its own tenant); absent or empty = "default",
 /// otherwise 1–64 characters of `[A-Za-z0-9._-]` (`validate::tenant`), else INVALID_ARGUMENT.
 pub const TENANT_HEADER: &str = "x-pns-tenant";

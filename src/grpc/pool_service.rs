@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::auth::{Caller, Role};
 use super::convert::{self, LIST_NUMBERS_TOKEN, number_to_pb, pool_to_pb};
 use super::pb::{self, number_pool_service_server::NumberPoolService};
 use super::status::to_status;
@@ -15,6 +16,8 @@ use crate::domain::{
 
 /// Most numbers one `AddNumbers` call takes.
 pub const MAX_ADD_NUMBERS: usize = 10_000;
+/// Most tenants a pool names.
+pub const MAX_POOL_TENANTS: usize = 64;
 
 pub struct PoolApi<R> {
     repo: Arc<R>,
@@ -108,6 +111,7 @@ impl<R: Repository> NumberPoolService for PoolApi<R> {
         &self,
         req: Request<pb::CreatePoolRequest>,
     ) -> Result<Response<pb::CreatePoolResponse>, Status> {
+        Caller::of(&req)?.require_admin("CreatePool")?;
         let r = req.into_inner();
         let mut v = Violations::default();
         let pool_key = validate::pool_key(&mut v, "pool_key", &r.pool_key);
@@ -120,6 +124,27 @@ impl<R: Repository> NumberPoolService for PoolApi<R> {
             ),
             Err(_) => v.add(reason::INVALID_ARGUMENT, "provider", "unknown provider"),
         }
+        if r.tenants.len() > MAX_POOL_TENANTS {
+            v.add(
+                reason::INVALID_ARGUMENT,
+                "tenants",
+                format!("at most {MAX_POOL_TENANTS} tenants"),
+            );
+        }
+        let mut tenants: Vec<String> = Vec::new();
+        for (i, t) in r.tenants.iter().take(MAX_POOL_TENANTS).enumerate() {
+            let field = format!("tenants[{i}]");
+            let parsed = if t.trim().is_empty() {
+                Err("must not be empty".to_owned())
+            } else {
+                validate::parse_tenant(Some(t.as_bytes()))
+            };
+            if let Some(t) = v.take(reason::INVALID_ARGUMENT, &field, parsed)
+                && !tenants.contains(&t)
+            {
+                tenants.push(t);
+            }
+        }
         v.finish().map_err(to_status)?;
         let pool = self
             .repo
@@ -127,6 +152,7 @@ impl<R: Repository> NumberPoolService for PoolApi<R> {
                 pool_key,
                 provider: Provider::Local,
                 carrier_pool_key: String::new(),
+                tenants,
             })
             .await
             .map_err(to_status)?;
@@ -138,9 +164,21 @@ impl<R: Repository> NumberPoolService for PoolApi<R> {
 
     async fn list_pools(
         &self,
-        _req: Request<pb::ListPoolsRequest>,
+        req: Request<pb::ListPoolsRequest>,
     ) -> Result<Response<pb::ListPoolsResponse>, Status> {
-        let pools = self.repo.list_pools().await.map_err(to_status)?;
+        let caller = Caller::of(&req)?;
+        let mut pools = self.repo.list_pools().await.map_err(to_status)?;
+        if !caller.is_admin() {
+            // A tenant sees the pools it may bind in, and not which other tenants may.
+            let me = match &caller.role {
+                Role::Tenant(t) => Some(t.as_str()),
+                _ => None,
+            };
+            pools.retain(|p| me.is_none_or(|t| p.allows(t)));
+            for p in &mut pools {
+                p.tenants.clear();
+            }
+        }
         Ok(Response::new(pb::ListPoolsResponse {
             pools: pools.into_iter().map(pool_to_pb).collect(),
         }))
@@ -150,6 +188,7 @@ impl<R: Repository> NumberPoolService for PoolApi<R> {
         &self,
         req: Request<pb::AddNumbersRequest>,
     ) -> Result<Response<pb::AddNumbersResponse>, Status> {
+        Caller::of(&req)?.require_admin("AddNumbers")?;
         let r = req.into_inner();
         let specs: Vec<_> = r
             .numbers
@@ -186,6 +225,7 @@ impl<R: Repository> NumberPoolService for PoolApi<R> {
         &self,
         req: Request<pb::ListNumbersRequest>,
     ) -> Result<Response<pb::ListNumbersResponse>, Status> {
+        Caller::of(&req)?.require_admin("ListNumbers")?;
         let r = req.into_inner();
         let mut v = Violations::default();
         let pool_key = validate::pool_key(&mut v, "pool_key", &r.pool_key);
@@ -220,6 +260,7 @@ impl<R: Repository> NumberPoolService for PoolApi<R> {
         &self,
         req: Request<pb::SetNumberStateRequest>,
     ) -> Result<Response<pb::SetNumberStateResponse>, Status> {
+        Caller::of(&req)?.require_admin("SetNumberState")?;
         let r = req.into_inner();
         let mut v = Violations::default();
         let pool_key = validate::pool_key(&mut v, "pool_key", &r.pool_key);

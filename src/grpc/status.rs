@@ -78,6 +78,9 @@ pub fn to_status(e: DomainError) -> Status {
         DomainError::FailedPrecondition { reason, .. } => {
             (Code::FailedPrecondition, reason, HashMap::new())
         }
+        DomainError::PermissionDenied { reason, .. } => {
+            (Code::PermissionDenied, reason, HashMap::new())
+        }
         DomainError::Upstream(pe) => return upstream_status(pe, msg),
         DomainError::Unavailable(detail) => {
             tracing::warn!(error = %detail, "storage unavailable");

@@ -71,9 +71,10 @@ pub(crate) async fn open<R: Repository>(
     repo: Arc<R>,
     hub: EventHub,
     req: pb::WatchEventsRequest,
+    tenant: Result<Option<String>, String>,
     stop: watch::Receiver<bool>,
 ) -> Result<WatchStream, Status> {
-    let filter = filter(&req).map_err(to_status)?;
+    let filter = filter(&req, tenant).map_err(to_status)?;
     let Some(permit) = hub.admit() else {
         return Err(too_many_streams(hub.max_streams()));
     };
@@ -120,7 +121,11 @@ fn too_many_streams(max: usize) -> Status {
 
 /// Every filter is checked like the field it filters on: `pool_key` a pool key, `binding_id` a
 /// UUID, `customer_user_id` an id of at most 128 characters, `kinds` at most 32 known kinds.
-fn filter(req: &pb::WatchEventsRequest) -> Result<EventFilter, DomainError> {
+/// `tenant`: the caller's scope (`None` = every tenant), or why `x-pns-tenant` is invalid.
+fn filter(
+    req: &pb::WatchEventsRequest,
+    tenant: Result<Option<String>, String>,
+) -> Result<EventFilter, DomainError> {
     let mut v = Violations::default();
     if req.after_sequence < 0 && !req.from_now {
         v.add(
@@ -158,8 +163,12 @@ fn filter(req: &pb::WatchEventsRequest) -> Result<EventFilter, DomainError> {
         req.customer_user_id.trim(),
         MAX_ID_LEN,
     );
+    let tenant = v
+        .take(reason::INVALID_ARGUMENT, super::TENANT_HEADER, tenant)
+        .flatten();
     v.finish()?;
     Ok(EventFilter {
+        tenant,
         after: 0,
         up_to: None,
         pool_key,
@@ -292,5 +301,6 @@ pub(crate) fn event_to_pb(e: Event) -> pb::Event {
         called: e.called,
         callee: e.callee,
         detail_json: e.detail.to_string(),
+        tenant: e.tenant,
     }
 }

@@ -421,6 +421,7 @@ fn incoming_event(c: &CallIn, d: &Decision, now: Millis) -> NewEvent {
         Some(b) => NewEvent::for_binding(CallEventKind::Incoming.as_str(), b, now),
         None => NewEvent {
             kind: CallEventKind::Incoming.as_str().to_owned(),
+            tenant: String::new(),
             binding_id: None,
             pool_key: String::new(),
             provider: None,

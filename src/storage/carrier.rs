@@ -54,7 +54,9 @@ impl Store {
         upstream_request: &str,
         now: Millis,
     ) -> R<Option<Binding>> {
-        let pool = self.pool_row(&self.db, &res.binding.pool_key).await?;
+        let pool = self
+            .pool_for_tenant(&self.db, &res.binding.pool_key, &res.tenant)
+            .await?;
         let b = &res.binding;
         if let Some(cb) = &b.customer_bind_id
             && let Some(existing) = self.find_by_customer(&self.db, &res.tenant, cb).await?

@@ -16,6 +16,12 @@ pub(super) fn pool(m: pool::Model) -> Result<Pool, DomainError> {
         provider: Provider::parse(&m.provider).ok_or_else(|| corrupt("provider", &m.provider))?,
         pool_key: m.pool_key,
         carrier_pool_key: m.carrier_pool_key,
+        tenants: m
+            .tenants
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect(),
     })
 }
 
@@ -53,6 +59,7 @@ pub(super) fn binding(m: binding::Model, now: Millis) -> Result<Binding, DomainE
         call_in_strategy: ExpireStrategy::from_i32(m.call_in_strategy)
             .ok_or_else(|| corrupt("strategy", &m.call_in_strategy.to_string()))?,
         id: m.id,
+        tenant: m.tenant,
         pool_key: m.pool_key,
         phone_a: m.phone_a,
         phone_b: m.phone_b,
@@ -115,6 +122,7 @@ pub(super) fn new_row(
         last_party: Set(None),
         created_at: Set(b.created_at),
         updated_at: Set(b.updated_at),
+        purged_at: Set(None),
         ended_at: Set(None),
         upstream_request: Set(upstream_request),
     }

@@ -198,6 +198,7 @@ fn row(e: NewEvent, seq: i64, created: Millis) -> event::ActiveModel {
     event::ActiveModel {
         seq: Set(seq),
         kind: Set(e.kind),
+        tenant: Set(e.tenant),
         binding_id: Set(e.binding_id),
         pool_key: Set(e.pool_key),
         provider: Set(e.provider.map(|p| p.as_str().to_owned())),
@@ -221,6 +222,7 @@ fn row(e: NewEvent, seq: i64, created: Millis) -> event::ActiveModel {
 pub(super) fn for_row(kind: &str, m: &binding::Model, now: Millis) -> NewEvent {
     NewEvent {
         kind: kind.to_owned(),
+        tenant: m.tenant.clone(),
         binding_id: Some(m.id.clone()),
         pool_key: m.pool_key.clone(),
         provider: Provider::parse(&m.provider),
@@ -275,6 +277,7 @@ fn to_event(m: event::Model) -> Result<Event, DomainError> {
         sequence: m.seq,
         provider,
         kind: m.kind,
+        tenant: m.tenant,
         binding_id: m.binding_id,
         pool_key: m.pool_key,
         customer_bind_id: m.customer_bind_id,
@@ -321,7 +324,12 @@ impl Store {
         &self,
         f: &EventFilter,
     ) -> Result<Vec<Event>, DomainError> {
-        let mut q = event::Entity::find().filter(event::Column::Seq.gt(f.after));
+        // Tenant-scoped at the query: another tenant's events are never read.
+        let mut q = match &f.tenant {
+            Some(t) => event::Entity::find().filter(event::Column::Tenant.eq(t.clone())),
+            None => event::Entity::find(),
+        }
+        .filter(event::Column::Seq.gt(f.after));
         if let Some(hi) = f.up_to {
             q = q.filter(event::Column::Seq.lte(hi));
         }
@@ -355,6 +363,7 @@ mod tests {
     fn ev(kind: &str, key: Option<&str>) -> NewEvent {
         NewEvent {
             kind: kind.into(),
+            tenant: String::new(),
             binding_id: None,
             pool_key: "p".into(),
             provider: None,
@@ -451,6 +460,7 @@ mod tests {
         assert_eq!(mixed.items, [new(3), dup(1)]);
         let all = s
             .read_events(&EventFilter {
+                tenant: None,
                 limit: 10,
                 ..Default::default()
             })

@@ -17,6 +17,7 @@ mod migration;
 mod pools;
 mod repo_impl;
 mod reports;
+mod retention;
 pub(crate) mod writer;
 
 use std::{sync::Arc, time::Duration};

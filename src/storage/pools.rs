@@ -24,11 +24,29 @@ impl Store {
             .ok_or_else(|| DomainError::PoolNotFound(key.to_owned()))
     }
 
+    /// The pool `tenant` binds in: PERMISSION_DENIED when the pool names other tenants only.
+    pub(super) async fn pool_for_tenant(
+        &self,
+        db: &impl ConnectionTrait,
+        key: &str,
+        tenant: &str,
+    ) -> R<pool::Model> {
+        let row = self.pool_row(db, key).await?;
+        if !convert::pool(row.clone())?.allows(tenant) {
+            return Err(DomainError::PermissionDenied {
+                reason: reason::POOL_NOT_ALLOWED,
+                message: format!("tenant {tenant:?} may not bind in pool {key:?}"),
+            });
+        }
+        Ok(row)
+    }
+
     pub(super) async fn create_pool_impl(&self, p: Pool) -> R<Pool> {
         let row = pool::ActiveModel {
             pool_key: Set(p.pool_key.clone()),
             provider: Set(p.provider.as_str().to_owned()),
             carrier_pool_key: Set(p.carrier_pool_key.clone()),
+            tenants: Set(p.tenants.join(",")),
             created_at: Set(now_ms()),
             ..Default::default()
         };
@@ -44,6 +62,7 @@ impl Store {
             pool_key: Set(p.pool_key.clone()),
             provider: Set(p.provider.as_str().to_owned()),
             carrier_pool_key: Set(p.carrier_pool_key.clone()),
+            tenants: Set(p.tenants.join(",")),
             created_at: Set(now_ms()),
             ..Default::default()
         };
@@ -161,13 +180,33 @@ impl Store {
         state: NumberState,
     ) -> R<NumberInfo> {
         let pool = self.pool_row(&self.db, pool_key).await?;
-        let res = number::Entity::update_many()
+        let mut upd = number::Entity::update_many()
             .col_expr(number::Column::State, state.as_str().into())
             .filter(number::Column::PoolId.eq(pool.id))
-            .filter(number::Column::Number.eq(num))
-            .exec(&self.db)
-            .await?;
+            .filter(number::Column::Number.eq(num));
+        if state != NumberState::Available {
+            // Decided by the UPDATE itself: a number an active binding holds (locked X, or a
+            // shared X/Y still counted) is not taken out of service under it.
+            upd = upd
+                .filter(number::Column::LockedBy.is_null())
+                .filter(number::Column::SharedCount.eq(0));
+        }
+        let res = upd.exec(&self.db).await?;
         if res.rows_affected == 0 {
+            let exists = number::Entity::find()
+                .filter(number::Column::PoolId.eq(pool.id))
+                .filter(number::Column::Number.eq(num))
+                .one(&self.db)
+                .await?
+                .is_some();
+            if exists {
+                return Err(DomainError::FailedPrecondition {
+                    reason: reason::NUMBER_LOCKED,
+                    message: format!(
+                        "number {num} is held by an active binding; unbind it (or let it expire) first"
+                    ),
+                });
+            }
             return Err(DomainError::NumberNotFound {
                 reason: reason::NUMBER_NOT_FOUND,
                 message: format!("number {num} is not in pool {pool_key:?}"),

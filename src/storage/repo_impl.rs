@@ -67,6 +67,10 @@ impl Repository for Store {
     async fn unbind(&self, r: &BindingRef, now: Millis) -> R<Binding> {
         self.unbind_impl(r, now).await
     }
+    async fn purge_ended(&self, ended_before: Millis, now: Millis, limit: u64) -> R<u64> {
+        self.purge_ended_impl(ended_before, now, limit).await
+    }
+
     async fn sweep_expired(&self, now: Millis, limit: u64) -> R<u64> {
         self.sweep_expired_impl(now, limit).await
     }

@@ -123,6 +123,7 @@ impl Store {
         };
         Ok(NewEvent {
             kind: kind.as_str().to_owned(),
+            tenant: m.map(|m| m.tenant.clone()).unwrap_or_default(),
             binding_id: m.map(|m| m.id.clone()),
             pool_key: m
                 .map(|m| m.pool_key.clone())

@@ -3,6 +3,7 @@
 //! database per test (SQLite by default; PostgreSQL when `PNS_TEST_POSTGRES_URL` is set).
 
 mod aliyun_adapter;
+mod auth;
 mod axn;
 mod calls;
 mod carriers;
@@ -18,6 +19,7 @@ mod nxcloud_adapter;
 mod outage;
 mod pools;
 mod readme;
+mod retention;
 mod server;
 mod support;
 mod webhooks;

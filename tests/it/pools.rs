@@ -13,6 +13,7 @@ async fn create_list_and_duplicate_pool() {
         .create_pool(pb::CreatePoolRequest {
             pool_key: "hk-1".into(),
             provider: pb::Provider::Local as i32,
+            tenants: Vec::new(),
         })
         .await
         .unwrap()
@@ -22,6 +23,7 @@ async fn create_list_and_duplicate_pool() {
         .create_pool(pb::CreatePoolRequest {
             pool_key: "hk-1".into(),
             provider: pb::Provider::Local as i32,
+            tenants: Vec::new(),
         })
         .await
         .unwrap_err();
@@ -44,6 +46,7 @@ async fn invalid_pool_requests_are_rejected_precisely() {
         .create_pool(pb::CreatePoolRequest {
             pool_key: "bad key!".into(),
             provider: 0,
+            tenants: Vec::new(),
         })
         .await
         .unwrap_err();
@@ -53,6 +56,7 @@ async fn invalid_pool_requests_are_rejected_precisely() {
         .create_pool(pb::CreatePoolRequest {
             pool_key: "nx".into(),
             provider: pb::Provider::Nxcloud as i32,
+            tenants: Vec::new(),
         })
         .await
         .unwrap_err();

@@ -109,6 +109,7 @@ pub(crate) async fn make_pool(
         .create_pool(pb::CreatePoolRequest {
             pool_key: key.to_owned(),
             provider: pb::Provider::Local as i32,
+            tenants: Vec::new(),
         })
         .await
         .map_err(|s| format!("CreatePool {key}: {}: {}", error_key(&s), s.message()))?;

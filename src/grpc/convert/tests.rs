@@ -136,7 +136,10 @@ prop_compose! {
 
 fn check_ref(r: &BindingRef) -> Result<(), TestCaseError> {
     match r {
-        BindingRef::Id(id) => prop_assert!(is_uuid(id), "{id:?}"),
+        BindingRef::Id { tenant, id } => {
+            prop_assert!(is_tenant(tenant));
+            prop_assert!(is_uuid(id), "{id:?}")
+        }
         BindingRef::CustomerBindId { tenant, id } => {
             prop_assert!(is_tenant(tenant));
             prop_assert!(!id.is_empty() && is_id(id) && id.trim() == id);

@@ -54,14 +54,19 @@ fn not_local(pool: &pool::Model) -> DomainError {
 }
 
 impl Store {
+    /// The tenant-scoped query every look-up of a caller's bindings starts from (as svix's
+    /// `secure_find`): rows of other tenants are never read, so they are NOT_FOUND.
+    pub(super) fn tenant_scoped(tenant: &str) -> sea_orm::Select<binding::Entity> {
+        binding::Entity::find().filter(binding::Column::Tenant.eq(tenant))
+    }
+
     pub(super) async fn find_by_customer(
         &self,
         db: &impl ConnectionTrait,
         tenant: &str,
         cbid: &str,
     ) -> Result<Option<binding::Model>, DbErr> {
-        binding::Entity::find()
-            .filter(binding::Column::Tenant.eq(tenant))
+        Self::tenant_scoped(tenant)
             .filter(binding::Column::CustomerBindId.eq(cbid))
             .one(db)
             .await
@@ -69,7 +74,12 @@ impl Store {
 
     async fn binding_row(&self, db: &impl ConnectionTrait, r: &BindingRef) -> R<binding::Model> {
         let found = match r {
-            BindingRef::Id(id) => binding::Entity::find_by_id(id.clone()).one(db).await?,
+            BindingRef::Id { tenant, id } => {
+                Self::tenant_scoped(tenant)
+                    .filter(binding::Column::Id.eq(id.clone()))
+                    .one(db)
+                    .await?
+            }
             BindingRef::CustomerBindId { tenant, id } => {
                 self.find_by_customer(db, tenant, id).await?
             }
@@ -112,7 +122,9 @@ impl Store {
     }
 
     pub(super) async fn bind_xyb_impl(&self, cmd: &XybBind, now: Millis) -> R<(Binding, bool)> {
-        let pool = self.pool_row(&self.db, &cmd.pool_key).await?;
+        let pool = self
+            .pool_for_tenant(&self.db, &cmd.pool_key, &cmd.tenant)
+            .await?;
         if pool.provider != Provider::Local.as_str() {
             return Err(not_local(&pool));
         }
@@ -219,7 +231,9 @@ impl Store {
     }
 
     pub(super) async fn bind_axn_impl(&self, cmd: &AxnBind, now: Millis) -> R<(Binding, bool)> {
-        let pool = self.pool_row(&self.db, &cmd.pool_key).await?;
+        let pool = self
+            .pool_for_tenant(&self.db, &cmd.pool_key, &cmd.tenant)
+            .await?;
         if pool.provider != Provider::Local.as_str() {
             return Err(not_local(&pool));
         }

@@ -14,7 +14,7 @@ impl Store {
         f: &BindingFilter,
         now: Millis,
     ) -> R<Vec<Binding>> {
-        let mut q = binding::Entity::find();
+        let mut q = Self::tenant_scoped(&f.tenant);
         if let Some(p) = &f.pool_key {
             let pool = self.pool_row(&self.db, p).await?;
             q = q.filter(binding::Column::PoolId.eq(pool.id));

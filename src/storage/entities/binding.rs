@@ -37,6 +37,8 @@ pub struct Model {
     pub last_party: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When retention erased the real numbers of this ended binding (m0004).
+    pub purged_at: Option<i64>,
     pub ended_at: Option<i64>,
     /// Carrier pools: the upstream request of a PENDING reservation, for the reconciler.
     pub upstream_request: Option<String>,

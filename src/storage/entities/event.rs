@@ -7,6 +7,8 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub seq: i64,
     pub kind: String,
+    /// Tenant of the binding (m0004); empty for events about no binding.
+    pub tenant: String,
     pub binding_id: Option<String>,
     pub pool_key: String,
     pub provider: Option<String>,

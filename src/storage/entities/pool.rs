@@ -9,6 +9,9 @@ pub struct Model {
     pub pool_key: String,
     pub provider: String,
     pub carrier_pool_key: String,
+    /// Tenants allowed to bind, comma-separated; empty = all (m0004).
+    #[sea_orm(column_type = "Text")]
+    pub tenants: String,
     pub created_at: i64,
 }
 

@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m0001_core;
 mod m0002_events;
 mod m0003_carrier;
+mod m0004_tenancy;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_core::Migration),
             Box::new(m0002_events::Migration),
             Box::new(m0003_carrier::Migration),
+            Box::new(m0004_tenancy::Migration),
         ]
     }
 }

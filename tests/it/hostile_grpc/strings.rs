@@ -119,6 +119,7 @@ async fn nul_and_control_characters_in_stored_fields_are_rejected_and_store_noth
         .create_pool(pb::CreatePoolRequest {
             pool_key: NUL.into(),
             provider: pb::Provider::Local as i32,
+            tenants: Vec::new(),
         })
         .await
         .unwrap_err();
@@ -216,6 +217,7 @@ async fn a_3_mb_pool_key_or_field_gets_a_small_invalid_argument_not_a_metadata_o
         .create_pool(pb::CreatePoolRequest {
             pool_key: k.clone(),
             provider: 1,
+            tenants: Vec::new(),
         })
         .await
         .unwrap_err();
@@ -511,6 +513,7 @@ async fn add_numbers_create_pool_and_set_number_state_validate_every_field() {
         .create_pool(pb::CreatePoolRequest {
             pool_key: "p".repeat(65),
             provider: 99,
+            tenants: Vec::new(),
         })
         .await
         .unwrap_err();

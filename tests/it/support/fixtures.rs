@@ -19,6 +19,7 @@ pub async fn pool_with(
         .create_pool(pb::CreatePoolRequest {
             pool_key: key.into(),
             provider: pb::Provider::Local as i32,
+            tenants: Vec::new(),
         })
         .await
         .expect("create pool");

@@ -88,6 +88,7 @@ fn full_batch(subs: &[Sub], max_bytes: usize) -> (String, Vec<(String, String)>)
 async fn events_after(s: &TestServer, after: i64) -> Vec<pns_gateway::domain::Event> {
     s.store
         .read_events(&EventFilter {
+            tenant: None,
             after,
             limit: 1_000_000,
             ..Default::default()

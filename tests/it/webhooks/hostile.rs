@@ -302,6 +302,7 @@ async fn generous_but_valid_carrier_values_are_stored() {
     let evs =
         e.s.store
             .read_events(&EventFilter {
+                tenant: None,
                 after: before,
                 limit: 100,
                 ..Default::default()
