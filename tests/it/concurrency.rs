@@ -192,14 +192,19 @@ async fn concurrent_writes_are_group_committed_and_a_conflict_fails_alone() {
     let s = TestServer::start().await;
     let numbers = pool_with(&s, "p", "1700000", 300, "").await;
     let before = s.store.group_commit_stats();
-    // 250 binds; every fifth asks for the same X (one wins, the others conflict in their batch).
+    // 250 binds; every fifth asks for the same X (one wins, the others conflict in their
+    // batch); the others each ask for an X of their own, so none of them can take the contested
+    // one first. Y comes from the pool.
     let results = join_all((0..250).map(|i| {
         let mut c = s.bindings();
         let mut r = xyb("p", &format!("139{i:08}"));
         r.customer_bind_id = format!("gc-{i}");
-        if i % 5 == 0 {
-            r.number_x = numbers[0].clone();
-        }
+        r.delayed_y = true;
+        r.number_x = if i % 5 == 0 {
+            numbers[0].clone()
+        } else {
+            numbers[1 + i].clone()
+        };
         async move { (i, c.bind_xyb(r).await) }
     }))
     .await;
