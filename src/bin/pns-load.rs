@@ -71,6 +71,11 @@ struct Cli {
     /// Print one JSON object per measured row on stdout (the table then goes to stderr).
     #[arg(long)]
     json: bool,
+    /// API key sent as `authorization: Bearer <key>` to a server with keys: the admin key
+    /// (scenarios create pools and send call-ins). Read from the environment, not the command
+    /// line, so it does not show in process lists.
+    #[arg(long = "api-key", env = "PNS_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
     /// `watch`: WatchEvents subscribers open during the second bind run.
     #[arg(long, default_value_t = 1000)]
     subscribers: usize,
@@ -123,6 +128,17 @@ async fn main() -> ExitCode {
             "with --target, --database-url names the target's database for --check: give both or neither"
         );
         return ExitCode::from(2);
+    }
+    if let Some(k) = cli.api_key.as_deref().filter(|k| !k.is_empty()) {
+        match format!("Bearer {k}").parse() {
+            Ok(v) => {
+                let _ = scenarios::API_KEY.set(v);
+            }
+            Err(_) => {
+                eprintln!("PNS_API_KEY is not a valid header value");
+                return ExitCode::from(2);
+            }
+        }
     }
     match run(cli).await {
         Ok(true) => ExitCode::SUCCESS,

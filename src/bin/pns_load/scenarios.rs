@@ -26,6 +26,35 @@ const ADD_CHUNK: usize = 10_000;
 /// Share of the pool the `full-pool` scenario locks before probing.
 const FULL: f64 = 0.995;
 
+/// The key `--api-key` gave (sent as `authorization: Bearer <key>` on every pns.v1 call).
+pub(crate) static API_KEY: std::sync::OnceLock<
+    tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+> = std::sync::OnceLock::new();
+
+/// Adds the API key, if any, to a request.
+pub(crate) type Authed = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
+
+fn authed(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    if let Some(k) = API_KEY.get() {
+        req.metadata_mut().insert("authorization", k.clone());
+    }
+    Ok(req)
+}
+
+type Intercepted = tonic::service::interceptor::InterceptedService<Channel, Authed>;
+
+pub(crate) fn binding_client(ch: Channel) -> BindingServiceClient<Intercepted> {
+    BindingServiceClient::with_interceptor(ch, authed as Authed)
+}
+
+pub(crate) fn call_client(ch: Channel) -> CallServiceClient<Intercepted> {
+    CallServiceClient::with_interceptor(ch, authed as Authed)
+}
+
+pub(crate) fn pool_client(ch: Channel) -> NumberPoolServiceClient<Intercepted> {
+    NumberPoolServiceClient::with_interceptor(ch, authed as Authed)
+}
+
 pub(crate) struct Ctx {
     pub(crate) channels: Vec<Channel>,
     pub(crate) concurrency: usize,
@@ -52,8 +81,8 @@ impl Ctx {
         format!("load-{name}-{}", self.run)
     }
 
-    fn pools(&self) -> NumberPoolServiceClient<Channel> {
-        NumberPoolServiceClient::new(self.channels[0].clone())
+    fn pools(&self) -> NumberPoolServiceClient<Intercepted> {
+        pool_client(self.channels[0].clone())
     }
 }
 
@@ -202,7 +231,7 @@ pub(crate) async fn notify(ctx: &Ctx) -> Result<Vec<Row>, String> {
                 ..Default::default()
             };
             async move {
-                match BindingServiceClient::new(ch).bind_axn_extension(req).await {
+                match binding_client(ch).bind_axn_extension(req).await {
                     Ok(_) => Outcome::Ok,
                     Err(st) => Outcome::from_status(&st),
                 }
@@ -228,7 +257,7 @@ pub(crate) async fn notify(ctx: &Ctx) -> Result<Vec<Row>, String> {
             };
             let out = out.clone();
             async move {
-                match BindingServiceClient::new(ch).bind_xyb(req).await {
+                match binding_client(ch).bind_xyb(req).await {
                     Ok(resp) => {
                         let b = resp.into_inner().binding.unwrap_or_default();
                         if b.number_y.is_empty() {
@@ -314,7 +343,7 @@ pub(crate) async fn notify(ctx: &Ctx) -> Result<Vec<Row>, String> {
 
 /// One NotifyCallIn that must CONNECT to `want`.
 async fn call_in(ch: Channel, req: pb::NotifyCallInRequest, want: String) -> Outcome {
-    match CallServiceClient::new(ch).notify_call_in(req).await {
+    match call_client(ch).notify_call_in(req).await {
         Ok(resp) => {
             let resp = resp.into_inner();
             if resp.decision != pb::Decision::Connect as i32 {
@@ -342,7 +371,7 @@ pub(crate) async fn bind_xyb_once(ch: Channel, pool: String, phone_b: String) ->
         delayed_y: true,
         ..Default::default()
     };
-    match BindingServiceClient::new(ch).bind_xyb(req).await {
+    match binding_client(ch).bind_xyb(req).await {
         Ok(_) => Outcome::Ok,
         Err(st) => Outcome::from_status(&st),
     }
@@ -382,7 +411,7 @@ pub(crate) async fn bind_axn(ctx: &Ctx) -> Result<Vec<Row>, String> {
             ..Default::default()
         };
         async move {
-            match BindingServiceClient::new(ch).bind_axn_extension(req).await {
+            match binding_client(ch).bind_axn_extension(req).await {
                 Ok(_) => Outcome::Ok,
                 Err(st) => Outcome::from_status(&st),
             }

@@ -12,12 +12,12 @@ use std::{
     time::Duration,
 };
 
-use pns_gateway::grpc::pb::{self, call_service_client::CallServiceClient};
+use pns_gateway::grpc::pb;
 use tonic::transport::{Channel, Endpoint};
 
 use super::driver::drive;
 use super::report::Row;
-use super::scenarios::{Ctx, bind_xyb_once, make_pool, real};
+use super::scenarios::{Ctx, bind_xyb_once, call_client, make_pool, real};
 
 /// Readers whose every delivery is timed (the others only count), to keep the sample small.
 const TIMED_READERS: usize = 20;
@@ -94,7 +94,7 @@ pub(crate) async fn watch(
         } else {
             ctx.channels[i % ctx.channels.len()].clone()
         };
-        let mut stream = CallServiceClient::new(ch)
+        let mut stream = call_client(ch)
             .watch_events(req.clone())
             .await
             .map_err(|st| format!("subscriber {i}: {st}"))?

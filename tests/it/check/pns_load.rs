@@ -100,3 +100,57 @@ async fn pns_load_check_of_a_target_reports_its_anomalies_and_fails() {
     let (code, out) = pns_load(args(&[&run[..], &["--database-url", &s.db.url]].concat())).await;
     assert_eq!(code, 2, "{out}");
 }
+
+/// Against a server with keys, `pns-load` sends the admin key from `PNS_API_KEY`; without it
+/// every call is refused and the run fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pns_load_sends_the_api_key_from_the_environment() {
+    let s = TestServer::start_with(crate::auth::keyed()).await;
+    let target = format!("http://{}", s.addr);
+    let run = |key: Option<&'static str>| {
+        let target = target.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_pns-load"));
+            cmd.args([
+                "--target",
+                &target,
+                "--scenarios",
+                "bind-xyb",
+                "--duration",
+                "0.3",
+                "--connections",
+                "1",
+                "--concurrency",
+                "2",
+                "--pool-size",
+                "50",
+            ])
+            .env("PNS_LOG", "warn")
+            .env_remove("PNS_API_KEY");
+            if let Some(k) = key {
+                cmd.env("PNS_API_KEY", k);
+            }
+            let out = cmd.output().expect("run pns-load");
+            (
+                out.status.success(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            )
+        })
+    };
+    let (ok, out) = run(None).await.unwrap();
+    assert!(!ok, "{out}");
+    assert!(
+        out.to_lowercase().contains("unauthenticated") || out.contains("API_KEY"),
+        "{out}"
+    );
+    let (ok, out) = run(Some(crate::auth::ADMIN)).await.unwrap();
+    assert!(ok, "{out}");
+    assert!(
+        !out.contains(crate::auth::ADMIN),
+        "the key is never printed: {out}"
+    );
+}
