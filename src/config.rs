@@ -65,6 +65,12 @@ pub struct TenantConfig {
     pub api_key_env: Option<String>,
     #[serde(default)]
     pub api_key_envs: Vec<String>,
+    /// Requests a second this tenant may make on average (a token bucket; absent = no limit).
+    #[serde(default)]
+    pub rate_per_second: Option<f64>,
+    /// Requests it may make at once (default: one second's worth, at least 1).
+    #[serde(default)]
+    pub burst: Option<u32>,
 }
 
 /// Where `serve` listens and whether open mode may face the network.
@@ -207,6 +213,7 @@ impl FileConfig {
         let carriers = self.carriers_checked(&pools, &env, &mut problems);
         let webhook_tokens = self.tokens_checked(&env, &mut problems);
         let keys = self.keys_checked(&env, &mut problems);
+        let limits = self.limits_checked(&mut problems);
         let mut open_mode = None;
         if keys.is_empty() && problems.0.is_empty() {
             let exposed: Vec<&str> = exposure
@@ -241,9 +248,54 @@ impl FileConfig {
             pools: pools.into_iter().flatten().collect(),
             carriers,
             webhook_tokens,
-            auth: crate::grpc::auth::Auth::with_keys(keys),
+            auth: crate::grpc::auth::Auth::with_keys(keys).with_limits(limits),
             open_mode,
         })
+    }
+
+    /// The request-rate limits of `[[tenants]]` (`rate_per_second`, `burst`).
+    fn limits_checked(
+        &self,
+        problems: &mut Problems,
+    ) -> Vec<(String, crate::grpc::auth::RateLimit)> {
+        let mut out = Vec::new();
+        for t in &self.tenants {
+            match (t.rate_per_second, t.burst) {
+                (None, None) => {}
+                (None, Some(_)) => problems.add(format!(
+                    "tenant {:?}: burst needs rate_per_second",
+                    crate::domain::text::echo(&t.name)
+                )),
+                (Some(r), burst) => {
+                    if !(r > 0.0 && r <= 1_000_000.0) {
+                        problems.add(format!(
+                            "tenant {:?}: rate_per_second must be above 0 and at most 1000000",
+                            crate::domain::text::echo(&t.name)
+                        ));
+                        continue;
+                    }
+                    let burst = match burst {
+                        Some(0) => {
+                            problems.add(format!(
+                                "tenant {:?}: burst must be at least 1",
+                                crate::domain::text::echo(&t.name)
+                            ));
+                            continue;
+                        }
+                        Some(b) => f64::from(b),
+                        None => r.ceil().max(1.0),
+                    };
+                    out.push((
+                        t.name.trim().to_owned(),
+                        crate::grpc::auth::RateLimit {
+                            per_second: r,
+                            burst,
+                        },
+                    ));
+                }
+            }
+        }
+        out
     }
 
     /// The API keys `[auth]` and `[[tenants]]` name, with their roles (empty = none

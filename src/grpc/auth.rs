@@ -11,7 +11,11 @@
 //! the tenant of `x-pns-tenant` (`default` when absent). `serve` allows that only on loopback
 //! listeners unless `--allow-unauthenticated` (see `config::FileConfig::resolve`).
 
+mod rate;
+
 use std::{collections::HashMap, sync::Arc};
+
+pub use rate::RateLimit;
 
 use sha1::{Digest, Sha1};
 use tonic::{Code, Request, Status};
@@ -30,6 +34,7 @@ pub mod reason {
     pub const TENANT_KEY_REQUIRED: &str = "TENANT_KEY_REQUIRED";
     pub const TENANT_MISMATCH: &str = "TENANT_MISMATCH";
     pub const POOL_NOT_ALLOWED: &str = "POOL_NOT_ALLOWED";
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
 }
 
 /// What a key may do.
@@ -138,6 +143,8 @@ fn same(a: &KeyDigest, b: &KeyDigest) -> bool {
 #[derive(Clone, Default)]
 pub struct Auth {
     keys: Arc<Vec<(KeyDigest, Role)>>,
+    /// Request-rate buckets of the tenants that have a limit.
+    limits: Arc<HashMap<String, rate::Bucket>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -159,7 +166,19 @@ impl Auth {
     pub fn with_keys(keys: impl IntoIterator<Item = (String, Role)>) -> Self {
         Self {
             keys: Arc::new(keys.into_iter().map(|(k, r)| (digest(&k), r)).collect()),
+            limits: Arc::default(),
         }
+    }
+
+    /// Request-rate limits by tenant name (tenants not named are not limited).
+    pub fn with_limits(mut self, limits: impl IntoIterator<Item = (String, RateLimit)>) -> Self {
+        self.limits = Arc::new(
+            limits
+                .into_iter()
+                .map(|(t, l)| (t, rate::Bucket::new(l)))
+                .collect(),
+        );
+        self
     }
 
     pub fn is_open(&self) -> bool {
@@ -236,6 +255,26 @@ impl Auth {
 impl tonic::service::Interceptor for Auth {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
         let caller = self.authenticate(req.metadata())?;
+        if let Role::Tenant(name) = &caller.role
+            && let Some(bucket) = self.limits.get(name)
+            && let Err(wait) = bucket.take()
+        {
+            let mut d = ErrorDetails::new();
+            d.set_error_info(
+                reason::RATE_LIMITED,
+                ERROR_DOMAIN,
+                HashMap::from([("tenant".to_owned(), name.clone())]),
+            );
+            d.set_retry_info(Some(wait));
+            return Err(Status::with_error_details(
+                Code::ResourceExhausted,
+                format!(
+                    "tenant {name} is over its request rate; retry in {} ms",
+                    wait.as_millis().max(1)
+                ),
+                d,
+            ));
+        }
         req.extensions_mut().insert(caller);
         Ok(req)
     }

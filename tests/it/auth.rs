@@ -5,6 +5,7 @@
 mod binary;
 mod config;
 mod isolation;
+mod rate;
 
 use pns_gateway::{
     app::Settings,
