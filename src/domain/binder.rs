@@ -317,7 +317,16 @@ impl UpstreamRequest {
     /// Decodes a stored request strictly: a missing or mistyped field is an error, never a
     /// default, so a corrupt row cannot be re-sent as a different bind.
     fn from_json(s: &str) -> Result<Self, String> {
-        serde_json::from_str(s).map_err(|e| format!("stored upstream request is corrupt: {e}"))
+        // Position and kind only: serde's message can quote the offending value, and this
+        // request holds real phone numbers (the error is logged).
+        serde_json::from_str(s).map_err(|e| {
+            format!(
+                "stored upstream request is corrupt ({:?} error at line {} column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            )
+        })
     }
 }
 
@@ -357,6 +366,10 @@ mod tests {
         let r = UpstreamRequest::from_json(STORED_XYB).expect("stored form decodes");
         let again = UpstreamRequest::from_json(&r.to_json()).expect("round trip");
         assert_eq!(format!("{r:?}"), format!("{again:?}"));
+        // A mistyped phone number is reported without its digits (the error is logged).
+        let typed = STORED_XYB.replace(r#""85264654798""#, "85264654798");
+        let e = UpstreamRequest::from_json(&typed).unwrap_err();
+        assert!(!e.contains("85264654798"), "{e}");
         for (corrupt, why) in [
             (
                 STORED_XYB.replace(r#""bind_strategy":1"#, r#""bind_strategy":9"#),
