@@ -13,15 +13,6 @@ fn calls(s: &TestServer) -> CallServiceClient<Channel> {
     CallServiceClient::new(s.channel.clone())
 }
 
-fn call_in(caller: &str, called: &str, ext: &str, call_id: &str) -> pb::NotifyCallInRequest {
-    pb::NotifyCallInRequest {
-        caller: caller.into(),
-        called: called.into(),
-        extension: ext.into(),
-        call_id: call_id.into(),
-    }
-}
-
 async fn call(s: &TestServer, caller: &str, called: &str, ext: &str) -> pb::NotifyCallInResponse {
     let req = call_in(
         caller,

@@ -56,15 +56,6 @@ struct Live {
     unbound: pb::Binding,
 }
 
-fn call(caller: &str, called: &str, ext: &str, id: &str) -> pb::NotifyCallInRequest {
-    pb::NotifyCallInRequest {
-        caller: caller.into(),
-        called: called.into(),
-        extension: ext.into(),
-        call_id: id.into(),
-    }
-}
-
 /// XYB binds (given X, delayed Y), call-ins that convert (one allocating its delayed Y), AXN
 /// binds (auto and given extension), extension call-ins, unbinds and an expiry sweep.
 async fn workload(s: &TestServer) -> Live {
@@ -94,7 +85,7 @@ async fn workload(s: &TestServer) -> Live {
 
     for (a, b, id) in [(A[0], &axyb, "call-1"), (A[1], &axyb2, "call-2")] {
         let d = calls
-            .notify_call_in(call(a, &b.number_x, "", id))
+            .notify_call_in(call_in(a, &b.number_x, "", id))
             .await
             .unwrap()
             .into_inner();
@@ -102,11 +93,11 @@ async fn workload(s: &TestServer) -> Live {
     }
     // The converted binding answers its B's call on Y; a retried call id is answered once.
     calls
-        .notify_call_in(call(B[0], &axyb.number_y, "", "call-3"))
+        .notify_call_in(call_in(B[0], &axyb.number_y, "", "call-3"))
         .await
         .unwrap();
     calls
-        .notify_call_in(call(A[0], &axyb.number_x, "", "call-1"))
+        .notify_call_in(call_in(A[0], &axyb.number_x, "", "call-1"))
         .await
         .unwrap();
 
@@ -132,7 +123,7 @@ async fn workload(s: &TestServer) -> Live {
     axn_bind(AXN_A[2], "cb-axn-short", 120, None).await;
     let axn_gone = axn_bind(AXN_A[3], "cb-axn-unbound", 3600, None).await;
     let d = calls
-        .notify_call_in(call(A[2], &axn_.number_x, &axn_.extension, "call-4"))
+        .notify_call_in(call_in(A[2], &axn_.number_x, &axn_.extension, "call-4"))
         .await
         .unwrap()
         .into_inner();

@@ -17,15 +17,6 @@ async fn sql(s: &TestServer, stmt: &str) {
     db.close().await.ok();
 }
 
-fn call_in(caller: &str, called: &str, call_id: &str) -> pb::NotifyCallInRequest {
-    pb::NotifyCallInRequest {
-        caller: caller.into(),
-        called: called.into(),
-        extension: String::new(),
-        call_id: call_id.into(),
-    }
-}
-
 #[tokio::test]
 async fn corrupt_stored_rows_surface_as_errors_not_as_routing_answers() {
     let s = TestServer::start().await;
@@ -42,7 +33,7 @@ async fn corrupt_stored_rows_surface_as_errors_not_as_routing_answers() {
         .unwrap();
     let first = s
         .calls()
-        .notify_call_in(call_in(A, &b.number_x, "c-1"))
+        .notify_call_in(call_in(A, &b.number_x, "", "c-1"))
         .await
         .unwrap()
         .into_inner();
@@ -77,7 +68,7 @@ async fn corrupt_stored_rows_surface_as_errors_not_as_routing_answers() {
         sql(&s, &corruption).await;
         let st = s
             .calls()
-            .notify_call_in(call_in(A, &x, call_id))
+            .notify_call_in(call_in(A, &x, "", call_id))
             .await
             .unwrap_err();
         assert_eq!(st.code(), Code::Internal, "{corruption}: {st:?}");

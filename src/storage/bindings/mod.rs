@@ -145,19 +145,8 @@ impl Store {
         let id = uuid::Uuid::now_v7().to_string();
         let b = cmd.phone_b.as_str();
         let res = group_tx!(self, [cmd, id, pool, fp, b, now], |this, tx| {
-            // The binding row goes in first: it claims customer_bind_id, so a concurrent
-            // request with the same id waits here (PostgreSQL) and then replays, instead
-            // of racing for numbers it will not keep.
             let draft = cmd.draft(id.clone(), Provider::Local, BindingState::Xyb, now);
-            let row = convert::new_row(
-                &draft,
-                BindingState::Xyb.as_str(),
-                &cmd.tenant,
-                &pool,
-                &fp,
-                None,
-            );
-            binding::Entity::insert(row).exec(&tx).await?;
+            claim(&tx, &draft, &cmd.tenant, &pool, &fp).await?;
             let x = match &cmd.number_x {
                 Some(x) => this.lock_fixed(&tx, &pool, x.as_str(), &id, now).await?,
                 None => this
@@ -248,19 +237,8 @@ impl Store {
         let id = uuid::Uuid::now_v7().to_string();
         let a = cmd.phone_a.as_str();
         let res = group_tx!(self, [cmd, id, pool, fp, a, now], |this, tx| {
-            // The binding row goes in first: it claims customer_bind_id, so a concurrent
-            // request with the same id waits here (PostgreSQL) and then replays, instead
-            // of racing for numbers it will not keep.
             let draft = cmd.draft(id.clone(), Provider::Local, BindingState::Axn, now);
-            let row = convert::new_row(
-                &draft,
-                BindingState::Axn.as_str(),
-                &cmd.tenant,
-                &pool,
-                &fp,
-                None,
-            );
-            binding::Entity::insert(row).exec(&tx).await?;
+            claim(&tx, &draft, &cmd.tenant, &pool, &fp).await?;
             let (x, seq) = match &cmd.number_x {
                 Some(x) => {
                     let seq = this
@@ -313,6 +291,21 @@ impl Store {
         )
         .await
     }
+}
+
+/// Inserts a new binding's row first in its transaction: it claims `customer_bind_id`, so a
+/// concurrent request with the same id waits here (PostgreSQL) and then replays, instead of
+/// racing for numbers it will not keep.
+async fn claim(
+    tx: &DatabaseTransaction,
+    draft: &Binding,
+    tenant: &str,
+    pool: &pool::Model,
+    fp: &str,
+) -> Result<(), DbErr> {
+    let row = convert::new_row(draft, draft.state.as_str(), tenant, pool, fp, None);
+    binding::Entity::insert(row).exec(tx).await?;
+    Ok(())
 }
 
 /// Writes the allocated numbers into the binding row inserted at the start of the transaction.

@@ -2,7 +2,7 @@
 
 use pns_gateway::grpc::pb;
 
-use super::{call, kinds};
+use super::kinds;
 use crate::support::{TestServer, fixtures::*, server::fast_sweeper};
 
 /// Binds, converting call-ins, unbinds, expiry updates and sweeps racing on a small pool (so
@@ -46,7 +46,7 @@ async fn check_finds_nothing_after_racing_binds_call_ins_unbinds_and_sweeps() {
                 .enumerate()
             {
                 let _ = calls
-                    .notify_call_in(call(
+                    .notify_call_in(call_in(
                         caller,
                         &b.number_x,
                         &b.extension,

@@ -24,12 +24,7 @@ async fn call_ins(s: &TestServer, number: &str, n: usize, tag: &str) {
     for chunk in (0..n).collect::<Vec<_>>().chunks(64) {
         join_all(chunk.iter().map(|i| {
             let mut c = s.calls();
-            let req = pb::NotifyCallInRequest {
-                caller: "13800000002".into(),
-                called: number.into(),
-                extension: String::new(),
-                call_id: format!("{tag}-{i}"),
-            };
+            let req = call_in("13800000002", number, "", &format!("{tag}-{i}"));
             async move { c.notify_call_in(req).await.expect("call-in") }
         }))
         .await;

@@ -67,6 +67,16 @@ pub fn axn(pool: &str, a: &str, expire_in_secs: i64) -> pb::BindAxnExtensionRequ
     }
 }
 
+/// A call-in: `caller` dials `called` (keying `ext`, empty for none) in call `call_id`.
+pub fn call_in(caller: &str, called: &str, ext: &str, call_id: &str) -> pb::NotifyCallInRequest {
+    pb::NotifyCallInRequest {
+        caller: caller.into(),
+        called: called.into(),
+        extension: ext.into(),
+        call_id: call_id.into(),
+    }
+}
+
 pub fn ts_in(secs: i64) -> prost_types::Timestamp {
     let now = chrono::Utc::now().timestamp();
     prost_types::Timestamp {
