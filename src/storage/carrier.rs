@@ -5,7 +5,7 @@ use sea_orm::{
 };
 
 use super::entities::binding;
-use super::{Store, TxError, convert, is_unique_violation, with_write_tx};
+use super::{Store, TxError, convert, group_tx, is_unique_violation};
 use crate::domain::{
     Binding, BindingMode, BindingState, DomainError, Millis,
     provider::{FailureClass, Outcome, ProviderError, UpstreamBinding},
@@ -71,7 +71,7 @@ impl Store {
             &res.fingerprint,
             Some(upstream_request.to_owned()),
         );
-        let inserted = with_write_tx!(self, |tx| {
+        let inserted = group_tx!(self, [row], |_this, tx| {
             binding::Entity::insert(row.clone()).exec(&tx).await?;
             Ok(())
         });

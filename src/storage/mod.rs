@@ -3,7 +3,9 @@
 //! SQLite (embedded default: a file created on first start, WAL) and PostgreSQL (scale-out:
 //! several replicas on one database). Every invariant is carried by the database: unique indexes
 //! on `routes (number, route_key)` and `bindings (tenant, customer_bind_id)`, and conditional
-//! UPDATEs on `numbers.locked_by` / `numbers.shared_count`, all inside one transaction per write.
+//! UPDATEs on `numbers.locked_by` / `numbers.shared_count`, each write inside one transaction
+//! (on SQLite many writes share one, each under its own savepoint: `writer`). Every write goes
+//! through `Store::run_write` (`group_tx!`).
 
 mod bindings;
 mod calls;
@@ -261,43 +263,6 @@ impl From<DbErr> for DomainError {
         }
     }
 }
-
-/// Runs `f` in a write transaction, retrying on PostgreSQL deadlock/serialization failures.
-/// `f` gets a fresh transaction on each attempt and must not commit it.
-macro_rules! with_write_tx {
-    ($store:expr, |$tx:ident| $body:expr) => {{
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            // Known down: fail at once instead of queueing for a connection.
-            if !$store.is_db_up() {
-                break Err(crate::storage::TxError::Domain(
-                    crate::domain::DomainError::Unavailable("database unreachable".into()),
-                ));
-            }
-            let $tx = $store.write_tx().await?;
-            let res: Result<_, crate::storage::TxError> = async { $body }.await;
-            match res {
-                Ok(v) => {
-                    $tx.commit().await?;
-                    break Ok(v);
-                }
-                Err(crate::storage::TxError::Db(e))
-                    if crate::storage::is_retryable(&e) && attempt < 8 =>
-                {
-                    let _ = $tx.rollback().await;
-                    tokio::time::sleep(std::time::Duration::from_millis(2 * attempt as u64)).await;
-                    continue;
-                }
-                Err(e) => {
-                    let _ = $tx.rollback().await;
-                    break Err(e);
-                }
-            }
-        }
-    }};
-}
-pub(crate) use with_write_tx;
 
 /// A write through `Store::run_write` (group commit on SQLite):
 /// `group_tx!(self, [captured, locals], |this, tx| body)`. The body runs on the writer's task, so

@@ -8,7 +8,7 @@ use sea_orm::{
 };
 
 use super::entities::{binding, number, pool};
-use super::{Store, TxError, convert, is_unique_violation, now_ms, with_write_tx};
+use super::{Store, TxError, convert, group_tx, is_unique_violation, now_ms};
 use crate::domain::{
     DomainError, Millis, NewNumber, NumberInfo, NumberState, Pool, PoolStats, error::reason,
 };
@@ -98,7 +98,7 @@ impl Store {
             .into_iter()
             .filter(|n| seen.insert(n.number.clone()))
             .collect();
-        let res = with_write_tx!(self, |tx| {
+        let res = group_tx!(self, [numbers, pool], |_this, tx| {
             let mut existing: HashMap<String, i64> = HashMap::new();
             for chunk in numbers.chunks(500) {
                 let rows = number::Entity::find()

@@ -10,7 +10,7 @@
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr};
 
 use super::entities::{binding, event};
-use super::{Store, with_write_tx};
+use super::{Store, group_tx};
 use crate::domain::{DomainError, Millis};
 
 const PURGED_DETAIL: &str = r#"{"purged":true}"#;
@@ -56,7 +56,7 @@ impl Store {
             return Ok(0);
         }
         let n = (ids.len() + orphans.len()) as u64;
-        let r: Result<(), super::TxError> = with_write_tx!(self, |tx| {
+        let r: Result<(), super::TxError> = group_tx!(self, [ids, orphans, now], |_this, tx| {
             if !ids.is_empty() {
                 // Still ended (active = 0 never becomes 1 again), so no race with a bind.
                 binding::Entity::update_many()
