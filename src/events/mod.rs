@@ -203,10 +203,12 @@ impl EventHub {
         let Some(from) = *scanned else {
             *scanned = Some(latest);
             self.ring.write().expect("event ring lock").start = latest + 1;
+            repo.observe_log(&[], latest, true);
             self.push(Vec::new(), latest);
             return Ok(false);
         };
         if latest <= from {
+            repo.observe_log(&[], from, true);
             return Ok(false);
         }
         let page = repo
@@ -227,6 +229,8 @@ impl EventHub {
         } else {
             latest
         };
+        // The route index first: once a subscriber can see an event, routing reflects it.
+        repo.observe_log(&page, up_to, !full);
         self.push(page, up_to);
         *scanned = Some(up_to);
         Ok(full)

@@ -7,6 +7,7 @@ use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, sea_qu
 use super::bindings::{caller_key, ext_key};
 use super::entities::{binding, event, number, pool, route};
 use super::events::{self, append_events};
+use super::route_cache::Trace;
 use super::{Store, TxError, convert, group_tx};
 use crate::domain::{
     Binding, BindingState, CallIn, Decision, DomainError, ExpireStrategy, Millis, NewEvent,
@@ -21,27 +22,47 @@ impl Store {
         c: &CallIn,
         now: Millis,
     ) -> Result<(Decision, i64), DomainError> {
+        let ext = c.extension.as_ref().map(|x| x.as_str());
+        if let Some(d) = self
+            .routes
+            .lookup(c.called.as_str(), c.caller.as_str(), ext, now)
+            && let Some(answer) = self.routed_from_memory(c, &d, now).await?
+        {
+            return Ok(answer);
+        }
+        let key = (c.called.as_str(), c.caller.as_str(), ext);
+        let ticket = self.routes.ticket(c.called.as_str());
         for _ in 0..3 {
             let res = group_tx!(self, [c, now], |this, tx| {
                 // A softswitch retrying the same call gets the answer it was given, and the
                 // call-in's side effects (conversion, strategy) are not applied twice.
                 if let Some((d, seq)) = this.earlier_answer(&tx, &c, now).await? {
-                    return Ok((d, seq, None));
+                    let mut trace = Trace::default();
+                    trace.wrote(); // an old answer: not for the route index
+                    return Ok((d, seq, None, trace));
                 }
                 let mut out = Vec::new();
-                let d = this.decide(&tx, &c, now, &mut out).await?;
+                let mut trace = Trace::default();
+                let d = this.decide(&tx, &c, now, &mut out, &mut trace).await?;
                 out.push(incoming_event(&c, &d, now));
                 let appended = append_events(&tx, out).await?;
                 // The call-in event is the last one (a repeated call id: the stored one).
                 let seq = appended.items.last().map(|a| a.seq).unwrap_or(0);
-                Ok((d, seq, appended.last_new()))
+                Ok((d, seq, appended.last_new(), trace))
             });
             match res {
-                Ok((d, seq, new)) => {
-                    // After the commit: wake this process's subscribers.
+                Ok((d, seq, new, trace)) => {
+                    // After the commit: wake this process's subscribers; a decision that
+                    // changed routing waits for the tailer to apply it before the index serves
+                    // that number again.
                     if let Some(n) = new {
-                        self.published(n);
+                        if trace.stateful {
+                            self.published(n);
+                        } else {
+                            self.published_call(n);
+                        }
                     }
+                    self.routes.remember(ticket, key, &d, trace);
                     return Ok((d, seq));
                 }
                 Err(TxError::Retry) => continue,
@@ -51,6 +72,25 @@ impl Store {
         Err(DomainError::Unavailable(
             "call-in kept racing with concurrent changes; retry".into(),
         ))
+    }
+
+    /// A call-in answered by the route index: only its `call.incoming` event is written (in the
+    /// next group-commit batch, with every other such event). `None` when the call id was used
+    /// before: the database path then answers what it answered then.
+    async fn routed_from_memory(
+        &self,
+        c: &CallIn,
+        d: &Decision,
+        now: Millis,
+    ) -> Result<Option<(Decision, i64)>, DomainError> {
+        let appended = self.append_now(vec![incoming_event(c, d, now)]).await?;
+        match appended.first() {
+            Some(a) if !a.duplicate => {
+                self.published_call(a.seq);
+                Ok(Some((d.clone(), a.seq)))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// The decision recorded for this call id, if the call-in was notified before.
@@ -142,15 +182,24 @@ impl Store {
         c: &CallIn,
         now: Millis,
         out: &mut Vec<NewEvent>,
+        tr: &mut Trace,
     ) -> T<Decision> {
         let (caller, called) = (c.caller.as_str(), c.called.as_str());
-        let live = |m: &binding::Model| m.active == 1 && m.expire_at > now;
+        // Every live binding the decision rests on bounds how long it may be served from the
+        // route index.
+        let live = |m: &binding::Model, tr: &mut Trace| {
+            let yes = m.active == 1 && m.expire_at > now;
+            if yes {
+                tr.live_until(m.expire_at);
+            }
+            yes
+        };
         let mut expired: Option<binding::Model> = None;
 
         // 1. The exact (number, caller) route wins over everything.
         if let Some(m) = self.route(tx, called, &caller_key(caller)).await? {
-            if live(&m) {
-                return self.routed_by_caller(tx, m, called, caller, now).await;
+            if live(&m, tr) {
+                return self.routed_by_caller(tx, m, called, caller, now, tr).await;
             }
             expired = Some(m);
         }
@@ -158,7 +207,10 @@ impl Store {
         if let Some(ext) = &c.extension {
             return Ok(
                 match self.route(tx, called, &ext_key(ext.as_str())).await? {
-                    Some(m) if live(&m) => {
+                    Some(m) if live(&m, tr) => {
+                        if m.last_party.as_deref() != Some(caller) {
+                            tr.wrote();
+                        }
                         binding::Entity::update_many()
                             .col_expr(binding::Column::LastParty, Expr::value(caller))
                             .filter(binding::Column::Id.eq(m.id.clone()))
@@ -174,7 +226,11 @@ impl Store {
                     }
                     Some(m) => no_binding(NoBindingReason::Expired, Some(m), now)?,
                     None => match self.number(tx, called).await? {
-                        None => no_binding(NoBindingReason::UnknownNumber, None, now)?,
+                        None => {
+                            // No event announces a number's arrival: not for the index.
+                            tr.wrote();
+                            no_binding(NoBindingReason::UnknownNumber, None, now)?
+                        }
                         Some(_) => no_binding(NoBindingReason::WrongExtension, None, now)?,
                     },
                 },
@@ -183,6 +239,7 @@ impl Store {
         // 3. The number itself: locked by an XYB binding (first call-in converts it), or carrying
         // extensions (collect them), or neither.
         let Some(n) = self.number(tx, called).await? else {
+            tr.wrote(); // an absence no event announces
             let reason = if expired.is_some() {
                 NoBindingReason::Expired
             } else {
@@ -194,7 +251,8 @@ impl Store {
             let Some(m) = self.load(tx, holder).await? else {
                 return Err(TxError::Retry);
             };
-            if !live(&m) {
+            if !live(&m, tr) {
+                tr.wrote();
                 self.reap_if_dead(tx, holder, now).await?;
                 return no_binding(NoBindingReason::Expired, Some(m), now);
             }
@@ -202,6 +260,7 @@ impl Store {
                 // B calling its own X before any A is known has nowhere to go.
                 return no_binding(NoBindingReason::DirectionNotAllowed, Some(m), now);
             }
+            tr.wrote();
             return self.convert_xyb(tx, m, caller, now, out).await;
         }
         if n.ext_count > 0 {
@@ -218,7 +277,7 @@ impl Store {
             .await?;
         let reason = match other {
             Some(r) => match self.load(tx, &r.binding_id).await? {
-                Some(m) if live(&m) => NoBindingReason::DirectionNotAllowed,
+                Some(m) if live(&m, tr) => NoBindingReason::DirectionNotAllowed,
                 Some(_) => NoBindingReason::Expired,
                 None => NoBindingReason::NotBound,
             },
@@ -242,6 +301,7 @@ impl Store {
         called: &str,
         caller: &str,
         now: Millis,
+        tr: &mut Trace,
     ) -> T<Decision> {
         let state = BindingState::parse(&m.state).ok_or_else(|| {
             DomainError::Internal(format!(
@@ -251,7 +311,7 @@ impl Store {
         })?;
         match state {
             BindingState::Axyb => {
-                let m = self.apply_call_in_strategy(tx, m, now).await?;
+                let m = self.apply_call_in_strategy(tx, m, now, tr).await?;
                 let b = convert::binding(m, now)?;
                 let (to, display) = if called == b.number_x {
                     (b.phone_b.clone(), b.number_y.clone())
@@ -290,6 +350,7 @@ impl Store {
         tx: &DatabaseTransaction,
         mut m: binding::Model,
         now: Millis,
+        tr: &mut Trace,
     ) -> T<binding::Model> {
         let strategy = ExpireStrategy::from_i32(m.call_in_strategy).ok_or_else(|| {
             DomainError::Internal(format!(
@@ -298,6 +359,10 @@ impl Store {
             ))
         })?;
         let next = strategy.apply(m.expire_at, now, m.call_in_expire_seconds);
+        if strategy != ExpireStrategy::Fixed {
+            // The expiry moves with every call (or will): each call is a write.
+            tr.wrote();
+        }
         if next != m.expire_at {
             binding::Entity::update_many()
                 .col_expr(binding::Column::ExpireAt, Expr::value(next))

@@ -297,7 +297,15 @@ fn to_event(m: event::Model) -> Result<Event, DomainError> {
 impl Store {
     /// Wakes this process's subscribers. Call it AFTER the transaction that appended `seq`
     /// committed (before, a subscriber could look and find nothing, then sleep until the poll).
+    /// The events may have changed routing: the route index serves nothing this process
+    /// decided before it until the tailer has applied `seq` (see `route_cache`).
     pub(crate) fn published(&self, seq: i64) {
+        self.routes.published(seq);
+        self.published_call(seq);
+    }
+
+    /// Wakes subscribers for events that changed no routing (a call-in's own event).
+    pub(crate) fn published_call(&self, seq: i64) {
         self.events.send_if_modified(|v| {
             if seq > *v {
                 *v = seq;

@@ -20,6 +20,7 @@ mod pools;
 mod repo_impl;
 mod reports;
 mod retention;
+mod route_cache;
 pub(crate) mod writer;
 
 use std::{sync::Arc, time::Duration};
@@ -45,6 +46,8 @@ pub struct Store {
     up: Arc<tokio::sync::watch::Sender<bool>>,
     /// Group commit (SQLite): concurrent writes share one transaction and one fsync.
     writer: Option<writer::GroupWriter>,
+    /// Routing decisions answered from memory (see `route_cache`); shared by clones.
+    routes: Arc<route_cache::RouteCache>,
     url: String,
     opts: StoreOptions,
 }
@@ -122,6 +125,7 @@ impl Store {
             db,
             backend,
             writer,
+            routes: Arc::new(route_cache::RouteCache::new()),
             events: Arc::new(tokio::sync::watch::channel(0).0),
             up: Arc::new(tokio::sync::watch::channel(true).0),
             url,
@@ -188,6 +192,33 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// Appends events on their own: in the next group-commit batch's one shared append
+    /// (SQLite), else in a transaction of their own. Answers after the commit.
+    pub(crate) async fn append_now(
+        &self,
+        evs: Vec<crate::domain::NewEvent>,
+    ) -> Result<Vec<events::Appended>, DomainError> {
+        if !self.is_db_up() {
+            return Err(DomainError::Unavailable("database unreachable".into()));
+        }
+        if let Some(w) = &self.writer {
+            return Ok(w.append(evs).await?);
+        }
+        Ok(group_tx!(self, [evs], |_this, tx| Ok(
+            events::append_events(&tx, evs).await?.items
+        ))?)
+    }
+
+    /// Call-ins the route index answered (from memory) so far.
+    pub fn route_index_hits(&self) -> u64 {
+        self.routes.hits()
+    }
+
+    /// Routing decisions the route index holds now.
+    pub fn route_index_len(&self) -> usize {
+        self.routes.len()
     }
 
     /// Group commit so far: (transactions, writes they held); `None` without group commit.

@@ -106,6 +106,9 @@ impl Repository for Store {
     fn subscribe(&self) -> tokio::sync::watch::Receiver<i64> {
         self.subscribe_impl()
     }
+    fn observe_log(&self, events: &[Event], up_to: i64, at_head: bool) {
+        self.routes.observe(events, up_to, at_head);
+    }
     async fn call_in(
         &self,
         c: &crate::domain::CallIn,

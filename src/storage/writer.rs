@@ -25,8 +25,9 @@ use sea_orm::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use super::events::{Appended, append_events};
 use super::{TxError, is_retryable, is_unavailable};
-use crate::domain::DomainError;
+use crate::domain::{DomainError, NewEvent};
 
 /// Most writes in one transaction.
 const MAX_BATCH: usize = 256;
@@ -40,9 +41,19 @@ pub(crate) type OpFuture<T> = Pin<Box<dyn Future<Output = OpResult<T>> + Send>>;
 type Out = Box<dyn Any + Send>;
 type Op = Box<dyn FnMut(DatabaseTransaction) -> OpFuture<Out> + Send>;
 
-struct Job {
-    op: Op,
-    reply: oneshot::Sender<Result<Out, TxError>>,
+enum Job {
+    /// A write of its own, under a savepoint.
+    Op {
+        op: Op,
+        reply: oneshot::Sender<Result<Out, TxError>>,
+    },
+    /// Events only (a routed call-in's `call.incoming`): every such job of a batch is appended
+    /// by ONE `append_events` at the end of the batch — one dedupe lookup, one counter
+    /// increment, one multi-row INSERT, whatever the number of call-ins.
+    Append {
+        events: Vec<NewEvent>,
+        reply: oneshot::Sender<Result<Vec<Appended>, TxError>>,
+    },
 }
 
 /// The submitting side; the writer task ends when every clone is dropped.
@@ -89,9 +100,8 @@ impl GroupWriter {
             })
         });
         let (reply, answer) = oneshot::channel();
-        let stopped = || TxError::Domain(DomainError::Unavailable("the writer has stopped".into()));
         self.jobs
-            .send(Job { op: erased, reply })
+            .send(Job::Op { op: erased, reply })
             .await
             .map_err(|_| stopped())?;
         let out = answer.await.map_err(|_| stopped())??;
@@ -99,6 +109,21 @@ impl GroupWriter {
             TxError::Domain(DomainError::Internal("write result of another type".into()))
         })
     }
+
+    /// Appends `events` in the next batch (with every other append of it, see `Job::Append`);
+    /// answers after that batch committed, one `Appended` per event in order.
+    pub(crate) async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, TxError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job::Append { events, reply })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> TxError {
+    TxError::Domain(DomainError::Unavailable("the writer has stopped".into()))
 }
 
 async fn run(db: DatabaseConnection, mut jobs: mpsc::Receiver<Job>, stats: Arc<Stats>) {
@@ -138,29 +163,94 @@ async fn execute(db: &DatabaseConnection, batch: Vec<Job>) {
         Ok(tx) => tx,
         Err(e) => {
             for job in batch {
-                let _ = job.reply.send(Err(batch_error(&e)));
+                job.fail(batch_error(&e));
             }
             return;
         }
     };
     let mut answers = Vec::with_capacity(batch.len());
-    for mut job in batch {
-        let res = run_one(&tx, &mut job.op).await;
-        answers.push((job.reply, res));
+    // Appends wait for the end of the batch: (how many events, who gets them).
+    let mut appends: Vec<(usize, AppendReply)> = Vec::new();
+    let mut events = Vec::new();
+    for job in batch {
+        match job {
+            Job::Op { mut op, reply } => {
+                let res = run_one(&tx, &mut op).await;
+                answers.push((reply, res));
+            }
+            Job::Append {
+                events: mine,
+                reply,
+            } => {
+                appends.push((mine.len(), reply));
+                events.extend(mine);
+            }
+        }
     }
+    let appended = append_all(&tx, events).await;
     match tx.commit().await {
         Ok(()) => {
             for (reply, res) in answers {
                 let _ = reply.send(res);
             }
+            let mut items = appended.map(Vec::into_iter);
+            for (n, reply) in appends {
+                let _ = reply.send(match &mut items {
+                    Ok(it) => Ok(it.by_ref().take(n).collect()),
+                    Err(e) => Err(TxError::Domain(match e {
+                        DomainError::Unavailable(m) => DomainError::Unavailable(m.clone()),
+                        other => DomainError::Internal(other.to_string()),
+                    })),
+                });
+            }
         }
         Err(e) => {
-            tracing::warn!(error = %e, writes = answers.len(), "batch commit failed; no write of it is acknowledged");
+            tracing::warn!(error = %e, writes = answers.len() + appends.len(), "batch commit failed; no write of it is acknowledged");
             for (reply, res) in answers {
                 let _ = reply.send(match res {
                     Ok(_) => Err(batch_error(&e)),
                     Err(other) => Err(other),
                 });
+            }
+            for (_, reply) in appends {
+                let _ = reply.send(Err(batch_error(&e)));
+            }
+        }
+    }
+}
+
+/// The appends of a batch, as one `append_events` under a savepoint (its failure fails only
+/// the appends, not the batch's other writes).
+async fn append_all(
+    tx: &DatabaseTransaction,
+    events: Vec<NewEvent>,
+) -> Result<Vec<Appended>, DomainError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sp = tx.begin().await.map_err(DomainError::from)?;
+    match append_events(&sp, events).await {
+        Ok(r) => {
+            sp.commit().await.map_err(DomainError::from)?;
+            Ok(r.items)
+        }
+        Err(e) => {
+            let _ = sp.rollback().await;
+            Err(e.into())
+        }
+    }
+}
+
+type AppendReply = oneshot::Sender<Result<Vec<Appended>, TxError>>;
+
+impl Job {
+    fn fail(self, e: TxError) {
+        match self {
+            Job::Op { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            Job::Append { reply, .. } => {
+                let _ = reply.send(Err(e));
             }
         }
     }

@@ -20,6 +20,7 @@ mod outage;
 mod pools;
 mod readme;
 mod retention;
+mod route_index;
 mod server;
 mod support;
 mod webhooks;

@@ -1,0 +1,394 @@
+//! The in-process route index: routing decisions remembered by (dialled number, caller,
+//! extension), so a call-in whose answer is already known needs no database read — only its
+//! `call.incoming` event is written, batched with every other call-in's (`writer`).
+//!
+//! What is remembered. A decision made by the database path (`storage::calls`) that changed
+//! nothing (no conversion, no strategy refresh, no `last_party` write, no reaping) and did not
+//! rest on a number being absent. It is served while every binding it found live still is
+//! (`valid_until`: the smallest such expiry) — expiry is checked at lookup, no sweep needed.
+//!
+//! How it stays coherent. Routing changes only with the binding events the writers append in
+//! the same transactions: created, converted, updated, expired, unbound name the binding's X and
+//! Y (`detail.number_x/number_y`), and a connected extension call (which moves the binding's
+//! `last_party`) names its number and A (`called`, `callee`). The event tailer
+//! (`events::EventHub`) reads every committed event of every replica in sequence order and
+//! calls [`RouteCache::observe`], which forgets the decisions of those numbers.
+//! - In this process: every writer bumps `routing_published` after its commit and before it
+//!   answers; a lookup is served only once the tailer has applied that sequence, so a client
+//!   that saw its bind or unbind acknowledged is routed by it (read-your-writes).
+//! - Across replicas: a change committed elsewhere is applied when this tailer reads it (woken
+//!   by its poll, 100 ms); lookups are served only while the tailer reached the log's head
+//!   within [`STALE_AFTER`], so a binding unbound on one replica stops routing on the others
+//!   within that bound (measured in BENCHMARKS.md).
+//! - A decision computed while an invalidation of its number ran is not remembered: each of the
+//!   shards has an epoch, bumped by every invalidation, taken before the database read and
+//!   compared before the insert.
+//! The cache is bounded ([`CAPACITY`] decisions); when full, an arbitrary entry of the shard
+//! goes. Nothing here is ever the only copy of anything: a miss is a database read.
+
+use std::{
+    collections::HashMap,
+    hash::{BuildHasher, Hash, Hasher, RandomState},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicI64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use crate::domain::{Decision, Event, Millis, call::CallEventKind};
+
+/// Decisions kept (about 1 KiB each with their binding).
+pub(crate) const CAPACITY: usize = 131_072;
+/// Lookups are answered from memory only while the tailer reached the head of the log this
+/// recently (it polls every 100 ms).
+pub(crate) const STALE_AFTER: Duration = Duration::from_millis(500);
+const SHARDS: usize = 64;
+
+/// One remembered decision.
+struct Memo {
+    decision: Arc<Decision>,
+    valid_until: Millis,
+}
+
+type Key = (String, Option<String>);
+
+#[derive(Default)]
+struct Shard {
+    /// Bumped by every invalidation of a number of this shard.
+    epoch: u64,
+    /// dialled number -> (caller, extension) -> decision.
+    numbers: HashMap<String, HashMap<Key, Memo>>,
+    len: usize,
+}
+
+/// See the module documentation.
+pub(crate) struct RouteCache {
+    shards: Vec<Mutex<Shard>>,
+    hasher: RandomState,
+    /// Highest sequence whose routing change this process committed (see `Store::published`).
+    routing_published: AtomicI64,
+    /// Highest sequence the tailer has applied.
+    applied: AtomicI64,
+    /// Call-ins answered from memory.
+    hits: std::sync::atomic::AtomicU64,
+    /// When the tailer last found itself at the head of the log.
+    caught_up: Mutex<Option<Instant>>,
+    /// Set by the first `observe`: without a tailer nothing would invalidate.
+    live: AtomicBool,
+}
+
+/// What the database path saw while deciding, to tell whether its decision may be remembered.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Trace {
+    /// It wrote something, or rested on an absence no event announces: not to be remembered.
+    pub(crate) stateful: bool,
+    /// The earliest expiry of a binding it found live.
+    pub(crate) valid_until: Millis,
+}
+
+impl Default for Trace {
+    fn default() -> Self {
+        Self {
+            stateful: false,
+            valid_until: Millis::MAX,
+        }
+    }
+}
+
+impl Trace {
+    pub(crate) fn live_until(&mut self, expire_at: Millis) {
+        self.valid_until = self.valid_until.min(expire_at);
+    }
+    pub(crate) fn wrote(&mut self) {
+        self.stateful = true;
+    }
+}
+
+/// A shard's epoch, taken before a database decision (see `RouteCache::remember`).
+#[derive(Clone, Copy)]
+pub(crate) struct Ticket {
+    shard: usize,
+    epoch: u64,
+}
+
+impl RouteCache {
+    pub(crate) fn new() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: RandomState::new(),
+            routing_published: AtomicI64::new(0),
+            hits: Default::default(),
+            applied: AtomicI64::new(0),
+            caught_up: Mutex::new(None),
+            live: AtomicBool::new(false),
+        }
+    }
+
+    fn shard_of(&self, number: &str) -> usize {
+        let mut h = self.hasher.build_hasher();
+        number.hash(&mut h);
+        (h.finish() as usize) % SHARDS
+    }
+
+    fn shard(&self, i: usize) -> std::sync::MutexGuard<'_, Shard> {
+        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The remembered decision for this call-in, if it may be served now.
+    pub(crate) fn lookup(
+        &self,
+        called: &str,
+        caller: &str,
+        extension: Option<&str>,
+        now: Millis,
+    ) -> Option<Arc<Decision>> {
+        if !self.fresh() {
+            return None;
+        }
+        let shard = self.shard(self.shard_of(called));
+        let memo = shard
+            .numbers
+            .get(called)?
+            .get(&(caller.to_owned(), extension.map(str::to_owned)))?;
+        let d = (now < memo.valid_until).then(|| memo.decision.clone());
+        if d.is_some() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        d
+    }
+
+    pub(crate) fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Whether every routing change this process committed, and every other replica's up to a
+    /// moment ago, has been applied.
+    fn fresh(&self) -> bool {
+        if !self.live.load(Ordering::Acquire) {
+            return false;
+        }
+        if self.applied.load(Ordering::Acquire) < self.routing_published.load(Ordering::Acquire) {
+            return false;
+        }
+        let caught_up = *self.caught_up.lock().unwrap_or_else(|p| p.into_inner());
+        caught_up.is_some_and(|t| t.elapsed() <= STALE_AFTER)
+    }
+
+    /// Taken before a database decision about `called`.
+    pub(crate) fn ticket(&self, called: &str) -> Ticket {
+        let shard = self.shard_of(called);
+        Ticket {
+            shard,
+            epoch: self.shard(shard).epoch,
+        }
+    }
+
+    /// Remembers a database decision, unless its number was invalidated since `ticket`.
+    pub(crate) fn remember(
+        &self,
+        ticket: Ticket,
+        (called, caller, extension): (&str, &str, Option<&str>),
+        decision: &Decision,
+        trace: Trace,
+    ) {
+        if trace.stateful || !self.live.load(Ordering::Acquire) {
+            return;
+        }
+        let mut shard = self.shard(ticket.shard);
+        if shard.epoch != ticket.epoch {
+            return;
+        }
+        if shard.len >= CAPACITY / SHARDS {
+            // Full: drop one arbitrary number's decisions.
+            if let Some(victim) = shard.numbers.keys().next().cloned() {
+                let gone = shard.numbers.remove(&victim).map_or(0, |m| m.len());
+                shard.len -= gone;
+            }
+        }
+        let memo = Memo {
+            decision: Arc::new(decision.clone()),
+            valid_until: trace.valid_until,
+        };
+        let key = (caller.to_owned(), extension.map(str::to_owned));
+        if shard
+            .numbers
+            .entry(called.to_owned())
+            .or_default()
+            .insert(key, memo)
+            .is_none()
+        {
+            shard.len += 1;
+        }
+    }
+
+    /// Forgets every decision about `number`.
+    pub(crate) fn forget_number(&self, number: &str) {
+        let mut shard = self.shard(self.shard_of(number));
+        shard.epoch += 1;
+        if let Some(gone) = shard.numbers.remove(number) {
+            shard.len -= gone.len();
+        }
+    }
+
+    /// Forgets the decision about `caller` dialling `number` without an extension.
+    fn forget_caller(&self, number: &str, caller: &str) {
+        let mut shard = self.shard(self.shard_of(number));
+        shard.epoch += 1;
+        let Some(m) = shard.numbers.get_mut(number) else {
+            return;
+        };
+        if m.remove(&(caller.to_owned(), None)).is_some() {
+            shard.len -= 1;
+        }
+    }
+
+    /// A routing change committed by this process with this sequence (before it answers).
+    pub(crate) fn published(&self, seq: i64) {
+        self.routing_published.fetch_max(seq, Ordering::AcqRel);
+    }
+
+    /// The tailer read `events` (contiguous, in order) and reached `up_to`; `at_head` when no
+    /// more events were committed at the time of its read.
+    pub(crate) fn observe(&self, events: &[Event], up_to: i64, at_head: bool) {
+        for e in events {
+            self.invalidate_for(e);
+        }
+        self.applied.fetch_max(up_to, Ordering::AcqRel);
+        if at_head {
+            *self.caught_up.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        }
+        self.live.store(true, Ordering::Release);
+    }
+
+    fn invalidate_for(&self, e: &Event) {
+        if e.kind == CallEventKind::Incoming.as_str() {
+            // A connected extension call moved the binding's last party: A's own call-back
+            // (A dialling X without an extension) now goes elsewhere.
+            if e.detail["extension"].is_string() && e.detail["decision"] == "connect" {
+                self.forget_caller(&e.called, &e.callee);
+            }
+            return;
+        }
+        if e.binding_id.is_none() {
+            return;
+        }
+        if e.kind.starts_with("binding.") {
+            for key in ["number_x", "number_y"] {
+                if let Some(n) = e.detail[key].as_str() {
+                    self.forget_number(n);
+                }
+            }
+        } else {
+            // Call reports and carrier events may convert a carrier mirror: forget its numbers
+            // too (rare, and a miss only costs a read).
+            for n in [&e.called, &e.caller] {
+                if !n.is_empty() {
+                    self.forget_number(n);
+                }
+            }
+        }
+    }
+
+    /// Decisions held (for tests and the load tool).
+    pub(crate) fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().map_or(0, |s| s.len))
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::NoBindingReason;
+
+    fn no_binding() -> Decision {
+        Decision::NoBinding {
+            reason: NoBindingReason::NotBound,
+            binding: None,
+        }
+    }
+
+    fn ready() -> RouteCache {
+        let c = RouteCache::new();
+        c.observe(&[], 0, true);
+        c
+    }
+
+    #[test]
+    fn remembered_until_the_number_is_invalidated() {
+        let c = ready();
+        let t = c.ticket("100");
+        c.remember(t, ("100", "200", None), &no_binding(), Trace::default());
+        assert!(c.lookup("100", "200", None, 5).is_some());
+        assert!(c.lookup("100", "201", None, 5).is_none());
+        assert!(c.lookup("100", "200", Some("1"), 5).is_none());
+        c.forget_number("100");
+        assert!(c.lookup("100", "200", None, 5).is_none());
+        assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn a_decision_raced_by_an_invalidation_is_not_remembered() {
+        let c = ready();
+        let t = c.ticket("100");
+        c.forget_number("100");
+        c.remember(t, ("100", "200", None), &no_binding(), Trace::default());
+        assert!(c.lookup("100", "200", None, 5).is_none());
+    }
+
+    #[test]
+    fn stateful_or_expired_decisions_are_not_served() {
+        let c = ready();
+        let mut tr = Trace::default();
+        tr.wrote();
+        c.remember(c.ticket("1"), ("1", "2", None), &no_binding(), tr);
+        assert!(c.lookup("1", "2", None, 0).is_none());
+        let mut tr = Trace::default();
+        tr.live_until(1_000);
+        c.remember(c.ticket("1"), ("1", "2", None), &no_binding(), tr);
+        assert!(c.lookup("1", "2", None, 999).is_some());
+        assert!(c.lookup("1", "2", None, 1_000).is_none());
+    }
+
+    #[test]
+    fn nothing_is_served_before_the_tailer_applied_this_process_s_changes() {
+        let c = ready();
+        c.remember(
+            c.ticket("1"),
+            ("1", "2", None),
+            &no_binding(),
+            Trace::default(),
+        );
+        c.published(7);
+        assert!(c.lookup("1", "2", None, 0).is_none());
+        c.observe(&[], 7, true);
+        assert!(c.lookup("1", "2", None, 0).is_some());
+        // Without a tailer at all, nothing is served.
+        let cold = RouteCache::new();
+        cold.remember(
+            cold.ticket("1"),
+            ("1", "2", None),
+            &no_binding(),
+            Trace::default(),
+        );
+        assert!(cold.lookup("1", "2", None, 0).is_none());
+    }
+
+    #[test]
+    fn bounded() {
+        let c = ready();
+        for i in 0..(CAPACITY + 5_000) {
+            let n = i.to_string();
+            c.remember(
+                c.ticket(&n),
+                (&n, "2", None),
+                &no_binding(),
+                Trace::default(),
+            );
+        }
+        assert!(c.len() <= CAPACITY);
+    }
+}
