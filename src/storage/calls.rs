@@ -2,12 +2,15 @@
 //! primary key) and, on an XYB binding's first call-in, its conversion to AXYB — all in one
 //! short write transaction. Never a scan, never a carrier call.
 
-use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, sea_query::Expr};
+use sea_orm::{
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, sea_query::Expr,
+};
 
 use super::bindings::{caller_key, ext_key};
 use super::entities::{binding, event, number, pool, route};
 use super::events::{self, append_events};
-use super::route_cache::Trace;
+use super::route_cache::{Hit, Trace};
+use super::writer::LastParty;
 use super::{Store, TxError, convert, group_tx};
 use crate::domain::{
     Binding, BindingState, CallIn, Decision, DomainError, ExpireStrategy, Millis, NewEvent,
@@ -23,10 +26,10 @@ impl Store {
         now: Millis,
     ) -> Result<(Decision, i64), DomainError> {
         let ext = c.extension.as_ref().map(|x| x.as_str());
-        if let Some(d) = self
+        if let Some(hit) = self
             .routes
             .lookup(c.called.as_str(), c.caller.as_str(), ext, now)
-            && let Some(answer) = self.routed_from_memory(c, &d, now).await?
+            && let Some(answer) = self.routed_from_memory(c, hit, now).await?
         {
             return Ok(answer);
         }
@@ -62,7 +65,12 @@ impl Store {
                             self.published_call(n);
                         }
                     }
+                    let moved = trace.extension.is_some();
                     self.routes.remember(ticket, key, &d, trace);
+                    if let (true, Decision::Connect { connect_to, .. }) = (moved, &d) {
+                        // The last party moved: A's call-back is decided anew.
+                        self.routes.forget_caller(c.called.as_str(), connect_to);
+                    }
                     return Ok((d, seq));
                 }
                 Err(TxError::Retry) => continue,
@@ -80,14 +88,34 @@ impl Store {
     async fn routed_from_memory(
         &self,
         c: &CallIn,
-        d: &Decision,
+        hit: Hit,
         now: Millis,
     ) -> Result<Option<(Decision, i64)>, DomainError> {
-        let appended = self.append_now(vec![incoming_event(c, d, now)]).await?;
+        let (d, touch) = match hit {
+            Hit::Plain(d) => (d, None),
+            Hit::Extension {
+                decision,
+                binding_id,
+            } => (
+                decision,
+                Some(LastParty {
+                    binding_id,
+                    caller: c.caller.as_str().to_owned(),
+                }),
+            ),
+        };
+        let moved = touch.is_some();
+        let appended = self
+            .append_now(vec![incoming_event(c, &d, now)], touch)
+            .await?;
         match appended.first() {
             Some(a) if !a.duplicate => {
+                if let (true, Decision::Connect { connect_to, .. }) = (moved, d.as_ref()) {
+                    // Committed: A's call-back now goes to this caller.
+                    self.routes.forget_caller(c.called.as_str(), connect_to);
+                }
                 self.published_call(a.seq);
-                Ok(Some((d.clone(), a.seq)))
+                Ok(Some((Decision::clone(&d), a.seq)))
             }
             _ => Ok(None),
         }
@@ -208,9 +236,9 @@ impl Store {
             return Ok(
                 match self.route(tx, called, &ext_key(ext.as_str())).await? {
                     Some(m) if live(&m, tr) => {
-                        if m.last_party.as_deref() != Some(caller) {
-                            tr.wrote();
-                        }
+                        // Its only write is the last party: remembered for any caller without
+                        // a route of its own on the number (see `route_cache::Hit`).
+                        tr.extension = Some((m.id.clone(), self.callers_on(tx, called).await?));
                         binding::Entity::update_many()
                             .col_expr(binding::Column::LastParty, Expr::value(caller))
                             .filter(binding::Column::Id.eq(m.id.clone()))
@@ -284,6 +312,26 @@ impl Store {
             None => NoBindingReason::NotBound,
         };
         no_binding(reason, None, now)
+    }
+
+    /// The callers with a route of their own on number `n`.
+    async fn callers_on(
+        &self,
+        tx: &DatabaseTransaction,
+        n: &str,
+    ) -> T<std::collections::HashSet<String>> {
+        let keys: Vec<String> = route::Entity::find()
+            .select_only()
+            .column(route::Column::RouteKey)
+            .filter(route::Column::Number.eq(n))
+            .filter(route::Column::RouteKey.starts_with(caller_key("")))
+            .into_tuple()
+            .all(tx)
+            .await?;
+        Ok(keys
+            .into_iter()
+            .filter_map(|k| k.strip_prefix(&caller_key("")).map(str::to_owned))
+            .collect())
     }
 
     async fn number(&self, tx: &DatabaseTransaction, n: &str) -> T<Option<number::Model>> {

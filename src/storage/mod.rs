@@ -199,16 +199,20 @@ impl Store {
     pub(crate) async fn append_now(
         &self,
         evs: Vec<crate::domain::NewEvent>,
+        touch: Option<writer::LastParty>,
     ) -> Result<Vec<events::Appended>, DomainError> {
         if !self.is_db_up() {
             return Err(DomainError::Unavailable("database unreachable".into()));
         }
         if let Some(w) = &self.writer {
-            return Ok(w.append(evs).await?);
+            return Ok(w.append(evs, touch).await?);
         }
-        Ok(group_tx!(self, [evs], |_this, tx| Ok(
-            events::append_events(&tx, evs).await?.items
-        ))?)
+        Ok(group_tx!(self, [evs, touch], |_this, tx| {
+            if let Some(t) = &touch {
+                t.write(&tx).await?;
+            }
+            Ok(events::append_events(&tx, evs).await?.items)
+        })?)
     }
 
     /// Call-ins the route index answered (from memory) so far.

@@ -53,13 +53,47 @@ struct Memo {
 
 type Key = (String, Option<String>);
 
+/// What is known about one dialled number.
+#[derive(Default)]
+struct NumberMemo {
+    /// (caller, extension) -> decision.
+    decisions: HashMap<Key, Memo>,
+    /// Extension -> the connect decision of any caller without a route of its own on this
+    /// number (whose call moves the binding's last party: see `Hit::Extension`).
+    extensions: HashMap<String, (Memo, String)>,
+    /// The callers that have a route of their own on this number (as read with the
+    /// extension decisions); `None` when not read.
+    callers: Option<std::collections::HashSet<String>>,
+    /// Bumped when one caller's decision is forgotten (`forget_caller`), so a decision read
+    /// before that is not remembered after it — without refusing the whole shard's.
+    epoch: u64,
+}
+
+impl NumberMemo {
+    fn weight(&self) -> usize {
+        self.decisions.len() + self.extensions.len() + self.callers.as_ref().map_or(0, |c| c.len())
+    }
+}
+
 #[derive(Default)]
 struct Shard {
     /// Bumped by every invalidation of a number of this shard.
     epoch: u64,
-    /// dialled number -> (caller, extension) -> decision.
-    numbers: HashMap<String, HashMap<Key, Memo>>,
+    numbers: HashMap<String, NumberMemo>,
+    /// Entries held (decisions, extension decisions, callers).
     len: usize,
+}
+
+/// A call-in answered from memory.
+pub(crate) enum Hit {
+    /// The decision as remembered; the call changes nothing.
+    Plain(Arc<Decision>),
+    /// A connected extension call: the binding's last party becomes the caller (written with
+    /// the call's event).
+    Extension {
+        decision: Arc<Decision>,
+        binding_id: String,
+    },
 }
 
 /// See the module documentation.
@@ -79,12 +113,15 @@ pub(crate) struct RouteCache {
 }
 
 /// What the database path saw while deciding, to tell whether its decision may be remembered.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Trace {
     /// It wrote something, or rested on an absence no event announces: not to be remembered.
     pub(crate) stateful: bool,
     /// The earliest expiry of a binding it found live.
     pub(crate) valid_until: Millis,
+    /// A connected extension call: its binding, and the callers with a route of their own on
+    /// the number (its only write is the binding's last party).
+    pub(crate) extension: Option<(String, std::collections::HashSet<String>)>,
 }
 
 impl Default for Trace {
@@ -92,6 +129,7 @@ impl Default for Trace {
         Self {
             stateful: false,
             valid_until: Millis::MAX,
+            extension: None,
         }
     }
 }
@@ -110,6 +148,7 @@ impl Trace {
 pub(crate) struct Ticket {
     shard: usize,
     epoch: u64,
+    number_epoch: u64,
 }
 
 impl RouteCache {
@@ -142,20 +181,36 @@ impl RouteCache {
         caller: &str,
         extension: Option<&str>,
         now: Millis,
-    ) -> Option<Arc<Decision>> {
+    ) -> Option<Hit> {
         if !self.fresh() {
             return None;
         }
         let shard = self.shard(self.shard_of(called));
-        let memo = shard
-            .numbers
-            .get(called)?
-            .get(&(caller.to_owned(), extension.map(str::to_owned)))?;
-        let d = (now < memo.valid_until).then(|| memo.decision.clone());
-        if d.is_some() {
+        let n = shard.numbers.get(called)?;
+        let hit = match n
+            .decisions
+            .get(&(caller.to_owned(), extension.map(str::to_owned)))
+        {
+            Some(memo) => (now < memo.valid_until).then(|| Hit::Plain(memo.decision.clone())),
+            None => {
+                let ext = extension?;
+                // Any caller without a route of its own on the number: the extension decides.
+                let own = n.callers.as_ref()?.contains(caller);
+                match n.extensions.get(ext) {
+                    Some((memo, binding_id)) if !own && now < memo.valid_until => {
+                        Some(Hit::Extension {
+                            decision: memo.decision.clone(),
+                            binding_id: binding_id.clone(),
+                        })
+                    }
+                    _ => None,
+                }
+            }
+        };
+        if hit.is_some() {
             self.hits.fetch_add(1, Ordering::Relaxed);
         }
-        d
+        hit
     }
 
     pub(crate) fn hits(&self) -> u64 {
@@ -177,10 +232,12 @@ impl RouteCache {
 
     /// Taken before a database decision about `called`.
     pub(crate) fn ticket(&self, called: &str) -> Ticket {
-        let shard = self.shard_of(called);
+        let i = self.shard_of(called);
+        let shard = self.shard(i);
         Ticket {
-            shard,
-            epoch: self.shard(shard).epoch,
+            shard: i,
+            epoch: shard.epoch,
+            number_epoch: shard.numbers.get(called).map_or(0, |n| n.epoch),
         }
     }
 
@@ -196,13 +253,15 @@ impl RouteCache {
             return;
         }
         let mut shard = self.shard(ticket.shard);
-        if shard.epoch != ticket.epoch {
+        if shard.epoch != ticket.epoch
+            || shard.numbers.get(called).map_or(0, |n| n.epoch) != ticket.number_epoch
+        {
             return;
         }
         if shard.len >= CAPACITY / SHARDS {
             // Full: drop one arbitrary number's decisions.
             if let Some(victim) = shard.numbers.keys().next().cloned() {
-                let gone = shard.numbers.remove(&victim).map_or(0, |m| m.len());
+                let gone = shard.numbers.remove(&victim).map_or(0, |m| m.weight());
                 shard.len -= gone;
             }
         }
@@ -210,16 +269,21 @@ impl RouteCache {
             decision: Arc::new(decision.clone()),
             valid_until: trace.valid_until,
         };
-        let key = (caller.to_owned(), extension.map(str::to_owned));
-        if shard
-            .numbers
-            .entry(called.to_owned())
-            .or_default()
-            .insert(key, memo)
-            .is_none()
-        {
-            shard.len += 1;
+        let n = shard.numbers.entry(called.to_owned()).or_default();
+        let before = n.weight();
+        match (trace.extension, extension) {
+            (Some((binding_id, callers)), Some(ext)) => {
+                n.extensions.insert(ext.to_owned(), (memo, binding_id));
+                n.callers = Some(callers);
+            }
+            (Some(_), None) => return,
+            (None, _) => {
+                n.decisions
+                    .insert((caller.to_owned(), extension.map(str::to_owned)), memo);
+            }
         }
+        let after = n.weight();
+        shard.len = shard.len + after - before;
     }
 
     /// Forgets every decision about `number`.
@@ -227,18 +291,16 @@ impl RouteCache {
         let mut shard = self.shard(self.shard_of(number));
         shard.epoch += 1;
         if let Some(gone) = shard.numbers.remove(number) {
-            shard.len -= gone.len();
+            shard.len -= gone.weight();
         }
     }
 
     /// Forgets the decision about `caller` dialling `number` without an extension.
-    fn forget_caller(&self, number: &str, caller: &str) {
+    pub(crate) fn forget_caller(&self, number: &str, caller: &str) {
         let mut shard = self.shard(self.shard_of(number));
-        shard.epoch += 1;
-        let Some(m) = shard.numbers.get_mut(number) else {
-            return;
-        };
-        if m.remove(&(caller.to_owned(), None)).is_some() {
+        let m = shard.numbers.entry(number.to_owned()).or_default();
+        m.epoch += 1;
+        if m.decisions.remove(&(caller.to_owned(), None)).is_some() {
             shard.len -= 1;
         }
     }
@@ -311,6 +373,10 @@ mod tests {
         }
     }
 
+    fn plain(h: Option<Hit>) -> bool {
+        matches!(h, Some(Hit::Plain(_)))
+    }
+
     fn ready() -> RouteCache {
         let c = RouteCache::new();
         c.observe(&[], 0, true);
@@ -322,7 +388,7 @@ mod tests {
         let c = ready();
         let t = c.ticket("100");
         c.remember(t, ("100", "200", None), &no_binding(), Trace::default());
-        assert!(c.lookup("100", "200", None, 5).is_some());
+        assert!(plain(c.lookup("100", "200", None, 5)));
         assert!(c.lookup("100", "201", None, 5).is_none());
         assert!(c.lookup("100", "200", Some("1"), 5).is_none());
         c.forget_number("100");
@@ -340,6 +406,18 @@ mod tests {
     }
 
     #[test]
+    fn a_forgotten_caller_refuses_only_decisions_of_its_number() {
+        let c = ready();
+        let t1 = c.ticket("1");
+        let t9 = c.ticket("9");
+        c.forget_caller("1", "2");
+        c.remember(t1, ("1", "2", None), &no_binding(), Trace::default());
+        assert!(c.lookup("1", "2", None, 0).is_none());
+        c.remember(t9, ("9", "2", None), &no_binding(), Trace::default());
+        assert!(plain(c.lookup("9", "2", None, 0)));
+    }
+
+    #[test]
     fn stateful_or_expired_decisions_are_not_served() {
         let c = ready();
         let mut tr = Trace::default();
@@ -349,7 +427,7 @@ mod tests {
         let mut tr = Trace::default();
         tr.live_until(1_000);
         c.remember(c.ticket("1"), ("1", "2", None), &no_binding(), tr);
-        assert!(c.lookup("1", "2", None, 999).is_some());
+        assert!(plain(c.lookup("1", "2", None, 999)));
         assert!(c.lookup("1", "2", None, 1_000).is_none());
     }
 
@@ -365,7 +443,7 @@ mod tests {
         c.published(7);
         assert!(c.lookup("1", "2", None, 0).is_none());
         c.observe(&[], 7, true);
-        assert!(c.lookup("1", "2", None, 0).is_some());
+        assert!(plain(c.lookup("1", "2", None, 0)));
         // Without a tailer at all, nothing is served.
         let cold = RouteCache::new();
         cold.remember(
@@ -375,6 +453,26 @@ mod tests {
             Trace::default(),
         );
         assert!(cold.lookup("1", "2", None, 0).is_none());
+    }
+
+    #[test]
+    fn an_extension_decision_serves_any_caller_without_a_route_of_its_own() {
+        let c = ready();
+        let tr = Trace {
+            extension: Some(("b1".into(), ["8610".to_owned()].into_iter().collect())),
+            ..Trace::default()
+        };
+        c.remember(c.ticket("1"), ("1", "77", Some("101")), &no_binding(), tr);
+        assert!(matches!(
+            c.lookup("1", "99", Some("101"), 0),
+            Some(Hit::Extension { ref binding_id, .. }) if binding_id == "b1"
+        ));
+        // A caller with its own route on the number is decided by the database.
+        assert!(c.lookup("1", "8610", Some("101"), 0).is_none());
+        assert!(c.lookup("1", "99", Some("102"), 0).is_none());
+        assert!(c.lookup("1", "99", None, 0).is_none());
+        c.forget_number("1");
+        assert!(c.lookup("1", "99", Some("101"), 0).is_none());
     }
 
     #[test]

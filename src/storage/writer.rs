@@ -52,6 +52,8 @@ enum Job {
     /// increment, one multi-row INSERT, whatever the number of call-ins.
     Append {
         events: Vec<NewEvent>,
+        /// The binding whose last party becomes this caller (a connected extension call).
+        touch: Option<LastParty>,
         reply: oneshot::Sender<Result<Vec<Appended>, TxError>>,
     },
 }
@@ -112,10 +114,18 @@ impl GroupWriter {
 
     /// Appends `events` in the next batch (with every other append of it, see `Job::Append`);
     /// answers after that batch committed, one `Appended` per event in order.
-    pub(crate) async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, TxError> {
+    pub(crate) async fn append(
+        &self,
+        events: Vec<NewEvent>,
+        touch: Option<LastParty>,
+    ) -> Result<Vec<Appended>, TxError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job::Append { events, reply })
+            .send(Job::Append {
+                events,
+                touch,
+                reply,
+            })
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
@@ -172,6 +182,7 @@ async fn execute(db: &DatabaseConnection, batch: Vec<Job>) {
     // Appends wait for the end of the batch: (how many events, who gets them).
     let mut appends: Vec<(usize, AppendReply)> = Vec::new();
     let mut events = Vec::new();
+    let mut touches = Vec::new();
     for job in batch {
         match job {
             Job::Op { mut op, reply } => {
@@ -180,14 +191,16 @@ async fn execute(db: &DatabaseConnection, batch: Vec<Job>) {
             }
             Job::Append {
                 events: mine,
+                touch,
                 reply,
             } => {
                 appends.push((mine.len(), reply));
                 events.extend(mine);
+                touches.extend(touch);
             }
         }
     }
-    let appended = append_all(&tx, events).await;
+    let appended = append_all(&tx, events, touches).await;
     match tx.commit().await {
         Ok(()) => {
             for (reply, res) in answers {
@@ -224,12 +237,20 @@ async fn execute(db: &DatabaseConnection, batch: Vec<Job>) {
 async fn append_all(
     tx: &DatabaseTransaction,
     events: Vec<NewEvent>,
+    touches: Vec<LastParty>,
 ) -> Result<Vec<Appended>, DomainError> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
     let sp = tx.begin().await.map_err(DomainError::from)?;
-    match append_events(&sp, events).await {
+    let res = async {
+        for t in &touches {
+            t.write(&sp).await?;
+        }
+        append_events(&sp, events).await
+    }
+    .await;
+    match res {
         Ok(r) => {
             sp.commit().await.map_err(DomainError::from)?;
             Ok(r.items)
@@ -238,6 +259,28 @@ async fn append_all(
             let _ = sp.rollback().await;
             Err(e.into())
         }
+    }
+}
+
+/// A connected extension call's one change: the binding's last party (where A's call-back
+/// goes).
+#[derive(Clone, Debug)]
+pub(crate) struct LastParty {
+    pub(crate) binding_id: String,
+    pub(crate) caller: String,
+}
+
+impl LastParty {
+    pub(crate) async fn write(&self, tx: &DatabaseTransaction) -> Result<(), sea_orm::DbErr> {
+        use super::entities::binding;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+        binding::Entity::update_many()
+            .col_expr(binding::Column::LastParty, Expr::value(self.caller.clone()))
+            .filter(binding::Column::Id.eq(self.binding_id.clone()))
+            .filter(binding::Column::Active.eq(1))
+            .exec(tx)
+            .await?;
+        Ok(())
     }
 }
 

@@ -208,15 +208,41 @@ async fn an_extension_call_moves_a_s_call_back_at_once() {
         .binding
         .unwrap();
     let (x, ext) = (b.number_x.clone(), b.extension.clone());
-    let r = notify(&s, C1, &x, &ext, "c1").await;
+    let r = until_served_from_memory(&s, C1, &x, &ext, "c1").await;
     assert_eq!(connected_to(&r).map(|c| c.0), Some(A));
     let r = until_served_from_memory(&s, A, &x, "", "back1").await;
     assert_eq!(connected_to(&r).map(|c| c.0), Some(C1));
-    // C2 calls the extension: A's call-back goes to C2 from now on.
+    // C2 calls the extension — answered from memory, as any caller without a route of its
+    // own on X — and A's call-back goes to C2 from now on.
+    let hits = s.store.route_index_hits();
     let r = notify(&s, C2, &x, &ext, "c2").await;
     assert_eq!(connected_to(&r).map(|c| c.0), Some(A));
+    assert_eq!(
+        s.store.route_index_hits(),
+        hits + 1,
+        "the extension call came from memory"
+    );
     let r = notify(&s, A, &x, "", "back2").await;
     assert_eq!(connected_to(&r).map(|c| c.0), Some(C2), "{r:?}");
+    // Many callers in turn: each call-back reaches the last of them.
+    for i in 0..10 {
+        let caller = format!("86137000001{i:02}");
+        let r = notify(&s, &caller, &x, &ext, &format!("many-{i}")).await;
+        assert_eq!(connected_to(&r).map(|c| c.0), Some(A));
+        let r = notify(&s, A, &x, "", &format!("many-back-{i}")).await;
+        assert_eq!(
+            connected_to(&r).map(|c| c.0),
+            Some(caller.as_str()),
+            "{r:?}"
+        );
+    }
+    // A itself keying the extension is A's own route (the call-back), never the extension.
+    let r = notify(&s, A, &x, &ext, "a-with-ext").await;
+    assert_eq!(
+        connected_to(&r).map(|c| c.0),
+        Some("8613700000109"),
+        "{r:?}"
+    );
 }
 
 /// Two servers on one database: a binding unbound through one stops routing on the other
