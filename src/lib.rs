@@ -9,5 +9,6 @@ pub mod domain;
 pub mod events;
 pub mod grpc;
 pub mod http;
+pub mod net;
 pub mod providers;
 pub mod storage;
