@@ -239,3 +239,81 @@ async fn a_call_that_outlives_its_deadline_is_stopped_with_deadline_exceeded() {
     let mut c: CallServiceClient<Channel> = s.calls();
     assert!(c.watch_events(watch_req("")).await.is_ok());
 }
+
+#[test]
+fn bad_caps_and_networks_are_reported_with_every_other_config_problem() {
+    use pns_gateway::config::{Exposure, FileConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("pns.toml");
+    std::fs::write(
+        &p,
+        r#"
+[webhooks]
+aliyun_token_env = "NO_SUCH_VAR"
+allow_networks = ["10.0.0.0/8", "10.0.0.0/40", "::1/128", "somewhere"]
+[auth]
+admin_key_env = "K_ADMIN"
+[[tenants]]
+name = "acme"
+api_key_env = "K_ACME"
+max_streams = 0
+[tls]
+cert = "server.pem"
+key = "server.key"
+client_ca = "ca.pem"
+"#,
+    )
+    .unwrap();
+    let cfg = FileConfig::load(Some(&p)).expect("parses");
+    let tls = cfg.tls.as_ref().unwrap();
+    assert_eq!(
+        tls.client_ca.as_deref(),
+        Some(std::path::Path::new("ca.pem"))
+    );
+    let env = |n: &str| match n {
+        "K_ADMIN" => Some("admin-key-0123456789".to_owned()),
+        "K_ACME" => Some("acme-key-0123456789".to_owned()),
+        _ => None,
+    };
+    let exposure = Exposure {
+        listeners: vec!["127.0.0.1:1".into()],
+        allow_unauthenticated: false,
+    };
+    let e = cfg
+        .resolve(env, &exposure)
+        .err()
+        .expect("invalid")
+        .to_string();
+    assert!(e.contains("4 problems"), "{e}");
+    for part in [
+        "NO_SUCH_VAR",
+        "allow_networks[1]",
+        "allow_networks[3]",
+        "max_streams must be 1 to",
+    ] {
+        assert!(e.contains(part), "{part}: {e}");
+    }
+    assert!(!e.contains("allow_networks[0]") && !e.contains("allow_networks[2]"));
+
+    // Fixed, it resolves with the networks parsed.
+    std::fs::write(
+        &p,
+        r#"
+[webhooks]
+allow_networks = ["10.0.0.0/8", "::1/128"]
+[auth]
+admin_key_env = "K_ADMIN"
+[[tenants]]
+name = "acme"
+api_key_env = "K_ACME"
+max_streams = 5
+"#,
+    )
+    .unwrap();
+    let r = FileConfig::load(Some(&p))
+        .unwrap()
+        .resolve(env, &exposure)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.webhook_networks.allows("10.2.3.4".parse().unwrap()));
+    assert!(!r.webhook_networks.allows("127.0.0.1".parse().unwrap()));
+}

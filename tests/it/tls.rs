@@ -4,6 +4,7 @@
 //! requires a certificate from the configured CA; replaced certificate files are picked up by
 //! new connections while established ones keep working.
 
+mod binary;
 mod reload;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
