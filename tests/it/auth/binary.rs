@@ -83,6 +83,14 @@ impl Running {
     }
 }
 
+/// A test that fails before `stop` does not leave the server running.
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[tokio::test]
 async fn open_mode_is_refused_on_a_non_loopback_address_unless_allowed() {
     let db = TestDb::new().await;
