@@ -4,7 +4,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::{service::interceptor::InterceptedService, transport::Server};
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::config::FileConfig;
@@ -52,6 +52,10 @@ pub struct Settings {
     pub retention: Duration,
     /// API keys of the `pns.v1` services (default: none, open mode; see `grpc::auth`).
     pub auth: crate::grpc::auth::Auth,
+    /// TLS of both listeners, the connection cap and the gRPC message-size cap (see `net`).
+    pub net: crate::net::NetOptions,
+    /// Source networks carrier pushes are accepted from (default: any).
+    pub webhook_networks: crate::http::AllowList,
 }
 
 impl Default for Settings {
@@ -69,6 +73,8 @@ impl Default for Settings {
             stream_cutoff: crate::events::DEFAULT_CUTOFF,
             auth: crate::grpc::auth::Auth::open(),
             retention: DEFAULT_RETENTION,
+            net: Default::default(),
+            webhook_networks: Default::default(),
         }
     }
 }
@@ -151,11 +157,16 @@ pub async fn run(
     );
     let follow = tokio::spawn(follow_db(store.db_up(), health.clone(), stop_rx.clone()));
     let tailer = tokio::spawn(hub.clone().run(repo.clone(), stop_rx.clone()));
-    let http_task = http.map(|l| {
+    // Connections (capped; TLS established when configured) for both servers.
+    let front = crate::net::Front::open(grpc, http, &settings.net, stop_rx.clone());
+    let http_task = front.http.map(|(addr, conns)| {
         tokio::spawn(crate::http::serve(
-            l,
+            crate::http::ConnListener::new(addr, conns),
             store.clone(),
-            settings.webhook_tokens.clone(),
+            (
+                settings.webhook_tokens.clone(),
+                settings.webhook_networks.clone(),
+            ),
             settings.clock.clone(),
             stop_rx.clone(),
         ))
@@ -183,7 +194,8 @@ pub async fn run(
         tokio::time::sleep(grace).await;
     };
 
-    tracing::info!(addr = %grpc.local_addr().map_err(|e| e.to_string())?, db = store.backend_name(), "gRPC listening");
+    let max_msg = settings.net.max_message_bytes;
+    tracing::info!(addr = %front.grpc_addr, tls = settings.net.tls.is_some(), db = store.backend_name(), "gRPC listening");
     Server::builder()
         // Non-OK statuses are answers (NOT_FOUND, NUMBER_LOCKED …), not server faults; INTERNAL
         // errors are logged with their cause where they are mapped.
@@ -191,25 +203,34 @@ pub async fn run(
             TraceLayer::new_for_grpc()
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
+        // An expired grpc-timeout does no work; a call runs under its deadline.
+        .layer(crate::grpc::deadline::DeadlineLayer)
         .add_service(health_svc)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         // Health and reflection above need no key; every pns.v1 call passes the API-key check.
-        .add_service(BindingServiceServer::with_interceptor(
-            BindingApi::new(binder, settings.clock.clone()),
+        // Larger request messages get OUT_OF_RANGE before they are decoded.
+        .add_service(InterceptedService::new(
+            BindingServiceServer::new(BindingApi::new(binder, settings.clock.clone()))
+                .max_decoding_message_size(max_msg),
             settings.auth.clone(),
         ))
-        .add_service(NumberPoolServiceServer::with_interceptor(
-            PoolApi::new(repo.clone(), settings.clock.clone()),
+        .add_service(InterceptedService::new(
+            NumberPoolServiceServer::new(PoolApi::new(repo.clone(), settings.clock.clone()))
+                .max_decoding_message_size(max_msg),
             settings.auth.clone(),
         ))
-        .add_service(CallServiceServer::with_interceptor(
-            CallApi::new(repo.clone(), settings.clock.clone(), hub, stop_rx.clone()),
+        .add_service(InterceptedService::new(
+            CallServiceServer::new(CallApi::new(
+                repo.clone(),
+                settings.clock.clone(),
+                hub,
+                stop_rx.clone(),
+            ))
+            .max_decoding_message_size(max_msg),
             settings.auth.clone(),
         ))
-        // TCP_NODELAY: streamed events are small writes; with Nagle's algorithm each one could
-        // wait ~40 ms for the client's delayed ACK.
-        .serve_with_incoming_shutdown(TcpIncoming::from(grpc).with_nodelay(Some(true)), signal)
+        .serve_with_incoming_shutdown(crate::grpc::incoming::incoming(front.grpc), signal)
         .await
         .map_err(|e| e.to_string())?;
     let _ = sweeper.await;

@@ -41,6 +41,26 @@ pub struct FileConfig {
     /// Tenants and the environment variables holding their API keys.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
+    /// TLS of both listeners (`--tls-cert`, `--tls-key`, `--tls-client-ca` and `PNS_TLS_*`
+    /// take precedence).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[tls]`: paths of PEM files (relative paths are relative to the working directory).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate chain, leaf first.
+    #[serde(default)]
+    pub cert: Option<std::path::PathBuf>,
+    /// The certificate's private key.
+    #[serde(default)]
+    pub key: Option<std::path::PathBuf>,
+    /// CAs whose client certificates are accepted; set = mutual TLS (every client must
+    /// present one).
+    #[serde(default)]
+    pub client_ca: Option<std::path::PathBuf>,
 }
 
 /// `[auth]`: each field names an environment variable, never a key.
@@ -71,6 +91,10 @@ pub struct TenantConfig {
     /// Requests it may make at once (default: one second's worth, at least 1).
     #[serde(default)]
     pub burst: Option<u32>,
+    /// Concurrent `WatchEvents` streams of this tenant (default
+    /// [`crate::events::DEFAULT_TENANT_STREAMS`]); more get RESOURCE_EXHAUSTED.
+    #[serde(default)]
+    pub max_streams: Option<u32>,
 }
 
 /// Where `serve` listens and whether open mode may face the network.
@@ -81,6 +105,9 @@ pub struct Exposure {
     /// `--allow-unauthenticated`.
     pub allow_unauthenticated: bool,
 }
+
+/// Largest `max_streams` of a tenant.
+pub const MAX_TENANT_STREAMS: u32 = 1_000_000;
 
 /// Shortest API key accepted.
 pub const MIN_API_KEY_CHARS: usize = 16;
@@ -132,6 +159,10 @@ pub struct PoolConfig {
 pub struct WebhookConfig {
     pub nxcloud_token_env: Option<String>,
     pub aliyun_token_env: Option<String>,
+    /// Source networks pushes are accepted from (`10.0.0.0/8`, `2001:db8::/32`, or a bare
+    /// address); absent or empty = from anywhere. Others get 403.
+    #[serde(default)]
+    pub allow_networks: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +187,8 @@ pub struct Resolved {
     pub pools: Vec<Pool>,
     pub carriers: Carriers,
     pub webhook_tokens: crate::http::WebhookTokens,
+    /// `[webhooks] allow_networks`, parsed.
+    pub webhook_networks: crate::http::AllowList,
     /// The API keys (digests); empty = open mode.
     pub auth: crate::grpc::auth::Auth,
     /// Set in open mode: the warning `serve` logs.
@@ -214,6 +247,14 @@ impl FileConfig {
         let webhook_tokens = self.tokens_checked(&env, &mut problems);
         let keys = self.keys_checked(&env, &mut problems);
         let limits = self.limits_checked(&mut problems);
+        let stream_caps = self.stream_caps_checked(&mut problems);
+        let webhook_networks = match self.webhooks.as_ref().map(|w| w.allow_networks.as_slice()) {
+            None => Default::default(),
+            Some(nets) => crate::http::AllowList::parse(nets).unwrap_or_else(|bad| {
+                bad.into_iter().for_each(|b| problems.add(b));
+                Default::default()
+            }),
+        };
         let mut open_mode = None;
         if keys.is_empty() && problems.0.is_empty() {
             let exposed: Vec<&str> = exposure
@@ -248,9 +289,30 @@ impl FileConfig {
             pools: pools.into_iter().flatten().collect(),
             carriers,
             webhook_tokens,
-            auth: crate::grpc::auth::Auth::with_keys(keys).with_limits(limits),
+            webhook_networks,
+            auth: crate::grpc::auth::Auth::with_keys(keys)
+                .with_limits(limits)
+                .with_stream_caps(stream_caps),
             open_mode,
         })
+    }
+
+    /// The `max_streams` of `[[tenants]]` that set one.
+    fn stream_caps_checked(&self, problems: &mut Problems) -> Vec<(String, usize)> {
+        let mut out = Vec::new();
+        for t in &self.tenants {
+            match t.max_streams {
+                None => {}
+                Some(n) if (1..=MAX_TENANT_STREAMS).contains(&n) => {
+                    out.push((t.name.trim().to_owned(), n as usize))
+                }
+                Some(_) => problems.add(format!(
+                    "tenant {:?}: max_streams must be 1 to {MAX_TENANT_STREAMS}",
+                    crate::domain::text::echo(&t.name)
+                )),
+            }
+        }
+        out
     }
 
     /// The request-rate limits of `[[tenants]]` (`rate_per_second`, `burst`).

@@ -82,6 +82,23 @@ struct ServeArgs {
     /// Serve without API keys on a non-loopback address (anyone reaching the ports is admin).
     #[arg(long, env = "PNS_ALLOW_UNAUTHENTICATED")]
     allow_unauthenticated: bool,
+    /// PEM certificate chain: serve TLS on both listeners (plaintext is then refused).
+    /// Overrides the config file's `[tls] cert`. Reloaded on SIGHUP and when the file changes.
+    #[arg(long, env = "PNS_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert` (overrides `[tls] key`).
+    #[arg(long, env = "PNS_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA certificates: require client certificates issued by them (mutual TLS;
+    /// overrides `[tls] client_ca`).
+    #[arg(long, env = "PNS_TLS_CLIENT_CA")]
+    tls_client_ca: Option<PathBuf>,
+    /// Concurrent connections of both listeners together; more are closed at accept.
+    #[arg(long, env = "PNS_MAX_CONNECTIONS", default_value_t = pns_gateway::net::DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    max_connections: usize,
+    /// Largest gRPC request message in bytes; larger ones get OUT_OF_RANGE.
+    #[arg(long, env = "PNS_MAX_MESSAGE_BYTES", default_value_t = pns_gateway::net::DEFAULT_MAX_MESSAGE_BYTES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..=64 * 1024 * 1024))]
+    max_message_bytes: usize,
 }
 
 #[derive(Subcommand)]
@@ -193,6 +210,27 @@ async fn run(cli: Cli) -> Result<(), String> {
                 Some(w) => tracing::warn!("{w}"),
                 None => tracing::info!("API keys required on the gRPC services"),
             }
+            // Certificate files are read and checked before anything listens.
+            let ft = cfg.tls.as_ref();
+            let tls = pns_gateway::net::tls::TlsFiles::pick(
+                a.tls_cert
+                    .clone()
+                    .or_else(|| ft.and_then(|t| t.cert.clone())),
+                a.tls_key.clone().or_else(|| ft.and_then(|t| t.key.clone())),
+                a.tls_client_ca
+                    .clone()
+                    .or_else(|| ft.and_then(|t| t.client_ca.clone())),
+            )?
+            .map(pns_gateway::net::tls::Tls::load)
+            .transpose()?;
+            match &tls {
+                Some(t) => tracing::info!(
+                    cert = %t.files().cert.display(),
+                    mutual = t.mutual(),
+                    "TLS on both listeners; plaintext is refused"
+                ),
+                None => tracing::info!("no TLS configured: both listeners serve plaintext"),
+            }
             let grpc = tokio::net::TcpListener::bind(&a.listen)
                 .await
                 .map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
@@ -222,6 +260,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                     .map(|d| Duration::from_secs(d.max(1) * 24 * 3600))
                     .unwrap_or(app::DEFAULT_RETENTION),
                 max_event_streams: a.max_event_streams,
+                net: pns_gateway::net::NetOptions {
+                    tls,
+                    max_connections: a.max_connections,
+                    max_message_bytes: a.max_message_bytes,
+                },
+                webhook_networks: resolved.webhook_networks,
                 stream_cutoff: Duration::from_millis(a.stream_cutoff_ms),
                 ..Settings::default()
             };

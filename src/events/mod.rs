@@ -14,9 +14,12 @@ use std::{
     time::Duration,
 };
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use crate::domain::{DomainError, Event, EventFilter, Repository};
+
+mod slots;
+pub use slots::{DEFAULT_TENANT_STREAMS, Refused, StreamSlot};
 
 /// Recent events kept in memory (about 1 KiB each).
 pub const DEFAULT_RING: usize = 8192;
@@ -41,7 +44,7 @@ pub struct EventHub {
     /// The highest sequence the tailer has scanned: every event at or below it is committed
     /// and, if not older than the ring, in the ring.
     tail: Arc<watch::Sender<i64>>,
-    streams: Arc<Semaphore>,
+    streams: slots::Slots,
     max_streams: usize,
     /// How long a subscriber's buffer may stay full before the stream is cut off.
     cutoff: Duration,
@@ -69,7 +72,7 @@ impl EventHub {
             })),
             cap: cap.max(1),
             tail: Arc::new(watch::channel(0).0),
-            streams: Arc::new(Semaphore::new(max_streams)),
+            streams: slots::Slots::new(max_streams),
             max_streams,
             cutoff: DEFAULT_CUTOFF,
         }
@@ -86,8 +89,14 @@ impl EventHub {
     }
 
     /// A slot for one stream, or `None` when `max_streams` are open.
-    pub fn admit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        self.streams.clone().try_acquire_owned().ok()
+    pub fn admit(&self) -> Option<StreamSlot> {
+        self.admit_for(None).ok()
+    }
+
+    /// A slot for one stream of `tenant` = (name, its cap), or of a caller without a
+    /// per-tenant cap (`None`), or which cap is reached.
+    pub fn admit_for(&self, tenant: Option<(&str, usize)>) -> Result<StreamSlot, Refused> {
+        self.streams.admit(self.max_streams, tenant)
     }
 
     pub fn max_streams(&self) -> usize {
@@ -96,7 +105,7 @@ impl EventHub {
 
     /// Streams open now.
     pub fn open_streams(&self) -> usize {
-        self.max_streams - self.streams.available_permits()
+        self.max_streams - self.streams.available()
     }
 
     /// Follows the tail (changes when new events are in the ring).

@@ -58,6 +58,9 @@ pub struct Caller {
     pub tenant: Result<Tenant, String>,
     /// Whether `x-pns-tenant` was sent.
     pub tenant_header: bool,
+    /// A tenant key's cap on its concurrent `WatchEvents` streams (`None`: admin, open mode
+    /// and softswitch, capped by the process-wide total only).
+    pub max_streams: Option<usize>,
 }
 
 impl Caller {
@@ -145,6 +148,8 @@ pub struct Auth {
     keys: Arc<Vec<(KeyDigest, Role)>>,
     /// Request-rate buckets of the tenants that have a limit.
     limits: Arc<HashMap<String, rate::Bucket>>,
+    /// `max_streams` of the tenants that set one (others: `events::DEFAULT_TENANT_STREAMS`).
+    stream_caps: Arc<HashMap<String, usize>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -167,7 +172,15 @@ impl Auth {
         Self {
             keys: Arc::new(keys.into_iter().map(|(k, r)| (digest(&k), r)).collect()),
             limits: Arc::default(),
+            stream_caps: Arc::default(),
         }
+    }
+
+    /// Caps on concurrent `WatchEvents` streams by tenant name (tenants not named get
+    /// `events::DEFAULT_TENANT_STREAMS`).
+    pub fn with_stream_caps(mut self, caps: impl IntoIterator<Item = (String, usize)>) -> Self {
+        self.stream_caps = Arc::new(caps.into_iter().collect());
+        self
     }
 
     /// Request-rate limits by tenant name (tenants not named are not limited).
@@ -204,6 +217,7 @@ impl Auth {
                 role: Role::Open,
                 tenant: validate::tenant(md),
                 tenant_header: md.get(super::TENANT_HEADER).is_some(),
+                max_streams: None,
             });
         }
         let mut values = md.get_all("authorization").iter();
@@ -244,10 +258,20 @@ impl Auth {
                 _ => Ok(own.clone()),
             },
         };
+        let max_streams = match &role {
+            Role::Tenant(own) => Some(
+                self.stream_caps
+                    .get(own)
+                    .copied()
+                    .unwrap_or(crate::events::DEFAULT_TENANT_STREAMS),
+            ),
+            Role::Open | Role::Admin | Role::Softswitch => None,
+        };
         Ok(Caller {
             role,
             tenant,
             tenant_header: md.get(super::TENANT_HEADER).is_some(),
+            max_streams,
         })
     }
 }

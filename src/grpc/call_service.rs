@@ -72,12 +72,19 @@ impl<R: Repository> CallService for CallApi<R> {
         &self,
         req: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        let tenant = Caller::of(&req)?.event_scope()?;
+        let caller = Caller::of(&req)?;
+        let tenant = caller.event_scope()?;
+        // A tenant key's streams count against its own cap (the admin's do not).
+        let cap = match (&caller.role, caller.max_streams) {
+            (super::auth::Role::Tenant(name), Some(max)) => Some((name.as_str(), max)),
+            _ => None,
+        };
         let stream = super::watch::open(
             self.repo.clone(),
             self.hub.clone(),
             req.into_inner(),
             tenant,
+            cap,
             self.stop.clone(),
         )
         .await?;

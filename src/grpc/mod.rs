@@ -5,6 +5,8 @@ pub mod binding_service;
 mod call_convert;
 pub mod call_service;
 mod convert;
+pub mod deadline;
+pub mod incoming;
 pub mod pool_service;
 #[cfg(test)]
 mod proptest_support;

@@ -11,7 +11,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::Stream;
 use tonic::Status;
 
@@ -25,7 +25,7 @@ use crate::domain::{
     event::EVENT_KINDS,
     text::echo,
 };
-use crate::events::{EventHub, Next, PAGE};
+use crate::events::{EventHub, Next, PAGE, Refused, StreamSlot};
 
 /// Most entries of `kinds` (there are 11 kinds; repeats are harmless but bounded).
 const MAX_KINDS: usize = 32;
@@ -72,12 +72,11 @@ pub(crate) async fn open<R: Repository>(
     hub: EventHub,
     req: pb::WatchEventsRequest,
     tenant: Result<Option<String>, String>,
+    tenant_cap: Option<(&str, usize)>,
     stop: watch::Receiver<bool>,
 ) -> Result<WatchStream, Status> {
     let filter = filter(&req, tenant).map_err(to_status)?;
-    let Some(permit) = hub.admit() else {
-        return Err(too_many_streams(hub.max_streams()));
-    };
+    let permit = hub.admit_for(tenant_cap).map_err(too_many_streams)?;
     let cursor = if req.from_now {
         repo.latest_sequence().await.map_err(to_status)?
     } else {
@@ -104,19 +103,33 @@ pub(crate) async fn open<R: Repository>(
     })
 }
 
-fn too_many_streams(max: usize) -> Status {
+/// RESOURCE_EXHAUSTED, ErrorInfo TOO_MANY_STREAMS (metadata: `max_streams`, and `tenant` when
+/// the tenant's own cap was reached) and RetryInfo.
+fn too_many_streams(why: Refused) -> Status {
+    let (msg, meta) = match why {
+        Refused::Total { max } => (
+            format!("this server already serves its maximum of {max} event streams; retry later"),
+            vec![("max_streams".to_owned(), max.to_string())],
+        ),
+        Refused::Tenant { tenant, max } => (
+            format!(
+                "tenant {tenant} already has its maximum of {max} open event streams; close one \
+                 or retry later"
+            ),
+            vec![
+                ("max_streams".to_owned(), max.to_string()),
+                ("tenant".to_owned(), tenant),
+            ],
+        ),
+    };
     let mut d = tonic_types::ErrorDetails::new();
     d.set_error_info(
         "TOO_MANY_STREAMS",
         super::status::ERROR_DOMAIN,
-        std::collections::HashMap::from([("max_streams".to_owned(), max.to_string())]),
+        std::collections::HashMap::from_iter(meta),
     );
     d.set_retry_info(Some(std::time::Duration::from_secs(1)));
-    <Status as tonic_types::StatusExt>::with_error_details(
-        tonic::Code::ResourceExhausted,
-        format!("this server already serves its maximum of {max} event streams; retry later"),
-        d,
-    )
+    <Status as tonic_types::StatusExt>::with_error_details(tonic::Code::ResourceExhausted, msg, d)
 }
 
 /// Every filter is checked like the field it filters on: `pool_key` a pool key, `binding_id` a
@@ -187,7 +200,7 @@ struct Sub<R> {
     tx: mpsc::Sender<Item>,
     cut: Option<oneshot::Sender<Status>>,
     stop: watch::Receiver<bool>,
-    _permit: OwnedSemaphorePermit,
+    _permit: StreamSlot,
 }
 
 impl<R> Sub<R> {

@@ -1,25 +1,31 @@
 //! HTTP side (axum): liveness/readiness and the carrier webhooks.
 
+pub mod listener;
+pub mod sources;
 mod trace;
 pub mod webhooks;
 
 use std::{sync::Arc, time::Duration};
 
 use axum::{Router, extract::State, http::StatusCode, routing::get};
-use tokio::net::TcpListener;
 use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 
 use crate::domain::Clock;
 use crate::storage::Store;
+pub use listener::ConnListener;
+pub use sources::AllowList;
 pub use webhooks::WebhookTokens;
 
-pub fn router(store: Store, tokens: WebhookTokens, clock: Clock) -> Router {
+/// `allow`: the source networks carrier pushes are accepted from (see `sources`).
+pub fn router(store: Store, tokens: WebhookTokens, clock: Clock, allow: AllowList) -> Router {
     let health = Router::new()
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .with_state(store.clone());
+    let hooks = webhooks::router(Arc::new(store), tokens, clock)
+        .route_layer(axum::middleware::from_fn_with_state(allow, sources::check));
     health
-        .merge(webhooks::router(Arc::new(store), tokens, clock))
+        .merge(hooks)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(10),
@@ -38,16 +44,19 @@ async fn ready(State(store): State<Store>) -> (StatusCode, &'static str) {
     }
 }
 
+/// Serves the connections of `listener` (see `net::accept`) until `stop`.
 pub async fn serve(
-    listener: TcpListener,
+    listener: ConnListener,
     store: Store,
-    tokens: WebhookTokens,
+    (tokens, allow): (WebhookTokens, AllowList),
     clock: Clock,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let addr = listener.local_addr().ok();
+    let addr = axum::serve::Listener::local_addr(&listener).ok();
     tracing::info!(?addr, "HTTP listening");
-    let res = axum::serve(listener, router(store, tokens, clock))
+    let app =
+        router(store, tokens, clock, allow).into_make_service_with_connect_info::<listener::Peer>();
+    let res = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;
         })

@@ -2,7 +2,7 @@
 //! tenant and a caller without a key observe and change nothing of a tenant's bindings, events
 //! and pools; key rotation; the admin acting for a tenant; the softswitch's rights.
 
-mod binary;
+pub(crate) mod binary;
 mod config;
 mod isolation;
 mod rate;

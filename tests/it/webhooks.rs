@@ -5,6 +5,7 @@ mod batches;
 mod hostile;
 mod logs;
 mod props;
+mod sources;
 
 use std::time::{Duration, Instant};
 

@@ -14,7 +14,7 @@ use tonic::transport::Channel;
 use super::{ACME_NEW, ACME_OLD, ADMIN, req};
 use crate::support::TestDb;
 
-fn gateway(db: &TestDb) -> Command {
+pub(crate) fn gateway(db: &TestDb) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_pns-gateway"));
     c.env("PNS_DATABASE_URL", &db.url)
         .env_remove("PNS_CONFIG")
@@ -25,13 +25,13 @@ fn gateway(db: &TestDb) -> Command {
 }
 
 /// A running server: its stderr collected by a thread until it exits.
-struct Running {
-    child: Child,
-    log: Arc<Mutex<String>>,
+pub(crate) struct Running {
+    pub(crate) child: Child,
+    pub(crate) log: Arc<Mutex<String>>,
 }
 
 impl Running {
-    fn start(mut cmd: Command) -> Self {
+    pub(crate) fn start(mut cmd: Command) -> Self {
         let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -51,7 +51,7 @@ impl Running {
     }
 
     /// The gRPC address, once the server logged it.
-    fn grpc_addr(&mut self) -> String {
+    pub(crate) fn grpc_addr(&mut self) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(addr) = self.log.lock().unwrap().lines().find_map(|l| {
@@ -75,11 +75,19 @@ impl Running {
         }
     }
 
-    fn stop(mut self) -> String {
+    pub(crate) fn stop(mut self) -> String {
         let _ = self.child.kill();
         let _ = self.child.wait();
         std::thread::sleep(Duration::from_millis(200));
         self.log.lock().unwrap().clone()
+    }
+}
+
+/// A test that fails before `stop` does not leave the server running.
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

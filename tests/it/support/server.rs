@@ -62,16 +62,20 @@ impl TestServer {
         let addr = grpc.local_addr().expect("addr");
         let http_addr = http.local_addr().expect("addr");
         let clock = settings.clock.clone();
+        let tls = settings.net.tls.is_some();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(app::run(store.clone(), grpc, Some(http), settings, async {
             let _ = rx.await;
         }));
-        let channel = Channel::from_shared(format!("http://{addr}"))
+        let endpoint = Channel::from_shared(format!("http://{addr}"))
             .expect("uri")
-            .connect_timeout(Duration::from_secs(5))
-            .connect()
-            .await
-            .expect("connect to test server");
+            .connect_timeout(Duration::from_secs(5));
+        // A TLS server refuses this plaintext channel; TLS tests make their own.
+        let channel = if tls {
+            endpoint.connect_lazy()
+        } else {
+            endpoint.connect().await.expect("connect to test server")
+        };
         TestServer {
             addr,
             http_addr,
