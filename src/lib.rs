@@ -11,3 +11,4 @@ pub mod grpc;
 pub mod http;
 pub mod providers;
 pub mod storage;
+pub mod telemetry;

@@ -5,6 +5,7 @@ pub mod binding_service;
 mod call_convert;
 pub mod call_service;
 mod convert;
+pub mod observe;
 pub mod pool_service;
 #[cfg(test)]
 mod proptest_support;

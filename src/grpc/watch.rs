@@ -11,7 +11,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::Stream;
 use tonic::Status;
 
@@ -25,7 +25,7 @@ use crate::domain::{
     event::EVENT_KINDS,
     text::echo,
 };
-use crate::events::{EventHub, Next, PAGE};
+use crate::events::{EventHub, Next, PAGE, Subscription};
 
 /// Most entries of `kinds` (there are 11 kinds; repeats are harmless but bounded).
 const MAX_KINDS: usize = 32;
@@ -75,7 +75,12 @@ pub(crate) async fn open<R: Repository>(
     stop: watch::Receiver<bool>,
 ) -> Result<WatchStream, Status> {
     let filter = filter(&req, tenant).map_err(to_status)?;
-    let Some(permit) = hub.admit() else {
+    let start = if req.from_now {
+        hub.latest()
+    } else {
+        req.after_sequence
+    };
+    let Some(subscription) = hub.admit(start) else {
         return Err(too_many_streams(hub.max_streams()));
     };
     let cursor = if req.from_now {
@@ -83,9 +88,11 @@ pub(crate) async fn open<R: Repository>(
     } else {
         req.after_sequence
     };
+    subscription.advance(cursor);
     let (tx, rx) = mpsc::channel(BUFFER);
     let (cut_tx, cut_rx) = oneshot::channel();
-    tokio::spawn(pump(
+    // The task's log lines carry the request's span (its request id).
+    tokio::spawn(tracing::Instrument::in_current_span(pump(
         Sub {
             repo,
             hub,
@@ -93,10 +100,10 @@ pub(crate) async fn open<R: Repository>(
             tx,
             cut: Some(cut_tx),
             stop,
-            _permit: permit,
+            subscription,
         },
         cursor,
-    ));
+    )));
     Ok(WatchStream {
         rx,
         cut: Some(cut_rx),
@@ -187,7 +194,8 @@ struct Sub<R> {
     tx: mpsc::Sender<Item>,
     cut: Option<oneshot::Sender<Status>>,
     stop: watch::Receiver<bool>,
-    _permit: OwnedSemaphorePermit,
+    /// The stream's slot and published cursor.
+    subscription: Subscription,
 }
 
 impl<R> Sub<R> {
@@ -204,6 +212,7 @@ impl<R> Sub<R> {
             r = self.tx.send(Ok(ev)) => r.is_ok(),
             _ = tokio::time::sleep(cutoff) => {
                 tracing::info!(cutoff_s = cutoff.as_secs_f64(), "event subscriber stopped reading; cut off");
+                metrics::counter!(crate::telemetry::metrics::EVENT_STREAM_CUTOFFS).increment(1);
                 if let Some(cut) = self.cut.take() {
                     let _ = cut.send(Status::resource_exhausted(format!(
                         "this stream was not read for {} s and was cut off; resume with \
@@ -226,6 +235,7 @@ impl<R> Sub<R> {
 async fn pump<R: Repository>(mut sub: Sub<R>, mut cursor: i64) {
     let mut tail = sub.hub.tail();
     loop {
+        sub.subscription.advance(cursor);
         tail.borrow_and_update();
         match sub.hub.next(cursor, BUFFER) {
             Next::Ring(events) => {

@@ -1,5 +1,7 @@
-//! HTTP side (axum): liveness/readiness and the carrier webhooks.
+//! HTTP side (axum): liveness/readiness, Prometheus metrics and the carrier webhooks.
 
+pub mod metrics;
+mod request_id;
 mod trace;
 pub mod webhooks;
 
@@ -10,15 +12,20 @@ use tokio::net::TcpListener;
 use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 
 use crate::domain::Clock;
+use crate::events::EventHub;
 use crate::storage::Store;
 pub use webhooks::WebhookTokens;
 
-pub fn router(store: Store, tokens: WebhookTokens, clock: Clock) -> Router {
+pub fn router(store: Store, hub: EventHub, tokens: WebhookTokens, clock: Clock) -> Router {
     let health = Router::new()
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .with_state(store.clone());
+    let metrics = Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .with_state(metrics::Scrape::new(store.clone(), hub));
     health
+        .merge(metrics)
         .merge(webhooks::router(Arc::new(store), tokens, clock))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -26,6 +33,8 @@ pub fn router(store: Store, tokens: WebhookTokens, clock: Clock) -> Router {
         ))
         // The webhook token is in the path: the span logs it masked (see `trace`).
         .layer(TraceLayer::new_for_http().make_span_with(trace::make_span))
+        // Outermost: the trace span and every log line of the request carry its id.
+        .layer(axum::middleware::from_fn(request_id::layer))
 }
 
 /// 200 while the database answers the monitor's probes (on a connection of its own, so load on
@@ -41,13 +50,14 @@ async fn ready(State(store): State<Store>) -> (StatusCode, &'static str) {
 pub async fn serve(
     listener: TcpListener,
     store: Store,
+    hub: EventHub,
     tokens: WebhookTokens,
     clock: Clock,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let addr = listener.local_addr().ok();
     tracing::info!(?addr, "HTTP listening");
-    let res = axum::serve(listener, router(store, tokens, clock))
+    let res = axum::serve(listener, router(store, hub, tokens, clock))
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;
         })
