@@ -392,3 +392,91 @@ impl<B: Body> Body for ObservedBody<B> {
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tonic::Status;
+    use tonic_types::{ErrorDetails, StatusExt};
+
+    use super::*;
+
+    fn headers_of(st: Status) -> HeaderMap {
+        st.into_http::<()>().headers().clone()
+    }
+
+    #[test]
+    fn labels_come_from_the_served_descriptors_only() {
+        let m = method_of("/pns.v1.BindingService/BindXyb");
+        assert_eq!(
+            (m.service, m.method, m.streaming),
+            ("pns.v1.BindingService", "BindXyb", false)
+        );
+        assert!(method_of("/pns.v1.CallService/WatchEvents").streaming);
+        assert_eq!(method_of("/grpc.health.v1.Health/Check").method, "Check");
+        for unknown in [
+            "/pns.v1.BindingService/Nope",
+            "/x/y",
+            "/",
+            "/pns.v1.BindingService/BindXyb/",
+        ] {
+            let m = method_of(unknown);
+            assert_eq!((m.service, m.method), ("unknown", "unknown"), "{unknown}");
+        }
+    }
+
+    #[test]
+    fn the_request_id_joins_existing_error_info_and_keeps_other_details() {
+        let mut d = ErrorDetails::new();
+        d.set_error_info(
+            "POOL_NOT_FOUND",
+            ERROR_DOMAIN,
+            HashMap::from([("pool_key".to_owned(), "p".to_owned())]),
+        );
+        d.add_bad_request_violation("pool_key", "unknown");
+        d.set_retry_info(Some(std::time::Duration::from_secs(2)));
+        let mut h = headers_of(Status::with_error_details(
+            Code::NotFound,
+            "pool p not found",
+            d,
+        ));
+        assert_eq!(
+            stamp(&mut h, Code::NotFound, "rid-1").as_deref(),
+            Some("POOL_NOT_FOUND")
+        );
+        let st = Status::from_header_map(&h).unwrap();
+        assert_eq!(st.message(), "pool p not found");
+        let info = st.get_details_error_info().unwrap();
+        assert_eq!(info.metadata["request_id"], "rid-1");
+        assert_eq!(info.metadata["pool_key"], "p");
+        assert_eq!(
+            st.get_details_bad_request().unwrap().field_violations.len(),
+            1
+        );
+        assert!(st.get_details_retry_info().is_some());
+    }
+
+    #[test]
+    fn a_status_without_error_info_gets_one() {
+        let mut h = headers_of(Status::unavailable("server is shutting down"));
+        assert_eq!(
+            stamp(&mut h, Code::Unavailable, "rid-2").as_deref(),
+            Some("UNAVAILABLE")
+        );
+        let st = Status::from_header_map(&h).unwrap();
+        let info = st.get_details_error_info().unwrap();
+        assert_eq!(
+            (info.reason.as_str(), info.domain.as_str()),
+            ("UNAVAILABLE", ERROR_DOMAIN)
+        );
+        assert_eq!(info.metadata["request_id"], "rid-2");
+        assert_eq!(st.message(), "server is shutting down");
+    }
+
+    #[test]
+    fn undecodable_details_are_left_alone() {
+        let mut h = headers_of(Status::internal("x"));
+        h.insert(DETAILS, HeaderValue::from_static("!!not-base64!!"));
+        assert_eq!(stamp(&mut h, Code::Internal, "rid-3"), None);
+        assert_eq!(h[DETAILS], "!!not-base64!!");
+    }
+}
