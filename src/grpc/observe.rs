@@ -200,13 +200,21 @@ impl Call {
     }
 }
 
-/// Records a call whose response ended without a status (the client went away): CANCELLED.
+/// Records a call whose response ended without a status — the client went away (closed its
+/// event stream, hit its deadline) — as CANCELLED; the server rejected nothing, so it is
+/// logged at DEBUG only.
 struct FinishOnDrop(Option<Call>);
 
 impl Drop for FinishOnDrop {
     fn drop(&mut self) {
         if let Some(call) = self.0.take() {
-            call.record(Code::Cancelled, None);
+            let Method {
+                service, method, ..
+            } = call.method;
+            metrics::counter!(m::GRPC_REQUESTS, "service" => service, "method" => method, "code" => code_name(Code::Cancelled))
+                .increment(1);
+            call.span
+                .in_scope(|| tracing::debug!("call ended by the client before its status"));
         }
     }
 }

@@ -184,7 +184,24 @@ async fn a_bind_a_carrier_failure_a_push_and_a_stream_move_their_series() {
     for secret in [b.binding_id.as_str(), &b.number_x, "85264654790"] {
         assert!(!text.contains(secret), "{secret} appears in /metrics");
     }
+
+    // A stream the client closes counts as CANCELLED once the server notices (bounded wait).
+    let cancelled = [
+        ("service", "pns.v1.CallService"),
+        ("method", "WatchEvents"),
+        ("code", "CANCELLED"),
+    ];
+    let base = scrape(s).await.sum("pns_grpc_requests_total", &cancelled);
     drop(stream);
+    let mut now = base;
+    for _ in 0..200 {
+        now = scrape(s).await.sum("pns_grpc_requests_total", &cancelled);
+        if now > base {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(now > base, "closed stream counted: {base} -> {now}");
 }
 
 #[tokio::test]
