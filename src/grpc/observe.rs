@@ -35,7 +35,8 @@ use tonic::codegen::{
 use tonic_types::pb::{ErrorInfo, Status as RpcStatus};
 use tracing::Span;
 
-use super::status::ERROR_DOMAIN;
+use super::status::{ERROR_DOMAIN, MAX_MESSAGE_BYTES};
+use crate::domain::text::cut_bytes;
 use crate::telemetry::{metrics as m, request_id};
 
 const ERROR_INFO_URL: &str = "type.googleapis.com/google.rpc.ErrorInfo";
@@ -232,9 +233,11 @@ fn stamp(map: &mut HeaderMap, code: Code, id: &str) -> Option<String> {
             message: map
                 .get(MESSAGE)
                 .map(|v| {
-                    percent_encoding::percent_decode(v.as_bytes())
-                        .decode_utf8_lossy()
-                        .into_owned()
+                    // Bounded like every message we build (the trailer must stay small).
+                    cut_bytes(
+                        &percent_encoding::percent_decode(v.as_bytes()).decode_utf8_lossy(),
+                        MAX_MESSAGE_BYTES,
+                    )
                 })
                 .unwrap_or_default(),
             details: Vec::new(),
