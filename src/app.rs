@@ -22,6 +22,7 @@ use crate::grpc::{
     pool_service::PoolApi,
 };
 use crate::storage::Store;
+use crate::telemetry::metrics as m;
 
 /// Default retention of real numbers after a binding ended: 30 days.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -103,6 +104,8 @@ pub async fn run(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> AppResult<()> {
+    // Installs the process's metrics recorder before anything records (idempotent).
+    crate::telemetry::metrics::handle();
     let repo = Arc::new(store.clone());
     let (health, health_svc) = tonic_health::server::health_reporter();
     health
@@ -163,6 +166,7 @@ pub async fn run(
         tokio::spawn(crate::http::serve(
             crate::http::ConnListener::new(addr, conns),
             store.clone(),
+            hub.clone(),
             (
                 settings.webhook_tokens.clone(),
                 settings.webhook_networks.clone(),
@@ -197,6 +201,8 @@ pub async fn run(
     let max_msg = settings.net.max_message_bytes;
     tracing::info!(addr = %front.grpc_addr, tls = settings.net.tls.is_some(), db = store.backend_name(), "gRPC listening");
     Server::builder()
+        // Request ids, metrics and rejection logs of every call (`grpc::observe`).
+        .layer(crate::grpc::observe::ObserveLayer)
         // Non-OK statuses are answers (NOT_FOUND, NUMBER_LOCKED …), not server faults; INTERNAL
         // errors are logged with their cause where they are mapped.
         .layer(
@@ -293,9 +299,11 @@ async fn sweep_loop<R: Repository>(
             _ = stop.changed() => return,
         }
         // Drain a backlog in batches, each its own short transaction.
+        let mut ok = true;
         loop {
             match repo.sweep_expired(clock.now(), BATCH).await {
                 Ok(n) => {
+                    metrics::counter!(m::SWEEPER_EXPIRED).increment(n);
                     if n > 0 {
                         tracing::info!(ended = n, "sweeper expired bindings");
                     }
@@ -305,6 +313,7 @@ async fn sweep_loop<R: Repository>(
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "sweeper failed; will retry");
+                    ok = false;
                     break;
                 }
             }
@@ -316,6 +325,7 @@ async fn sweep_loop<R: Repository>(
         for _ in 0..20 {
             match repo.purge_ended(before, now, BATCH).await {
                 Ok(n) => {
+                    metrics::counter!(m::RETENTION_PURGED).increment(n);
                     if n > 0 {
                         tracing::info!(purged = n, "retention erased real numbers");
                     }
@@ -325,9 +335,14 @@ async fn sweep_loop<R: Repository>(
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "retention purge failed; will retry");
+                    ok = false;
                     break;
                 }
             }
+        }
+        if ok {
+            // Alert on `time() - pns_sweeper_last_success_timestamp_seconds` (docs/operations.md).
+            metrics::gauge!(m::SWEEPER_LAST_SUCCESS).set(crate::domain::now_ms() as f64 / 1000.0);
         }
     }
 }

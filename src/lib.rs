@@ -13,3 +13,4 @@ pub mod http;
 pub mod net;
 pub mod providers;
 pub mod storage;
+pub mod telemetry;

@@ -59,7 +59,7 @@ struct ServeArgs {
     /// gRPC listen address.
     #[arg(long, env = "PNS_LISTEN", default_value = "127.0.0.1:50051")]
     listen: String,
-    /// HTTP listen address (carrier webhooks, /livez, /readyz).
+    /// HTTP listen address (carrier webhooks, /livez, /readyz, /metrics).
     #[arg(long, env = "PNS_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     http_listen: String,
     /// Sweeper period in milliseconds (overrides the config file).

@@ -95,6 +95,23 @@ pub enum FailureClass {
     Unsupported,
 }
 
+impl FailureClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::InvalidArgument => "invalid_argument",
+            FailureClass::NoAvailableNumber => "no_available_number",
+            FailureClass::BindConflict => "bind_conflict",
+            FailureClass::NotFound => "not_found",
+            FailureClass::Throttled => "throttled",
+            FailureClass::Configuration => "configuration",
+            FailureClass::PermissionDenied => "permission_denied",
+            FailureClass::FailedPrecondition => "failed_precondition",
+            FailureClass::Unavailable => "unavailable",
+            FailureClass::Unsupported => "unsupported",
+        }
+    }
+}
+
 /// Whether the carrier may have acted on a request that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -115,6 +132,17 @@ pub struct ProviderError {
     /// Safe to show: never contains a secret, a signature input or a full real number.
     pub message: String,
     pub retry_after: Option<Duration>,
+}
+
+impl ProviderError {
+    /// What a metric calls this failure: its class, or `outcome_unknown` when the carrier may
+    /// have acted (sent, no answer).
+    pub fn result_label(&self) -> &'static str {
+        match self.outcome {
+            Outcome::Unknown => "outcome_unknown",
+            Outcome::Definite => self.class.as_str(),
+        }
+    }
 }
 
 /// One carrier account (one configured pool).

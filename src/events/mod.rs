@@ -9,8 +9,11 @@
 //! the counter and the ring is exactly the events `start..=tail`.
 
 use std::{
-    collections::VecDeque,
-    sync::{Arc, RwLock},
+    collections::{HashMap, VecDeque},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicI64, AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -48,6 +51,34 @@ pub struct EventHub {
     max_streams: usize,
     /// How long a subscriber's buffer may stay full before the stream is cut off.
     cutoff: Duration,
+    /// The cursor of every open stream, by stream number (for the lag gauge).
+    positions: Arc<Mutex<HashMap<u64, Arc<AtomicI64>>>>,
+    next_stream: Arc<AtomicU64>,
+}
+
+/// An admitted stream: holds its slot and publishes its cursor; both go when it is dropped.
+pub struct Subscription {
+    _slot: StreamSlot,
+    number: u64,
+    position: Arc<AtomicI64>,
+    positions: Arc<Mutex<HashMap<u64, Arc<AtomicI64>>>>,
+}
+
+impl Subscription {
+    /// The stream has sent (or skipped) every event up to `cursor`.
+    pub fn advance(&self, cursor: i64) {
+        self.position.store(cursor, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.positions
+            .lock()
+            .expect("stream positions lock")
+            .remove(&self.number);
+        metrics::gauge!(crate::telemetry::metrics::EVENT_STREAMS).decrement(1.0);
+    }
 }
 
 /// How long a subscriber that stopped reading keeps its stream (its buffer full) by default.
@@ -75,6 +106,8 @@ impl EventHub {
             streams: slots::Slots::new(max_streams),
             max_streams,
             cutoff: DEFAULT_CUTOFF,
+            positions: Arc::default(),
+            next_stream: Arc::default(),
         }
     }
 
@@ -88,15 +121,44 @@ impl EventHub {
         self.cutoff
     }
 
-    /// A slot for one stream, or `None` when `max_streams` are open.
-    pub fn admit(&self) -> Option<StreamSlot> {
-        self.admit_for(None).ok()
+    /// A slot for one stream starting after `cursor`, or `None` when `max_streams` are open.
+    pub fn admit(&self, cursor: i64) -> Option<Subscription> {
+        self.admit_for(None, cursor).ok()
     }
 
     /// A slot for one stream of `tenant` = (name, its cap), or of a caller without a
-    /// per-tenant cap (`None`), or which cap is reached.
-    pub fn admit_for(&self, tenant: Option<(&str, usize)>) -> Result<StreamSlot, Refused> {
-        self.streams.admit(self.max_streams, tenant)
+    /// per-tenant cap (`None`), starting after `cursor`; or which cap is reached.
+    pub fn admit_for(
+        &self,
+        tenant: Option<(&str, usize)>,
+        cursor: i64,
+    ) -> Result<Subscription, Refused> {
+        let slot = self.streams.admit(self.max_streams, tenant)?;
+        let number = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        let position = Arc::new(AtomicI64::new(cursor));
+        self.positions
+            .lock()
+            .expect("stream positions lock")
+            .insert(number, position.clone());
+        metrics::gauge!(crate::telemetry::metrics::EVENT_STREAMS).increment(1.0);
+        Ok(Subscription {
+            _slot: slot,
+            number,
+            position,
+            positions: self.positions.clone(),
+        })
+    }
+
+    /// Events the furthest-behind open stream has yet to pass (0 with no stream open).
+    pub fn lag(&self) -> i64 {
+        let latest = self.latest();
+        let positions = self.positions.lock().expect("stream positions lock");
+        positions
+            .values()
+            .map(|p| latest - p.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0)
+            .max(0)
     }
 
     pub fn max_streams(&self) -> usize {
@@ -319,11 +381,27 @@ mod tests {
     #[test]
     fn streams_are_capped() {
         let hub = EventHub::new(4, 2);
-        let a = hub.admit().unwrap();
-        let _b = hub.admit().unwrap();
-        assert!(hub.admit().is_none());
+        let a = hub.admit(0).unwrap();
+        let _b = hub.admit(0).unwrap();
+        assert!(hub.admit(0).is_none());
         assert_eq!(hub.open_streams(), 2);
         drop(a);
-        assert!(hub.admit().is_some());
+        assert!(hub.admit(0).is_some());
+    }
+
+    #[test]
+    fn lag_is_that_of_the_furthest_behind_stream() {
+        let hub = EventHub::new(4, 10);
+        hub.push(Vec::new(), 100);
+        assert_eq!(hub.lag(), 0, "no stream open");
+        let a = hub.admit(40).unwrap();
+        let b = hub.admit(90).unwrap();
+        assert_eq!(hub.lag(), 60);
+        a.advance(95);
+        assert_eq!(hub.lag(), 10);
+        drop(b);
+        assert_eq!(hub.lag(), 5);
+        a.advance(100);
+        assert_eq!(hub.lag(), 0);
     }
 }

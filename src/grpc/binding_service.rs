@@ -9,7 +9,7 @@ use super::convert::{self, binding_ref, binding_to_pb};
 use super::pb::{self, binding_service_server::BindingService};
 use super::status::to_status;
 use super::validate;
-use crate::domain::{Clock, Repository, binder::Binder, text::echo};
+use crate::domain::{Binding, Clock, Repository, binder::Binder, text::echo};
 
 pub struct BindingApi<R> {
     binder: Binder<R>,
@@ -27,6 +27,18 @@ impl<R: Repository> BindingApi<R> {
     }
 }
 
+/// `pns_binds_total{provider, mode, outcome}`.
+fn count_bind(b: &Binding, replayed: bool) {
+    let outcome = if replayed { "replayed" } else { "created" };
+    metrics::counter!(
+        crate::telemetry::metrics::BINDS,
+        "provider" => b.provider.as_str(),
+        "mode" => b.mode.as_str(),
+        "outcome" => outcome
+    )
+    .increment(1);
+}
+
 #[tonic::async_trait]
 impl<R: Repository> BindingService for BindingApi<R> {
     #[tracing::instrument(skip_all, fields(pool = %echo(&req.get_ref().pool_key)))]
@@ -41,6 +53,7 @@ impl<R: Repository> BindingService for BindingApi<R> {
             .bind_xyb(&cmd, self.clock.now())
             .await
             .map_err(to_status)?;
+        count_bind(&b, replayed);
         tracing::info!(binding = %b.id, x = %b.number_x, b = %cmd.phone_b, replayed, "xyb bound");
         Ok(Response::new(pb::BindXybResponse {
             binding: Some(binding_to_pb(b)),
@@ -57,6 +70,7 @@ impl<R: Repository> BindingService for BindingApi<R> {
         let now = self.clock.now();
         let cmd = convert::axn(req.into_inner(), tenant, now).map_err(to_status)?;
         let (b, replayed) = self.binder.bind_axn(&cmd, now).await.map_err(to_status)?;
+        count_bind(&b, replayed);
         tracing::info!(binding = %b.id, x = %b.number_x, a = %cmd.phone_a, replayed, "axn bound");
         Ok(Response::new(pb::BindAxnExtensionResponse {
             binding: Some(binding_to_pb(b)),

@@ -7,6 +7,7 @@ pub mod call_service;
 mod convert;
 pub mod deadline;
 pub mod incoming;
+pub mod observe;
 pub mod pool_service;
 #[cfg(test)]
 mod proptest_support;

@@ -25,7 +25,7 @@ use crate::domain::{
     event::EVENT_KINDS,
     text::echo,
 };
-use crate::events::{EventHub, Next, PAGE, Refused, StreamSlot};
+use crate::events::{EventHub, Next, PAGE, Refused, Subscription};
 
 /// Most entries of `kinds` (there are 11 kinds; repeats are harmless but bounded).
 const MAX_KINDS: usize = 32;
@@ -76,15 +76,24 @@ pub(crate) async fn open<R: Repository>(
     stop: watch::Receiver<bool>,
 ) -> Result<WatchStream, Status> {
     let filter = filter(&req, tenant).map_err(to_status)?;
-    let permit = hub.admit_for(tenant_cap).map_err(too_many_streams)?;
+    let start = if req.from_now {
+        hub.latest()
+    } else {
+        req.after_sequence
+    };
+    let subscription = hub
+        .admit_for(tenant_cap, start)
+        .map_err(too_many_streams)?;
     let cursor = if req.from_now {
         repo.latest_sequence().await.map_err(to_status)?
     } else {
         req.after_sequence
     };
+    subscription.advance(cursor);
     let (tx, rx) = mpsc::channel(BUFFER);
     let (cut_tx, cut_rx) = oneshot::channel();
-    tokio::spawn(pump(
+    // The task's log lines carry the request's span (its request id).
+    tokio::spawn(tracing::Instrument::in_current_span(pump(
         Sub {
             repo,
             hub,
@@ -92,10 +101,10 @@ pub(crate) async fn open<R: Repository>(
             tx,
             cut: Some(cut_tx),
             stop,
-            _permit: permit,
+            subscription,
         },
         cursor,
-    ));
+    )));
     Ok(WatchStream {
         rx,
         cut: Some(cut_rx),
@@ -200,7 +209,8 @@ struct Sub<R> {
     tx: mpsc::Sender<Item>,
     cut: Option<oneshot::Sender<Status>>,
     stop: watch::Receiver<bool>,
-    _permit: StreamSlot,
+    /// The stream's slot and published cursor.
+    subscription: Subscription,
 }
 
 impl<R> Sub<R> {
@@ -217,6 +227,7 @@ impl<R> Sub<R> {
             r = self.tx.send(Ok(ev)) => r.is_ok(),
             _ = tokio::time::sleep(cutoff) => {
                 tracing::info!(cutoff_s = cutoff.as_secs_f64(), "event subscriber stopped reading; cut off");
+                metrics::counter!(crate::telemetry::metrics::EVENT_STREAM_CUTOFFS).increment(1);
                 if let Some(cut) = self.cut.take() {
                     let _ = cut.send(Status::resource_exhausted(format!(
                         "this stream was not read for {} s and was cut off; resume with \
@@ -239,6 +250,7 @@ impl<R> Sub<R> {
 async fn pump<R: Repository>(mut sub: Sub<R>, mut cursor: i64) {
     let mut tail = sub.hub.tail();
     loop {
+        sub.subscription.advance(cursor);
         tail.borrow_and_update();
         match sub.hub.next(cursor, BUFFER) {
             Next::Ring(events) => {

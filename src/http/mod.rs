@@ -1,6 +1,8 @@
-//! HTTP side (axum): liveness/readiness and the carrier webhooks.
+//! HTTP side (axum): liveness/readiness, Prometheus metrics and the carrier webhooks.
 
 pub mod listener;
+pub mod metrics;
+mod request_id;
 pub mod sources;
 mod trace;
 pub mod webhooks;
@@ -11,20 +13,31 @@ use axum::{Router, extract::State, http::StatusCode, routing::get};
 use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 
 use crate::domain::Clock;
+use crate::events::EventHub;
 use crate::storage::Store;
 pub use listener::ConnListener;
 pub use sources::AllowList;
 pub use webhooks::WebhookTokens;
 
 /// `allow`: the source networks carrier pushes are accepted from (see `sources`).
-pub fn router(store: Store, tokens: WebhookTokens, clock: Clock, allow: AllowList) -> Router {
+pub fn router(
+    store: Store,
+    hub: EventHub,
+    tokens: WebhookTokens,
+    clock: Clock,
+    allow: AllowList,
+) -> Router {
     let health = Router::new()
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .with_state(store.clone());
-    let hooks = webhooks::router(Arc::new(store), tokens, clock)
+    let hooks = webhooks::router(Arc::new(store.clone()), tokens, clock)
         .route_layer(axum::middleware::from_fn_with_state(allow, sources::check));
+    let metrics = Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .with_state(metrics::Scrape::new(store, hub));
     health
+        .merge(metrics)
         .merge(hooks)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -32,6 +45,8 @@ pub fn router(store: Store, tokens: WebhookTokens, clock: Clock, allow: AllowLis
         ))
         // The webhook token is in the path: the span logs it masked (see `trace`).
         .layer(TraceLayer::new_for_http().make_span_with(trace::make_span))
+        // Outermost: the trace span and every log line of the request carry its id.
+        .layer(axum::middleware::from_fn(request_id::layer))
 }
 
 /// 200 while the database answers the monitor's probes (on a connection of its own, so load on
@@ -48,14 +63,15 @@ async fn ready(State(store): State<Store>) -> (StatusCode, &'static str) {
 pub async fn serve(
     listener: ConnListener,
     store: Store,
+    hub: EventHub,
     (tokens, allow): (WebhookTokens, AllowList),
     clock: Clock,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let addr = axum::serve::Listener::local_addr(&listener).ok();
     tracing::info!(?addr, "HTTP listening");
-    let app =
-        router(store, tokens, clock, allow).into_make_service_with_connect_info::<listener::Peer>();
+    let app = router(store, hub, tokens, clock, allow)
+        .into_make_service_with_connect_info::<listener::Peer>();
     let res = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;

@@ -9,7 +9,9 @@ use axum::http::Request;
 use tracing::Span;
 
 /// The literal path segments of the routes; anything else in a path is masked.
-const ROUTE_LITERALS: [&str; 5] = ["webhooks", "nxcloud", "aliyun", "livez", "readyz"];
+const ROUTE_LITERALS: [&str; 6] = [
+    "webhooks", "nxcloud", "aliyun", "livez", "readyz", "metrics",
+];
 
 pub(super) const MASK: &str = "***";
 

@@ -35,6 +35,7 @@ use serde_json::json;
 
 use crate::domain::{CallReport, Clock, Repository, call::PushError};
 use crate::providers::{aliyun_push::parse_aliyun_push, nxcloud_push::parse_nxcloud_push};
+use crate::telemetry::metrics as m;
 
 /// Largest push accepted: ~2,500 realistic Aliyun receipts, or ~50,000 minimal ones.
 pub const MAX_PUSH_BYTES: usize = 1024 * 1024;
@@ -98,6 +99,7 @@ async fn ingest<R: Repository>(
 ) -> Result<(), Response> {
     let reports = parsed.map_err(|e| {
         tracing::warn!(provider, error = %e, "malformed push rejected");
+        count_push(provider, "rejected");
         reject(StatusCode::BAD_REQUEST, &e.0)
     })?;
     let n = reports.len();
@@ -107,10 +109,18 @@ async fn ingest<R: Repository>(
         .await
         .map_err(|e| {
             tracing::error!(provider, error = %e, "push not stored; the carrier will retry");
+            count_push(provider, "failed");
             reject(StatusCode::INTERNAL_SERVER_ERROR, "not stored, retry later")
         })?;
     tracing::info!(provider, reports = n, stored, "push stored");
+    count_push(provider, "stored");
+    metrics::counter!(m::WEBHOOK_REPORTS, "provider" => provider).increment(stored);
     Ok(())
+}
+
+/// `pns_webhook_pushes_total{provider, result}`.
+fn count_push(provider: &'static str, result: &'static str) {
+    metrics::counter!(m::WEBHOOK_PUSHES, "provider" => provider, "result" => result).increment(1);
 }
 
 async fn nxcloud<R: Repository>(
@@ -119,6 +129,7 @@ async fn nxcloud<R: Repository>(
     body: Bytes,
 ) -> Response {
     if !token_ok(&h.tokens.nxcloud, &token) {
+        count_push("nxcloud", "unauthorized");
         return reject(StatusCode::UNAUTHORIZED, "unauthorized");
     }
     match ingest(&h, "nxcloud", parse_nxcloud_push(&body)).await {
@@ -133,6 +144,7 @@ async fn aliyun<R: Repository>(
     body: Bytes,
 ) -> Response {
     if !token_ok(&h.tokens.aliyun, &token) {
+        count_push("aliyun", "unauthorized");
         return reject(StatusCode::UNAUTHORIZED, "unauthorized");
     }
     match ingest(&h, "aliyun", parse_aliyun_push(&body)).await {

@@ -34,6 +34,7 @@ use sea_orm_migration::MigratorTrait;
 use crate::domain::DomainError;
 
 pub use migration::Migrator;
+pub use pools::PoolNumbers;
 
 /// sea-orm backed repository.
 #[derive(Clone)]
@@ -180,6 +181,7 @@ impl Store {
             match res {
                 Ok(v) => {
                     tx.commit().await?;
+                    metrics::histogram!(crate::telemetry::metrics::DB_COMMIT_WRITES).record(1.0);
                     return Ok(v);
                 }
                 Err(TxError::Db(e)) if is_retryable(&e) && attempt < 8 => {
@@ -228,6 +230,20 @@ impl Store {
     /// Group commit so far: (transactions, writes they held); `None` without group commit.
     pub fn group_commit_stats(&self) -> Option<(u64, u64)> {
         self.writer.as_ref().map(writer::GroupWriter::stats)
+    }
+
+    /// The connection pool now: (open connections, idle ones, most it may open).
+    pub fn pool_usage(&self) -> (u32, usize, u32) {
+        match self.backend {
+            DbBackend::Postgres => {
+                let p = self.db.get_postgres_connection_pool();
+                (p.size(), p.num_idle(), p.options().get_max_connections())
+            }
+            _ => {
+                let p = self.db.get_sqlite_connection_pool();
+                (p.size(), p.num_idle(), p.options().get_max_connections())
+            }
+        }
     }
 
     fn is_postgres(&self) -> bool {

@@ -259,3 +259,54 @@ impl Store {
         })
     }
 }
+
+/// Numbers of one pool by state, for the `pns_pool_numbers` gauge.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolNumbers {
+    pub pool_key: String,
+    pub free: i64,
+    pub locked: i64,
+    pub shared: i64,
+    pub reserved: i64,
+    pub retired: i64,
+}
+
+impl Store {
+    /// Every pool's numbers by state, in ONE aggregate query (the states as `pool_stats`
+    /// counts them), so a metrics scrape costs one scan of `numbers`, not seven per pool.
+    pub async fn pool_numbers(&self) -> R<Vec<PoolNumbers>> {
+        let (avail, reserved, retired) = (
+            NumberState::Available.as_str(),
+            NumberState::Reserved.as_str(),
+            NumberState::Retired.as_str(),
+        );
+        let sql = format!(
+            "SELECT p.pool_key AS pool_key, \
+             COUNT(CASE WHEN n.state = '{avail}' AND n.locked_by IS NULL AND n.shared_count = 0 THEN 1 END) AS free, \
+             COUNT(n.locked_by) AS locked, \
+             COUNT(CASE WHEN n.state = '{avail}' AND n.locked_by IS NULL AND n.shared_count > 0 THEN 1 END) AS shared, \
+             COUNT(CASE WHEN n.state = '{reserved}' THEN 1 END) AS reserved, \
+             COUNT(CASE WHEN n.state = '{retired}' THEN 1 END) AS retired \
+             FROM pools p LEFT JOIN numbers n ON n.pool_id = p.id \
+             GROUP BY p.pool_key ORDER BY p.pool_key"
+        );
+        let rows = self
+            .db
+            .query_all_raw(sea_orm::Statement::from_string(self.backend, sql))
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let get = |c: &str| r.try_get::<i64>("", c);
+                Ok(PoolNumbers {
+                    pool_key: r.try_get("", "pool_key")?,
+                    free: get("free")?,
+                    locked: get("locked")?,
+                    shared: get("shared")?,
+                    reserved: get("reserved")?,
+                    retired: get("retired")?,
+                })
+            })
+            .collect::<Result<_, sea_orm::DbErr>>()
+            .map_err(Into::into)
+    }
+}

@@ -149,6 +149,7 @@ async fn run(db: DatabaseConnection, mut jobs: mpsc::Receiver<Job>, stats: Arc<S
         stats
             .writes
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        metrics::histogram!(crate::telemetry::metrics::DB_COMMIT_WRITES).record(batch.len() as f64);
         execute(&db, batch).await;
     }
 }

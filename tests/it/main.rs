@@ -17,6 +17,7 @@ mod events;
 mod hostile_grpc;
 mod lifecycle;
 mod nxcloud_adapter;
+mod observability;
 mod outage;
 mod pools;
 mod readme;

@@ -15,8 +15,21 @@ const METHOD: &str = "POST";
 
 impl AliyunCarrier {
     /// Signs and sends one request. `Ok` only for `Code == "OK"`; a fresh nonce and timestamp are
-    /// generated on every call, so a retry is a new request to the gateway.
+    /// generated on every call, so a retry is a new request to the gateway. Recorded in the
+    /// upstream metrics.
     pub(super) async fn call(
+        &self,
+        op: Op,
+        action: &'static str,
+        params: Params,
+    ) -> Result<Envelope, ProviderError> {
+        let start = std::time::Instant::now();
+        let res = self.exchange(op, action, params).await;
+        crate::providers::record_request(errors::PROVIDER, action, start, res.as_ref().err());
+        res
+    }
+
+    async fn exchange(
         &self,
         op: Op,
         action: &'static str,

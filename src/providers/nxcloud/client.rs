@@ -51,7 +51,25 @@ impl Client {
 
     /// POSTs `body` (already serialised, sent as is) to `path` with a fresh `ts` and `sign`.
     /// Returns the envelope of a `code == 0` answer; everything else is a `ProviderError`.
+    /// Recorded in the upstream metrics.
     pub(super) async fn call(
+        &self,
+        path: &str,
+        action: &'static str,
+        body: &[u8],
+    ) -> Result<Envelope, ProviderError> {
+        let start = std::time::Instant::now();
+        let res = self.exchange(path, action, body).await;
+        crate::providers::record_request(
+            super::errors::PROVIDER,
+            action,
+            start,
+            res.as_ref().err(),
+        );
+        res
+    }
+
+    async fn exchange(
         &self,
         path: &str,
         action: &str,

@@ -85,7 +85,12 @@ impl NxcloudCarrier {
     /// A bind call. NXCloud de-duplicates binds by `customerBindId`, so a bind whose outcome is
     /// unknown is sent once more with the same body (fresh `ts`/`sign`): the answer is either
     /// the binding the first attempt made or a new one, never a second one.
-    async fn bind(&self, path: &str, action: &str, body: &[u8]) -> Result<BindData, ProviderError> {
+    async fn bind(
+        &self,
+        path: &str,
+        action: &'static str,
+        body: &[u8],
+    ) -> Result<BindData, ProviderError> {
         let envelope = match self.client.call(path, action, body).await {
             Err(e) if e.outcome == Outcome::Unknown => {
                 tracing::info!(action, code = %e.code, "nxcloud bind outcome unknown; retrying once with the same customerBindId");
