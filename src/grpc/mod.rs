@@ -5,6 +5,7 @@ pub mod binding_service;
 mod call_convert;
 pub mod call_service;
 mod convert;
+mod event_convert;
 pub mod pool_service;
 #[cfg(test)]
 mod proptest_support;
