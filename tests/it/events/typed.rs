@@ -35,6 +35,7 @@ async fn events_carry_their_kind_as_an_enum_and_their_details_typed_beside_the_j
         .unwrap()
         .into_inner();
     assert_eq!(routed.decision, pb::Decision::Connect as i32);
+    let answered = ts_in(-50);
     s.calls()
         .report_call_event(pb::ReportCallEventRequest {
             call_id: "sw-1".into(),
@@ -42,7 +43,7 @@ async fn events_carry_their_kind_as_an_enum_and_their_details_typed_beside_the_j
             duration_seconds: 42,
             release_direction: pb::ReleaseDirection::Callee as i32,
             release_cause: 16,
-            answer_time: Some(ts_in(-50)),
+            answer_time: Some(answered),
             ..Default::default()
         })
         .await
@@ -51,7 +52,10 @@ async fn events_carry_their_kind_as_an_enum_and_their_details_typed_beside_the_j
     let mut st = watch(&s, after(0)).await;
     let evs = take(&mut st, 4).await;
     nothing_more(&mut st).await;
-    let kinds: Vec<(&str, i32)> = evs.iter().map(|e| (e.kind.as_str(), e.event_kind)).collect();
+    let kinds: Vec<(&str, i32)> = evs
+        .iter()
+        .map(|e| (e.kind.as_str(), e.event_kind))
+        .collect();
     assert_eq!(
         kinds,
         [
@@ -93,7 +97,7 @@ async fn events_carry_their_kind_as_an_enum_and_their_details_typed_beside_the_j
     assert_eq!(cdr.duration_seconds, 42);
     assert_eq!(cdr.release_direction, pb::ReleaseDirection::Callee as i32);
     assert_eq!(cdr.release_cause, 16);
-    assert_eq!(cdr.answer_time.map(|t| t.seconds), Some(ts_in(-50).seconds));
+    assert_eq!(cdr.answer_time, Some(answered));
     assert!(cdr.end_time.is_some() && cdr.call_time.is_some());
     assert_eq!((cdr.ring_time, cdr.recording_url.as_str()), (None, ""));
 
