@@ -22,7 +22,8 @@ pub enum CallEventKind {
 }
 
 impl CallEventKind {
-    pub fn as_str(self) -> &'static str {
+    /// The event kind (`Event.kind`) of a report of this kind.
+    pub const fn as_str(self) -> &'static str {
         match self {
             CallEventKind::Incoming => "call.incoming",
             CallEventKind::Ringing => "call.ringing",
@@ -40,6 +41,27 @@ pub enum ReleaseDirection {
     Caller,
     Callee,
     Platform,
+}
+
+impl ReleaseDirection {
+    pub const ALL: [ReleaseDirection; 3] = [
+        ReleaseDirection::Caller,
+        ReleaseDirection::Callee,
+        ReleaseDirection::Platform,
+    ];
+
+    /// The word stored in an event's detail (`release_direction`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseDirection::Caller => "caller",
+            ReleaseDirection::Callee => "callee",
+            ReleaseDirection::Platform => "platform",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.as_str() == s)
+    }
 }
 
 /// One normalised report about one call (leg). Real numbers are data here; never log them

@@ -7,6 +7,7 @@ pub mod binding;
 pub mod call;
 pub mod error;
 pub mod event;
+pub mod event_detail;
 pub mod phone;
 pub mod pool;
 pub mod provider;

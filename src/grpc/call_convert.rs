@@ -3,10 +3,11 @@
 use prost_types::Timestamp;
 
 use super::convert::binding_to_pb;
+use super::event_convert::no_binding_reason_to_pb;
 use super::pb;
 use super::validate::{line, timestamp};
 use crate::domain::{
-    CallIn, CallReport, Decision, DomainError, Extension, Millis, NoBindingReason, PhoneNumber,
+    CallIn, CallReport, Decision, DomainError, Extension, Millis, PhoneNumber,
     call::{CallEventKind, ReleaseDirection},
     error::{Violations, reason},
 };
@@ -88,17 +89,6 @@ fn call_time(
     Some(ms)
 }
 
-fn no_binding_reason(r: NoBindingReason) -> pb::NoBindingReason {
-    match r {
-        NoBindingReason::UnknownNumber => pb::NoBindingReason::UnknownNumber,
-        NoBindingReason::Expired => pb::NoBindingReason::Expired,
-        NoBindingReason::WrongExtension => pb::NoBindingReason::WrongExtension,
-        NoBindingReason::DirectionNotAllowed => pb::NoBindingReason::DirectionNotAllowed,
-        NoBindingReason::NoAvailableNumber => pb::NoBindingReason::NoAvailableNumber,
-        NoBindingReason::NotBound => pb::NoBindingReason::NotBound,
-    }
-}
-
 pub(crate) fn decision_to_pb(d: Decision, event_sequence: i64) -> pb::NotifyCallInResponse {
     match d {
         Decision::Connect {
@@ -123,7 +113,7 @@ pub(crate) fn decision_to_pb(d: Decision, event_sequence: i64) -> pb::NotifyCall
         Decision::NoBinding { reason, binding } => pb::NotifyCallInResponse {
             decision: pb::Decision::NoBinding as i32,
             binding: binding.map(binding_to_pb),
-            no_binding_reason: no_binding_reason(reason) as i32,
+            no_binding_reason: no_binding_reason_to_pb(reason) as i32,
             event_sequence,
             ..Default::default()
         },

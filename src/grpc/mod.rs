@@ -6,6 +6,7 @@ mod call_convert;
 pub mod call_service;
 mod convert;
 pub mod deadline;
+mod event_convert;
 pub mod incoming;
 pub mod observe;
 pub mod pool_service;

@@ -15,19 +15,20 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::Stream;
 use tonic::Status;
 
-use super::convert::{ms_to_ts, provider_to_pb};
+use super::event_convert::{event_to_pb, kind_name};
 use super::pb;
 use super::status::to_status;
 use super::validate::{line, opt_binding_id, opt_pool_key};
 use crate::domain::{
-    DomainError, Event, EventFilter, MAX_ID_LEN, Repository,
+    DomainError, EventFilter, MAX_ID_LEN, Repository,
     error::{Violations, reason},
     event::EVENT_KINDS,
     text::echo,
 };
 use crate::events::{EventHub, Next, PAGE, Refused, Subscription};
 
-/// Most entries of `kinds` (there are 11 kinds; repeats are harmless but bounded).
+/// Most entries of `kinds`, and of `event_kinds` (there are 11 kinds; repeats are harmless but
+/// bounded).
 const MAX_KINDS: usize = 32;
 
 /// Events buffered per subscriber between its task and the transport.
@@ -177,6 +178,29 @@ fn filter(
             }
         }
     }
+    let mut kinds = req.kinds.clone();
+    if req.event_kinds.len() > MAX_KINDS {
+        v.add(
+            reason::INVALID_ARGUMENT,
+            "event_kinds",
+            format!("at most {MAX_KINDS} entries"),
+        );
+    } else {
+        for (i, &k) in req.event_kinds.iter().enumerate() {
+            match pb::EventKind::try_from(k).ok().and_then(kind_name) {
+                Some(name) => kinds.push(name.to_owned()),
+                None => v.add(
+                    reason::INVALID_ARGUMENT,
+                    &format!("event_kinds[{i}]"),
+                    format!(
+                        "must be a defined EventKind other than EVENT_KIND_UNSPECIFIED, not {k}"
+                    ),
+                ),
+            }
+        }
+    }
+    kinds.sort_unstable();
+    kinds.dedup();
     let pool_key = opt_pool_key(&mut v, "pool_key", &req.pool_key);
     let binding_id = opt_binding_id(&mut v, "binding_id", &req.binding_id);
     let customer_user_id = line(
@@ -196,7 +220,7 @@ fn filter(
         pool_key,
         binding_id,
         customer_user_id: Some(customer_user_id).filter(|s| !s.is_empty()),
-        kinds: req.kinds.clone(),
+        kinds,
         limit: PAGE,
     })
 }
@@ -304,28 +328,4 @@ fn shutting_down(tx: &mpsc::Sender<Item>) {
     let _ = tx.try_send(Err(Status::unavailable(
         "server is shutting down; resume with after_sequence = the last sequence received",
     )));
-}
-
-pub(crate) fn event_to_pb(e: Event) -> pb::Event {
-    pb::Event {
-        sequence: e.sequence,
-        kind: e.kind,
-        binding_id: e.binding_id.unwrap_or_default(),
-        time: Some(ms_to_ts(e.occurred_at)),
-        pool_key: e.pool_key,
-        provider: e
-            .provider
-            .map(provider_to_pb)
-            .unwrap_or(pb::Provider::Unspecified) as i32,
-        customer_bind_id: e.customer_bind_id.unwrap_or_default(),
-        customer_user_id: e.customer_user_id,
-        ext: e.ext,
-        out_id: e.out_id,
-        call_id: e.call_id,
-        caller: e.caller,
-        called: e.called,
-        callee: e.callee,
-        detail_json: e.detail.to_string(),
-        tenant: e.tenant,
-    }
 }

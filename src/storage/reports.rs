@@ -20,14 +20,6 @@ use crate::domain::{
 
 type T<V> = Result<V, TxError>;
 
-fn direction(d: ReleaseDirection) -> &'static str {
-    match d {
-        ReleaseDirection::Caller => "caller",
-        ReleaseDirection::Callee => "callee",
-        ReleaseDirection::Platform => "platform",
-    }
-}
-
 fn detail(r: &CallReport) -> serde_json::Value {
     json!({
         "call_at": r.call_at,
@@ -35,7 +27,7 @@ fn detail(r: &CallReport) -> serde_json::Value {
         "answer_at": r.answer_at,
         "end_at": r.end_at,
         "duration_seconds": r.duration_seconds,
-        "release_direction": r.release_direction.map(direction),
+        "release_direction": r.release_direction.map(ReleaseDirection::as_str),
         "release_cause": r.release_cause,
         "release_reason": r.release_reason,
         "recording_url": r.recording_url,

@@ -3,6 +3,7 @@
 
 mod fanout;
 mod replicas;
+mod typed;
 
 use std::time::{Duration, Instant};
 

@@ -113,9 +113,11 @@ async fn real_numbers_of_ended_bindings_are_erased_after_the_retention() {
                 "{e:?}"
             );
             assert_eq!(e.detail_json, r#"{"purged":true}"#, "{e:?}");
+            assert_eq!(e.details, None, "nothing typed is left either: {e:?}");
         } else {
             assert_eq!(e.binding_id, live.binding_id);
             assert_ne!(e.detail_json, r#"{"purged":true}"#, "{e:?}");
+            assert!(e.details.is_some(), "{e:?}");
         }
     }
     // The live binding keeps its numbers.

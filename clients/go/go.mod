@@ -1,0 +1,3 @@
+module github.com/pns-gateway/pns-gateway/clients/go
+
+go 1.22
