@@ -552,8 +552,13 @@ impl Checker<'_> {
         };
         if present != last {
             // Each row: the last present sequence before a hole and the next present one.
+            // MySQL before 8.0 wants a FROM for a WHERE: its empty table is DUAL.
+            let dual = match self.tx.get_database_backend() {
+                DbBackend::MySql => " FROM DUAL",
+                _ => "",
+            };
             let sql = format!(
-                "SELECT 0 AS before_gap, (SELECT MIN(seq) FROM events WHERE seq >= 1) AS after_gap \
+                "SELECT 0 AS before_gap, (SELECT MIN(seq) FROM events WHERE seq >= 1) AS after_gap{dual} \
                  WHERE NOT EXISTS (SELECT 1 FROM events WHERE seq = 1) \
                  UNION ALL \
                  SELECT e.seq AS before_gap, (SELECT MIN(f.seq) FROM events f WHERE f.seq > e.seq) \
