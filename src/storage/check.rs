@@ -5,7 +5,8 @@
 //! the independent audit (after a crash, a restore, a manual edit, a bug). They never trust the
 //! claim columns: routes, locks and the share counters are recomputed from the active bindings.
 //! All of them run in one read transaction (REPEATABLE READ on PostgreSQL and MySQL, a WAL read
-//! snapshot on SQLite), so a check of a live database sees one consistent state, not a half-written bind.
+//! snapshot on SQLite), so a check of a live database sees one consistent state, not a
+//! half-written bind.
 //!
 //! What an active local binding needs (see `storage::bindings` and `storage::calls`):
 //! - state `xyb`: X locked by it (`numbers.locked_by`); route (Y, caller B) once Y is allocated;

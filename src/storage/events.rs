@@ -3,9 +3,10 @@
 //!
 //! Sequence numbers come from the single row of `event_seq`, taken with
 //! `UPDATE event_seq SET last = last + n WHERE id = 1 RETURNING last` (MySQL:
-//! `SET last = LAST_INSERT_ID(last + n)`) as late as possible in the writer's transaction. The row lock that UPDATE takes is held until commit, so event-writing
-//! transactions are serialised on it: a transaction can only take numbers after the previous
-//! holder committed (or rolled back, which also undoes its increment). Hence
+//! `SET last = LAST_INSERT_ID(last + n)`) as late as possible in the writer's transaction. The
+//! row lock that UPDATE takes is held until commit, so event-writing transactions are
+//! serialised on it: a transaction can only take numbers after the previous holder committed
+//! (or rolled back, which also undoes its increment). Hence
 //! - sequence order == commit order, and the sequence has no holes;
 //! - every event at or below the committed `event_seq.last` is itself committed and visible, so a
 //!   reader that has seen seq N never later finds a smaller one appear. That is what makes

@@ -1,11 +1,11 @@
 //! Storage on sea-orm: the only module that imports `sea_orm`. Implements `domain::Repository`.
 //!
 //! SQLite (embedded default: a file created on first start, WAL), PostgreSQL and MySQL /
-//! MariaDB (scale-out: several replicas on one database). Every invariant is carried by the database: unique indexes
-//! on `routes (number, route_key)` and `bindings (tenant, customer_bind_id)`, and conditional
-//! UPDATEs on `numbers.locked_by` / `numbers.shared_count`, each write inside one transaction
-//! (on SQLite many writes share one, each under its own savepoint: `writer`). Every write goes
-//! through `Store::run_write` (`group_tx!`).
+//! MariaDB (scale-out: several replicas on one database). Every invariant is carried by the
+//! database: unique indexes on `routes (number, route_key)` and `bindings (tenant,
+//! customer_bind_id)`, and conditional UPDATEs on `numbers.locked_by` / `numbers.shared_count`,
+//! each write inside one transaction (on SQLite many writes share one, each under its own
+//! savepoint: `writer`). Every write goes through `Store::run_write` (`group_tx!`).
 
 mod bindings;
 mod calls;
@@ -159,8 +159,8 @@ impl Store {
     }
 
     /// Runs a write: in the next group-commit batch (SQLite), else in a transaction of its
-    /// own, retried after deadlocks, serialization failures and lock wait timeouts. Answers only after
-    /// the transaction holding the write committed. See `group_tx!`.
+    /// own, retried after deadlocks, serialization failures and lock wait timeouts. Answers
+    /// only after the transaction holding the write committed. See `group_tx!`.
     pub(crate) async fn run_write<T, F>(&self, mut op: F) -> Result<T, TxError>
     where
         T: Send + 'static,
@@ -252,10 +252,10 @@ pub(crate) fn is_unavailable(e: &DbErr) -> bool {
             match s.as_ref() {
                 X::Io(_) | X::Tls(_) | X::Protocol(_) | X::PoolTimedOut | X::PoolClosed => true,
                 X::WorkerCrashed => true,
-                X::Database(d) if mysql::error_number(d.as_ref()).is_some() => {
-                    mysql::error_number(d.as_ref()).is_some_and(mysql::is_unavailable)
-                }
                 X::Database(d) => {
+                    if let Some(n) = mysql::error_number(d.as_ref()) {
+                        return mysql::is_unavailable(n);
+                    }
                     // 08…: connection exception; 57P01–57P03: admin/crash shutdown, cannot
                     // connect now; 57014: statement timeout (the database is too slow to answer).
                     let code = d.code();

@@ -63,7 +63,7 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        // Duplicate carrier pushes are stored once. NULLs are distinct on both backends, so
+        // Duplicate carrier pushes are stored once. NULLs are distinct on every backend, so
         // events without a key never collide.
         m.create_index(
             Index::create()
