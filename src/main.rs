@@ -19,7 +19,8 @@ use pns_gateway::{
     about = "Privacy-number (number masking) gateway"
 )]
 struct Cli {
-    /// Database URL: postgres://… or sqlite://…; a bare path is a SQLite file (created if missing).
+    /// Database URL: postgres://…, mysql://… or sqlite://…; a bare path is a SQLite file (created
+    /// if missing).
     #[arg(
         long,
         env = "PNS_DATABASE_URL",

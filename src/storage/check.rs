@@ -1,11 +1,12 @@
 //! The invariant checker behind `pns-gateway check` and `pns-load --check`: read-only queries
-//! that look for every state DESIGN.md §3 rules out, on SQLite and PostgreSQL alike.
+//! that look for every state DESIGN.md §3 rules out, on SQLite, PostgreSQL and MySQL alike.
 //!
 //! The unique indexes and conditional UPDATEs are what keep the invariants; these queries are
 //! the independent audit (after a crash, a restore, a manual edit, a bug). They never trust the
 //! claim columns: routes, locks and the share counters are recomputed from the active bindings.
-//! All of them run in one read transaction (REPEATABLE READ on PostgreSQL, a WAL read snapshot
-//! on SQLite), so a check of a live database sees one consistent state, not a half-written bind.
+//! All of them run in one read transaction (REPEATABLE READ on PostgreSQL and MySQL, a WAL read
+//! snapshot on SQLite), so a check of a live database sees one consistent state, not a
+//! half-written bind.
 //!
 //! What an active local binding needs (see `storage::bindings` and `storage::calls`):
 //! - state `xyb`: X locked by it (`numbers.locked_by`); route (Y, caller B) once Y is allocated;
@@ -19,8 +20,8 @@
 use std::path::Path;
 
 use sea_orm::{
-    AccessMode, ConnectionTrait, DatabaseTransaction, DbErr, IsolationLevel, QueryResult,
-    Statement, TransactionTrait,
+    AccessMode, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, IsolationLevel,
+    QueryResult, Statement, TransactionTrait,
 };
 
 use super::{Store, normalize_url};
@@ -90,7 +91,9 @@ impl Store {
     }
 
     async fn snapshot(&self) -> Db<DatabaseTransaction> {
-        if self.is_postgres() {
+        if self.backend != DbBackend::Sqlite {
+            // PostgreSQL and MySQL: one snapshot for every statement (MySQL's READ COMMITTED
+            // session default would take one per statement).
             self.db
                 .begin_with_config(
                     Some(IsolationLevel::RepeatableRead),
@@ -146,6 +149,14 @@ impl Checker<'_> {
             );
         }
         Ok(rows)
+    }
+
+    /// The 64-bit integer type of a CAST (a SUM is a DECIMAL on MySQL: use COUNT instead).
+    fn int64(&self) -> &'static str {
+        match self.tx.get_database_backend() {
+            DbBackend::MySql => "SIGNED",
+            _ => "BIGINT",
+        }
     }
 
     fn push(&mut self, kind: &'static str, detail: String) {
@@ -251,12 +262,15 @@ impl Checker<'_> {
     }
 
     async fn bindings(&mut self) -> Db<()> {
-        let sql = "SELECT id, mode, state, CAST(active AS BIGINT) AS active FROM bindings \
+        let sql = format!(
+            "SELECT id, mode, state, CAST(active AS {}) AS active FROM bindings \
                    WHERE (active = 1 AND NOT ((mode = 'xyb' AND state IN ('xyb', 'axyb')) \
                      OR (mode = 'axn_extension' AND state = 'axn'))) \
                    OR (active <> 1 AND state IN ('xyb', 'axyb', 'axn')) \
-                   OR active NOT IN (0, 1) ORDER BY id";
-        for r in self.rows("state mismatches", sql).await? {
+                   OR active NOT IN (0, 1) ORDER BY id",
+            self.int64()
+        );
+        for r in self.rows("state mismatches", &sql).await? {
             let (id, mode, state, active) = (
                 get::<String>(&r, "id")?,
                 get::<String>(&r, "mode")?,
@@ -302,7 +316,7 @@ impl Checker<'_> {
         }
 
         let sql = "SELECT tenant, customer_bind_id, COUNT(*) AS n, \
-                   SUM(CASE WHEN active = 1 THEN 1 ELSE 0 END) AS live FROM bindings \
+                   COUNT(CASE WHEN active = 1 THEN 1 END) AS live FROM bindings \
                    WHERE customer_bind_id IS NOT NULL GROUP BY tenant, customer_bind_id \
                    HAVING COUNT(*) > 1 ORDER BY tenant, customer_bind_id";
         for r in self.rows("duplicate customer_bind_ids", sql).await? {
@@ -349,12 +363,15 @@ impl Checker<'_> {
     }
 
     async fn locks(&mut self) -> Db<()> {
-        let sql = "SELECT n.number, n.locked_by, b.state, CAST(b.active AS BIGINT) AS active, \
+        let sql = format!(
+            "SELECT n.number, n.locked_by, b.state, CAST(b.active AS {}) AS active, \
                    b.number_x, b.provider FROM numbers n LEFT JOIN bindings b ON b.id = n.locked_by \
                    WHERE n.locked_by IS NOT NULL AND (b.id IS NULL OR b.active <> 1 \
                      OR b.state <> 'xyb' OR b.provider <> 'local' OR b.number_x <> n.number) \
-                   ORDER BY n.number";
-        for r in self.rows("bad locks", sql).await? {
+                   ORDER BY n.number",
+            self.int64()
+        );
+        for r in self.rows("bad locks", &sql).await? {
             let (n, by) = (
                 get::<String>(&r, "number")?,
                 get::<String>(&r, "locked_by")?,
@@ -536,8 +553,13 @@ impl Checker<'_> {
         };
         if present != last {
             // Each row: the last present sequence before a hole and the next present one.
+            // MySQL before 8.0 wants a FROM for a WHERE: its empty table is DUAL.
+            let dual = match self.tx.get_database_backend() {
+                DbBackend::MySql => " FROM DUAL",
+                _ => "",
+            };
             let sql = format!(
-                "SELECT 0 AS before_gap, (SELECT MIN(seq) FROM events WHERE seq >= 1) AS after_gap \
+                "SELECT 0 AS before_gap, (SELECT MIN(seq) FROM events WHERE seq >= 1) AS after_gap{dual} \
                  WHERE NOT EXISTS (SELECT 1 FROM events WHERE seq = 1) \
                  UNION ALL \
                  SELECT e.seq AS before_gap, (SELECT MIN(f.seq) FROM events f WHERE f.seq > e.seq) \

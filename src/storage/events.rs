@@ -2,10 +2,11 @@
 //! wake-up.
 //!
 //! Sequence numbers come from the single row of `event_seq`, taken with
-//! `UPDATE event_seq SET last = last + n WHERE id = 1 RETURNING last` as late as possible in the
-//! writer's transaction. The row lock that UPDATE takes is held until commit, so event-writing
-//! transactions are serialised on it: a transaction can only take numbers after the previous
-//! holder committed (or rolled back, which also undoes its increment). Hence
+//! `UPDATE event_seq SET last = last + n WHERE id = 1 RETURNING last` (MySQL:
+//! `SET last = LAST_INSERT_ID(last + n)`) as late as possible in the writer's transaction. The
+//! row lock that UPDATE takes is held until commit, so event-writing transactions are
+//! serialised on it: a transaction can only take numbers after the previous holder committed
+//! (or rolled back, which also undoes its increment). Hence
 //! - sequence order == commit order, and the sequence has no holes;
 //! - every event at or below the committed `event_seq.last` is itself committed and visible, so a
 //!   reader that has seen seq N never later finds a smaller one appear. That is what makes
@@ -27,9 +28,9 @@ use std::collections::HashMap;
 
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, Iterable, QueryFilter,
-    QueryOrder, QuerySelect,
-    sea_query::{Expr, ExprTrait, Query},
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, Iterable,
+    QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait, Func, Query},
 };
 
 use super::Store;
@@ -38,9 +39,10 @@ use crate::domain::{
     DomainError, Event, EventFilter, Millis, NewEvent, Provider, event::binding_detail, now_ms,
 };
 
-/// Most bound parameters in one statement: SQLite (≥ 3.32) allows 32,766, PostgreSQL 65,535
-/// ("too many SQL variables" / "too many arguments" past them); half of the smaller leaves room
-/// for the few fixed parameters a statement adds.
+/// Most bound parameters in one statement: SQLite (≥ 3.32) allows 32,766, PostgreSQL and MySQL
+/// 65,535 ("too many SQL variables" / "too many arguments" / "Prepared statement contains too
+/// many placeholders" past them); half of the smallest leaves room for the few fixed
+/// parameters a statement adds.
 pub(super) const MAX_BIND_PARAMS: usize = 16_000;
 
 /// The outcome of one event of an `append_events` call, in input order.
@@ -169,12 +171,28 @@ pub(crate) async fn append_events(
 
 /// Takes `n` sequence numbers with ONE statement; returns the last of them.
 async fn take_sequences(tx: &DatabaseTransaction, n: i64) -> Result<i64, DbErr> {
+    let next = Expr::col(event_seq::Column::Last).add(n);
+    if tx.get_database_backend() == DbBackend::MySql {
+        // No UPDATE … RETURNING on MySQL / MariaDB: `LAST_INSERT_ID(expr)` stores the new value
+        // and the server returns it with the UPDATE's result (no second round trip).
+        let stmt = Query::update()
+            .table(event_seq::Entity)
+            .value(
+                event_seq::Column::Last,
+                Func::cust("LAST_INSERT_ID").arg(next),
+            )
+            .and_where(Expr::col(event_seq::Column::Id).eq(1i64))
+            .to_owned();
+        let res = tx.execute(&stmt).await?;
+        if res.rows_affected() != 1 {
+            return Err(DbErr::RecordNotFound("event_seq row 1 is missing".into()));
+        }
+        return i64::try_from(res.last_insert_id())
+            .map_err(|_| DbErr::Custom("event_seq.last is out of range".into()));
+    }
     let stmt = Query::update()
         .table(event_seq::Entity)
-        .value(
-            event_seq::Column::Last,
-            Expr::col(event_seq::Column::Last).add(n),
-        )
+        .value(event_seq::Column::Last, next)
         .and_where(Expr::col(event_seq::Column::Id).eq(1i64))
         .returning_col(event_seq::Column::Last)
         .to_owned();

@@ -1,11 +1,11 @@
 //! Storage on sea-orm: the only module that imports `sea_orm`. Implements `domain::Repository`.
 //!
-//! SQLite (embedded default: a file created on first start, WAL) and PostgreSQL (scale-out:
-//! several replicas on one database). Every invariant is carried by the database: unique indexes
-//! on `routes (number, route_key)` and `bindings (tenant, customer_bind_id)`, and conditional
-//! UPDATEs on `numbers.locked_by` / `numbers.shared_count`, each write inside one transaction
-//! (on SQLite many writes share one, each under its own savepoint: `writer`). Every write goes
-//! through `Store::run_write` (`group_tx!`).
+//! SQLite (embedded default: a file created on first start, WAL), PostgreSQL and MySQL /
+//! MariaDB (scale-out: several replicas on one database). Every invariant is carried by the
+//! database: unique indexes on `routes (number, route_key)` and `bindings (tenant,
+//! customer_bind_id)`, and conditional UPDATEs on `numbers.locked_by` / `numbers.shared_count`,
+//! each write inside one transaction (on SQLite many writes share one, each under its own
+//! savepoint: `writer`). Every write goes through `Store::run_write` (`group_tx!`).
 
 mod bindings;
 mod calls;
@@ -16,6 +16,7 @@ pub mod entities;
 pub(crate) mod events;
 mod health;
 mod migration;
+mod mysql;
 mod pools;
 mod repo_impl;
 mod reports;
@@ -73,6 +74,7 @@ impl Default for StoreOptions {
 pub fn normalize_url(url: &str) -> String {
     if url.starts_with("postgres://")
         || url.starts_with("postgresql://")
+        || url.starts_with("mysql://")
         || url.starts_with("sqlite:")
     {
         url.to_owned()
@@ -106,6 +108,9 @@ impl Store {
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
             });
+        } else if url.starts_with("mysql://") {
+            opts.max_connections(32).min_connections(1);
+            mysql::configure(&mut opts, o.timeout * 10);
         } else {
             // A backstop for a hung database, well above the acquire timeout: a statement may
             // legitimately wait for row locks held by a queue of concurrent writers.
@@ -119,8 +124,8 @@ impl Store {
         let db = Database::connect(opts).await?;
         let backend = db.get_database_backend();
         // SQLite has one writer and pays an fsync per commit: batching is all gain. PostgreSQL
-        // keeps a transaction per write on its connection pool (writes run in parallel there;
-        // a single batching connection would serialise their round trips).
+        // and MySQL keep a transaction per write on their connection pool (writes run in
+        // parallel there; a single batching connection would serialise their round trips).
         let writer = (backend == DbBackend::Sqlite).then(|| writer::GroupWriter::start(db.clone()));
         Ok(Self {
             db,
@@ -142,6 +147,7 @@ impl Store {
         match self.backend {
             DbBackend::Postgres => "postgres",
             DbBackend::Sqlite => "sqlite",
+            DbBackend::MySql => "mysql",
             _ => "other",
         }
     }
@@ -158,8 +164,8 @@ impl Store {
     }
 
     /// Runs a write: in the next group-commit batch (SQLite), else in a transaction of its
-    /// own, retried after PostgreSQL deadlocks and serialization failures. Answers only after
-    /// the transaction holding the write committed. See `group_tx!`.
+    /// own, retried after deadlocks, serialization failures and lock wait timeouts. Answers
+    /// only after the transaction holding the write committed. See `group_tx!`.
     pub(crate) async fn run_write<T, F>(&self, mut op: F) -> Result<T, TxError>
     where
         T: Send + 'static,
@@ -239,6 +245,10 @@ impl Store {
                 let p = self.db.get_postgres_connection_pool();
                 (p.size(), p.num_idle(), p.options().get_max_connections())
             }
+            DbBackend::MySql => {
+                let p = self.db.get_mysql_connection_pool();
+                (p.size(), p.num_idle(), p.options().get_max_connections())
+            }
             _ => {
                 let p = self.db.get_sqlite_connection_pool();
                 (p.size(), p.num_idle(), p.options().get_max_connections())
@@ -246,8 +256,10 @@ impl Store {
         }
     }
 
-    fn is_postgres(&self) -> bool {
-        self.backend == DbBackend::Postgres
+    /// Row locks with `FOR UPDATE SKIP LOCKED` (PostgreSQL, MySQL 8, MariaDB ≥ 10.6): concurrent
+    /// allocations take different rows instead of queueing on one. SQLite has one writer.
+    fn skip_locked(&self) -> bool {
+        matches!(self.backend, DbBackend::Postgres | DbBackend::MySql)
     }
 
     pub async fn ping(&self) -> Result<(), DbErr> {
@@ -271,11 +283,15 @@ pub(crate) fn is_unique_violation(e: &DbErr) -> bool {
     hit
 }
 
-/// PostgreSQL serialization failure or deadlock: the whole transaction may be retried.
+/// Serialization failure or deadlock (PostgreSQL; MySQL also a lock wait timeout): the whole
+/// transaction may be retried.
 pub(crate) fn is_retryable(e: &DbErr) -> bool {
     if let DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) = e
         && let Some(d) = s.as_database_error()
     {
+        if let Some(n) = mysql::error_number(d) {
+            return mysql::is_retryable(n);
+        }
         return matches!(d.code().as_deref(), Some("40001") | Some("40P01"));
     }
     false
@@ -292,6 +308,9 @@ pub(crate) fn is_unavailable(e: &DbErr) -> bool {
                 X::Io(_) | X::Tls(_) | X::Protocol(_) | X::PoolTimedOut | X::PoolClosed => true,
                 X::WorkerCrashed => true,
                 X::Database(d) => {
+                    if let Some(n) = mysql::error_number(d.as_ref()) {
+                        return mysql::is_unavailable(n);
+                    }
                     // 08…: connection exception; 57P01–57P03: admin/crash shutdown, cannot
                     // connect now; 57014: statement timeout (the database is too slow to answer).
                     let code = d.code();

@@ -5,7 +5,7 @@
 use std::{collections::BTreeSet, process::Command, sync::Arc};
 
 use pns_gateway::{domain::anomaly::kind, grpc::pb, storage::Store};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 
 mod pns_load;
 mod races;
@@ -177,6 +177,32 @@ async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
     r.try_get_by_index::<i64>(0).expect("an integer")
 }
 
+/// `DROP INDEX`: MySQL names the table too.
+fn drop_index(db: &DatabaseConnection, index: &str, table: &str) -> String {
+    match db.get_database_backend() {
+        DbBackend::MySql => format!("DROP INDEX {index} ON {table}"),
+        _ => format!("DROP INDEX {index}"),
+    }
+}
+
+/// Inserts `n` routes `('n1', 'c:1', 'ghost')`, … (MariaDB stops a recursive CTE at 1000 rows
+/// by default: there, a VALUES list).
+fn ghost_routes(db: &DatabaseConnection, n: usize) -> String {
+    let head = "INSERT INTO routes (number, route_key, binding_id)";
+    match db.get_database_backend() {
+        DbBackend::MySql => {
+            let rows: Vec<String> = (1..=n)
+                .map(|i| format!("('n{i}', 'c:1', 'ghost')"))
+                .collect();
+            format!("{head} VALUES {}", rows.join(", "))
+        }
+        _ => format!(
+            "{head} WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n}) \
+             SELECT 'n' || i, 'c:1', 'ghost' FROM s"
+        ),
+    }
+}
+
 #[track_caller]
 fn assert_masked(text: &str) {
     for n in A.iter().chain(&B).chain(&AXN_A) {
@@ -261,7 +287,7 @@ async fn check_finds_nothing_after_a_workload_and_each_planted_anomaly_after_tha
         case(
             "a second copy of a route (unique index dropped)",
             vec![
-                "DROP INDEX ux_routes_key".into(),
+                drop_index(&conn, "ux_routes_key", "routes"),
                 format!("INSERT INTO routes (number, route_key, binding_id) SELECT number, route_key, binding_id FROM routes WHERE binding_id = '{b1}' AND number = '{x1}'"),
             ],
             vec![kind::DUPLICATE_ROUTE],
@@ -387,7 +413,7 @@ async fn check_finds_nothing_after_a_workload_and_each_planted_anomaly_after_tha
         case(
             "two bindings with one customer_bind_id (unique index dropped)",
             vec![
-                "DROP INDEX ux_bindings_customer_bind_id".into(),
+                drop_index(&conn, "ux_bindings_customer_bind_id", "bindings"),
                 format!("UPDATE bindings SET customer_bind_id = 'cb-axyb' WHERE id = '{unbound}'"),
             ],
             vec![kind::DUPLICATE_CUSTOMER_BIND_ID],
@@ -435,7 +461,7 @@ async fn check_finds_nothing_after_a_workload_and_each_planted_anomaly_after_tha
         case(
             "two events with one dedupe key (unique index dropped)",
             vec![
-                "DROP INDEX ux_events_dedupe_key".into(),
+                drop_index(&conn, "ux_events_dedupe_key", "events"),
                 format!("UPDATE events SET dedupe_key = (SELECT dedupe_key FROM events WHERE seq = {tagged}) WHERE seq = {untagged}"),
             ],
             vec![kind::DUPLICATE_DEDUPE_KEY],
@@ -461,12 +487,7 @@ async fn check_finds_nothing_after_a_workload_and_each_planted_anomaly_after_tha
         ),
         case(
             "more orphan routes than are listed",
-            vec![
-                "INSERT INTO routes (number, route_key, binding_id) \
-                 WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 1001) \
-                 SELECT 'n' || i, 'c:1', 'ghost' FROM s"
-                    .into(),
-            ],
+            vec![ghost_routes(&conn, 1001)],
             vec![kind::ORPHAN_ROUTE, kind::TRUNCATED],
             "more than 1000 routes of missing or ended bindings".into(),
             vec!["DELETE FROM routes WHERE binding_id = 'ghost'".into()],

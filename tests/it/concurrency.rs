@@ -235,7 +235,7 @@ async fn concurrent_writes_are_group_committed_and_a_conflict_fails_alone() {
         );
     } else {
         assert!(
-            crate::support::db::postgres_selected(),
+            crate::support::db::server_selected(),
             "SQLite runs with group commit"
         );
     }

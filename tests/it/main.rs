@@ -1,6 +1,7 @@
 #![allow(unreachable_pub)]
 //! One integration-test binary: a real server on port 0, the generated client, a fresh
-//! database per test (SQLite by default; PostgreSQL when `PNS_TEST_POSTGRES_URL` is set).
+//! database per test (SQLite by default; PostgreSQL when `PNS_TEST_POSTGRES_URL` is set, MySQL /
+//! MariaDB when `PNS_TEST_MYSQL_URL` is).
 
 mod aliyun_adapter;
 mod auth;
@@ -15,6 +16,7 @@ mod corruption;
 mod crash;
 mod events;
 mod hostile_grpc;
+mod keys;
 mod lifecycle;
 mod nxcloud_adapter;
 mod observability;

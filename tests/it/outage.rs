@@ -1,5 +1,5 @@
 //! Issue 8 item 5: a database outage fails fast and heals by itself. The server reaches
-//! PostgreSQL through a proxy that the test cuts (every connection reset, new ones refused) and
+//! PostgreSQL or MySQL through a proxy that the test cuts (every connection reset, new ones refused) and
 //! restores. SQLite is embedded and cannot become unreachable: there the test checks only that
 //! the database is reported reachable.
 
@@ -13,7 +13,7 @@ use tonic_health::pb::{
 };
 use tonic_types::StatusExt;
 
-use crate::support::{TestDb, TestServer, db::postgres_selected, fixtures::*, proxy::Proxy};
+use crate::support::{TestDb, TestServer, db::server_selected, fixtures::*, proxy::Proxy};
 
 async fn status(s: &TestServer, service: &str) -> i32 {
     HealthClient::new(s.channel.clone())
@@ -55,14 +55,14 @@ async fn a_database_outage_fails_fast_reports_not_serving_and_heals_by_itself() 
     const BINDING: &str = "pns.v1.BindingService";
     let serving = ServingStatus::Serving as i32;
     let not_serving = ServingStatus::NotServing as i32;
-    if !postgres_selected() {
+    if !server_selected() {
         let s = TestServer::start().await;
         assert_eq!(readyz(&s).await.0, 200);
         assert_eq!(status(&s, BINDING).await, serving);
         return;
     }
     let db = Arc::new(TestDb::new().await);
-    // postgres://user@host:port/name -> the same through the proxy.
+    // postgres://user@host:port/name (or mysql://…) -> the same through the proxy.
     let (head, rest) = db.url.split_once('@').expect("user@host in the test URL");
     let (hostport, name) = rest.split_once('/').expect("/database");
     let proxy = Proxy::start(hostport.to_owned()).await;

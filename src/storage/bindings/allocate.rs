@@ -100,11 +100,11 @@ impl Store {
         id: &str,
         now: Millis,
     ) -> T<Option<String>> {
-        // PostgreSQL: first SKIP LOCKED, so concurrent binds take different rows instead of
+        // PostgreSQL, MySQL: first SKIP LOCKED, so concurrent binds take different rows instead of
         // queueing on one; then a plain FOR UPDATE, which waits for rows held by in-flight
         // transactions (they may roll back) before concluding the pool is exhausted.
         let mut attempts: Vec<Option<LockBehavior>> = vec![None; 8];
-        if self.is_postgres() {
+        if self.skip_locked() {
             attempts.splice(0..0, [Some(LockBehavior::SkipLocked); 8]);
         }
         for round in 0..2 {
@@ -119,7 +119,7 @@ impl Store {
                 if let Some(c) = iso2 {
                     q = q.filter(number::Column::Iso2.eq(c));
                 }
-                if self.is_postgres() {
+                if self.skip_locked() {
                     q = match pass {
                         Some(b) => q.lock_with_behavior(LockType::Update, *b),
                         None => q.lock(LockType::Update),
@@ -213,9 +213,9 @@ impl Store {
         now: Millis,
     ) -> T<Option<String>> {
         let key = caller_key(b);
-        // PostgreSQL: SKIP LOCKED first, so two binds never wait on each other's X as their Y
-        // (T1 holds n1 wants n2, T2 holds n2 wants n1); then a waiting pass before giving up.
-        let modes: Vec<bool> = if self.is_postgres() {
+        // PostgreSQL, MySQL: SKIP LOCKED first, so two binds never wait on each other's X as
+        // their Y (T1 holds n1 wants n2, T2 holds n2 wants n1); then a waiting pass.
+        let modes: Vec<bool> = if self.skip_locked() {
             [[true; 4], [false; 4]].concat()
         } else {
             vec![false; 8]
@@ -361,6 +361,10 @@ impl Store {
                         if let Some(c) = city {
                             q = q.filter(number::Column::City.eq(*c));
                         }
+                        // The allocation index's order, so every database picks the same.
+                        let q = q
+                            .order_by_asc(number::Column::SharedCount)
+                            .order_by_asc(number::Column::Id);
                         let Some(cand) = q.limit(1).one(tx).await? else {
                             break;
                         };
@@ -485,7 +489,9 @@ impl Store {
                     }
                 }
                 Err(e) => {
-                    sp.rollback().await?;
+                    // `e` matters, not the rollback's own failure: after a MySQL deadlock the
+                    // server already rolled back the transaction and the savepoint is gone.
+                    let _ = sp.rollback().await;
                     return Err(e.into());
                 }
             }

@@ -37,7 +37,8 @@ fn int64(name: &'static str) -> ColumnDef {
 #[allow(elided_lifetimes_in_paths)]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.create_table(
+        super::create_table(
+            m,
             Table::create()
                 .table("pools")
                 .col(id())
@@ -58,7 +59,8 @@ impl MigrationTrait for Migration {
         )
         .await?;
 
-        m.create_table(
+        super::create_table(
+            m,
             Table::create()
                 .table("numbers")
                 .col(id())
@@ -115,7 +117,8 @@ impl MigrationTrait for Migration {
         )
         .await?;
 
-        m.create_table(
+        super::create_table(
+            m,
             Table::create()
                 .table("bindings")
                 .col(ColumnDef::new("id").string().not_null().primary_key())
@@ -191,7 +194,8 @@ impl MigrationTrait for Migration {
         )
         .await?;
 
-        m.create_table(
+        super::create_table(
+            m,
             Table::create()
                 .table("routes")
                 .col(id())

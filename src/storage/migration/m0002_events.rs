@@ -39,7 +39,8 @@ fn index(name: &'static str, cols: &[&'static str]) -> IndexCreateStatement {
 #[allow(elided_lifetimes_in_paths)]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.create_table(
+        super::create_table(
+            m,
             Table::create()
                 .table("events")
                 .col(ColumnDef::new("seq").big_integer().not_null().primary_key())
@@ -49,20 +50,20 @@ impl MigrationTrait for Migration {
                 .col(text_null("provider"))
                 .col(text_null("customer_bind_id"))
                 .col(text("customer_user_id"))
-                .col(text("ext"))
-                .col(text("out_id"))
+                .col(super::free_text(m, "ext"))
+                .col(super::free_text(m, "out_id"))
                 .col(text("call_id"))
                 .col(text("caller"))
                 .col(text("called"))
                 .col(text("callee"))
-                .col(ColumnDef::new("detail_json").text().not_null())
+                .col(super::long_text(m, "detail_json").not_null())
                 .col(int64("occurred_at"))
                 .col(int64("created_at"))
-                .col(text_null("dedupe_key"))
+                .col(super::key_null(m, "dedupe_key", 512))
                 .to_owned(),
         )
         .await?;
-        // Duplicate carrier pushes are stored once. NULLs are distinct on both backends, so
+        // Duplicate carrier pushes are stored once. NULLs are distinct on every backend, so
         // events without a key never collide.
         m.create_index(
             Index::create()
@@ -83,7 +84,8 @@ impl MigrationTrait for Migration {
         m.create_index(index("ix_events_user_seq", &["customer_user_id", "seq"]))
             .await?;
 
-        m.create_table(
+        super::create_table(
+            m,
             Table::create()
                 .table("event_seq")
                 .col(ColumnDef::new("id").big_integer().not_null().primary_key())

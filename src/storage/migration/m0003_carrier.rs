@@ -18,7 +18,7 @@ impl MigrationTrait for Migration {
         m.alter_table(
             Table::alter()
                 .table("bindings")
-                .add_column(ColumnDef::new("upstream_request").text().null())
+                .add_column(super::long_text(m, "upstream_request").null())
                 .to_owned(),
         )
         .await?;

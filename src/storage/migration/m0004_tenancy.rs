@@ -46,13 +46,14 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.alter_table(
-            Table::alter()
-                .table("pools")
-                .add_column(ColumnDef::new("tenants").text().not_null().default(""))
-                .to_owned(),
-        )
-        .await?;
+        // MySQL 8 refuses a literal default on TEXT; existing rows get '' there without one.
+        let mut tenants = ColumnDef::new("tenants");
+        tenants.text().not_null();
+        if m.get_database_backend() != sea_orm_migration::sea_orm::DbBackend::MySql {
+            tenants.default("");
+        }
+        m.alter_table(Table::alter().table("pools").add_column(tenants).to_owned())
+            .await?;
         m.alter_table(
             Table::alter()
                 .table("bindings")
