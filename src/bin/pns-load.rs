@@ -114,6 +114,8 @@ struct Local {
     sqlite_file: Option<PathBuf>,
     /// For `--check`.
     url: String,
+    /// The in-process server's store: route-index and group-commit figures per scenario.
+    store: Store,
 }
 
 #[tokio::main]
@@ -159,7 +161,7 @@ async fn run(cli: Cli) -> Result<bool, String> {
             (format!("http://{addr}"), backend, Some(local))
         }
     };
-    let result = measure(&cli, &target, &backend).await;
+    let result = measure(&cli, &target, &backend, local.as_ref().map(|l| &l.store)).await;
     // Checked after the in-process server stopped (nothing moves), before its file goes.
     let mut checked = Ok(true);
     if cli.check && cli.target.is_some() {
@@ -226,6 +228,7 @@ async fn start_local(database_url: Option<&str>) -> Result<(String, String, Loca
         .map_err(|e| format!("bind: {e}"))?;
     let addr = grpc.local_addr().map_err(|e| e.to_string())?.to_string();
     let (stop, rx) = oneshot::channel();
+    let kept = store.clone();
     let task = tokio::spawn(app::run(store, grpc, None, Settings::default(), async {
         let _ = rx.await;
     }));
@@ -235,6 +238,7 @@ async fn start_local(database_url: Option<&str>) -> Result<(String, String, Loca
         task,
         sqlite_file,
         url: url.clone(),
+        store: kept,
     };
     Ok((addr, backend, local))
 }
@@ -271,7 +275,12 @@ async fn connect(target: &str, n: usize) -> Result<Vec<Channel>, String> {
     Ok(channels)
 }
 
-async fn measure(cli: &Cli, target: &str, backend: &str) -> Result<bool, String> {
+async fn measure(
+    cli: &Cli,
+    target: &str,
+    backend: &str,
+    local: Option<&Store>,
+) -> Result<bool, String> {
     let target_is_local = cli.target.is_none();
     let channels = connect(target, cli.connections).await?;
     let run = format!("{:06}", uuid::Uuid::new_v4().as_u128() % 1_000_000);
@@ -307,6 +316,8 @@ async fn measure(cli: &Cli, target: &str, backend: &str) -> Result<bool, String>
         eprintln!("{}: running", s.name());
         let t0 = std::time::Instant::now();
         let uv0 = pns_gateway::storage::unique_violations();
+        let hits0 = local.map(Store::route_index_hits);
+        let gc0 = local.and_then(Store::group_commit_stats);
         let res = match s {
             Scenario::Health => scenarios::health(&ctx).await,
             Scenario::Notify => scenarios::notify(&ctx).await,
@@ -339,6 +350,23 @@ async fn measure(cli: &Cli, target: &str, backend: &str) -> Result<bool, String>
                         s.name(),
                         uv as f64 / ok.max(1) as f64
                     );
+                    if let (Some(store), Some(h0)) = (local, hits0) {
+                        eprintln!(
+                            "{}: {} call-ins answered by the route index",
+                            s.name(),
+                            store.route_index_hits() - h0
+                        );
+                    }
+                    if let (Some((b1, w1)), Some((b0, w0))) =
+                        (local.and_then(Store::group_commit_stats), gc0)
+                    {
+                        let (b, w) = (b1 - b0, w1 - w0);
+                        eprintln!(
+                            "{}: group commit: {w} writes in {b} transactions ({:.1} per transaction)",
+                            s.name(),
+                            w as f64 / b.max(1) as f64
+                        );
+                    }
                 }
                 clean &= r.iter().all(|row| row.errors.is_empty());
                 rows.append(&mut r);

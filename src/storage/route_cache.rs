@@ -23,12 +23,13 @@
 //! - A decision computed while an invalidation of its number ran is not remembered: each of the
 //!   shards has an epoch, bumped by every invalidation, taken before the database read and
 //!   compared before the insert.
+//!
 //! The cache is bounded ([`CAPACITY`] decisions); when full, an arbitrary entry of the shard
 //! goes. Nothing here is ever the only copy of anything: a miss is a database read.
 
 use std::{
     collections::HashMap,
-    hash::{BuildHasher, Hash, Hasher, RandomState},
+    hash::{BuildHasher, RandomState},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicI64, Ordering},
@@ -165,9 +166,7 @@ impl RouteCache {
     }
 
     fn shard_of(&self, number: &str) -> usize {
-        let mut h = self.hasher.build_hasher();
-        number.hash(&mut h);
-        (h.finish() as usize) % SHARDS
+        (self.hasher.hash_one(number) as usize) % SHARDS
     }
 
     fn shard(&self, i: usize) -> std::sync::MutexGuard<'_, Shard> {
@@ -253,9 +252,11 @@ impl RouteCache {
             return;
         }
         let mut shard = self.shard(ticket.shard);
-        if shard.epoch != ticket.epoch
-            || shard.numbers.get(called).map_or(0, |n| n.epoch) != ticket.number_epoch
-        {
+        // A forgotten caller (`forget_caller`) only concerns decisions without an extension:
+        // the extension decisions do not depend on the last party.
+        let caller_moved = extension.is_none()
+            && shard.numbers.get(called).map_or(0, |n| n.epoch) != ticket.number_epoch;
+        if shard.epoch != ticket.epoch || caller_moved {
             return;
         }
         if shard.len >= CAPACITY / SHARDS {

@@ -245,9 +245,7 @@ async fn append_all(
     }
     let sp = tx.begin().await.map_err(DomainError::from)?;
     let res = async {
-        for t in &touches {
-            t.write(&sp).await?;
-        }
+        LastParty::write_all(&sp, &touches).await?;
         append_events(&sp, events).await
     }
     .await;
@@ -273,14 +271,42 @@ pub(crate) struct LastParty {
 
 impl LastParty {
     pub(crate) async fn write(&self, tx: &DatabaseTransaction) -> Result<(), sea_orm::DbErr> {
+        Self::write_all(tx, std::slice::from_ref(self)).await
+    }
+
+    /// Every last party of a batch in one UPDATE per chunk
+    /// (`SET last_party = CASE id WHEN … THEN … END WHERE id IN (…)`); of several calls to one
+    /// binding, the last one's caller is kept.
+    pub(crate) async fn write_all(
+        tx: &DatabaseTransaction,
+        touches: &[LastParty],
+    ) -> Result<(), sea_orm::DbErr> {
         use super::entities::binding;
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
-        binding::Entity::update_many()
-            .col_expr(binding::Column::LastParty, Expr::value(self.caller.clone()))
-            .filter(binding::Column::Id.eq(self.binding_id.clone()))
-            .filter(binding::Column::Active.eq(1))
-            .exec(tx)
-            .await?;
+        use sea_orm::{
+            ColumnTrait, EntityTrait, QueryFilter,
+            sea_query::{CaseStatement, Expr},
+        };
+        let mut seen = std::collections::HashSet::new();
+        let last: Vec<&LastParty> = touches
+            .iter()
+            .rev()
+            .filter(|t| seen.insert(t.binding_id.as_str()))
+            .collect();
+        for chunk in last.chunks(super::events::MAX_BIND_PARAMS / 3) {
+            let mut case = CaseStatement::new();
+            for t in chunk {
+                case = case.case(
+                    binding::Column::Id.eq(t.binding_id.clone()),
+                    Expr::val(t.caller.clone()),
+                );
+            }
+            binding::Entity::update_many()
+                .col_expr(binding::Column::LastParty, case.into())
+                .filter(binding::Column::Id.is_in(chunk.iter().map(|t| t.binding_id.clone())))
+                .filter(binding::Column::Active.eq(1))
+                .exec(tx)
+                .await?;
+        }
         Ok(())
     }
 }

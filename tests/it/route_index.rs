@@ -29,7 +29,7 @@ async fn notify(
 
 fn connected_to(r: &pb::NotifyCallInResponse) -> Option<(&str, &str)> {
     (r.decision == pb::Decision::Connect as i32)
-        .then(|| (r.connect_to.as_str(), r.display_number.as_str()))
+        .then_some((r.connect_to.as_str(), r.display_number.as_str()))
 }
 
 /// The index answers only once the tailer has caught up; a test waits for a hit instead of

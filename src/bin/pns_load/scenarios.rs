@@ -297,48 +297,76 @@ pub(crate) async fn notify(ctx: &Ctx) -> Result<Vec<Row>, String> {
         XYB_ROUTES as u64,
     )?;
 
-    // Timed: a third extension calls, a third A -> X, a third B -> Y.
+    // Warm-up: every route called once (the route index learns it), then timed: a third
+    // extension calls (each from a new caller), a third A -> X, a third B -> Y.
+    let (run, xs, routes) = (ctx.run.clone(), ext_x.clone(), xy.clone());
+    let r = drive(
+        &ctx.channels,
+        ctx.concurrency,
+        setup(3 * AXN_ROUTES.max(XYB_ROUTES) as u64),
+        move |ch, i| {
+            let (req, want) = notify_request(&format!("load-{run}-warm-{i}"), i, &xs, &routes);
+            call_in(ch, req, want)
+        },
+    )
+    .await;
+    require_all(
+        "notify set-up: warm-up call-ins",
+        &r,
+        3 * AXN_ROUTES.max(XYB_ROUTES) as u64,
+    )?;
     let run = ctx.run.clone();
     let r = drive(&ctx.channels, ctx.concurrency, ctx.timed(), move |ch, i| {
-        let call_id = format!("load-{run}-{i}");
-        let (req, want) = match i % 3 {
-            0 => {
-                let k = (i / 3) % AXN_ROUTES as u64;
-                let req = pb::NotifyCallInRequest {
-                    caller: real(3, i),
-                    called: ext_x[k as usize % EXT_X].clone(),
-                    extension: (100 + k as usize / EXT_X).to_string(),
-                    call_id,
-                };
-                (req, real(0, k))
-            }
-            kind => {
-                let j = (i / 3) % XYB_ROUTES as u64;
-                let (x, y) = &xy[j as usize];
-                let (caller, called, want) = if kind == 1 {
-                    (real(1, j), x.clone(), real(2, j))
-                } else {
-                    (real(2, j), y.clone(), real(1, j))
-                };
-                let req = pb::NotifyCallInRequest {
-                    caller,
-                    called,
-                    extension: String::new(),
-                    call_id,
-                };
-                (req, want)
-            }
-        };
+        let (req, want) = notify_request(&format!("load-{run}-{i}"), i, &ext_x, &xy);
         call_in(ch, req, want)
     })
     .await;
     let note = format!(
         "{AXN_ROUTES} AXN extension routes on {EXT_X} numbers + {XYB_ROUTES} AXYB bindings \
-         (both directions); each call-in is a write (call.incoming event)"
+         (both directions), each route called once before the timed run; every call-in writes \
+         its call.incoming event"
     );
     Ok(vec![
         Row::new("notify", "NotifyCallIn", ctx.in_flight(), &r).with_note(note),
     ])
+}
+
+/// The `i`-th call-in of the `notify` scenario and whom it must reach: a third extension calls
+/// (a new caller each), a third A -> X, a third B -> Y.
+fn notify_request(
+    call_id: &str,
+    i: u64,
+    ext_x: &[String],
+    xy: &[(String, String)],
+) -> (pb::NotifyCallInRequest, String) {
+    match i % 3 {
+        0 => {
+            let k = (i / 3) % AXN_ROUTES as u64;
+            let req = pb::NotifyCallInRequest {
+                caller: real(3, i),
+                called: ext_x[k as usize % EXT_X].clone(),
+                extension: (100 + k as usize / EXT_X).to_string(),
+                call_id: call_id.to_owned(),
+            };
+            (req, real(0, k))
+        }
+        kind => {
+            let j = (i / 3) % XYB_ROUTES as u64;
+            let (x, y) = &xy[j as usize];
+            let (caller, called, want) = if kind == 1 {
+                (real(1, j), x.clone(), real(2, j))
+            } else {
+                (real(2, j), y.clone(), real(1, j))
+            };
+            let req = pb::NotifyCallInRequest {
+                caller,
+                called,
+                extension: String::new(),
+                call_id: call_id.to_owned(),
+            };
+            (req, want)
+        }
+    }
 }
 
 /// One NotifyCallIn that must CONNECT to `want`.
