@@ -82,9 +82,7 @@ pub(crate) async fn open<R: Repository>(
     } else {
         req.after_sequence
     };
-    let subscription = hub
-        .admit_for(tenant_cap, start)
-        .map_err(too_many_streams)?;
+    let subscription = hub.admit_for(tenant_cap, start).map_err(too_many_streams)?;
     let cursor = if req.from_now {
         repo.latest_sequence().await.map_err(to_status)?
     } else {

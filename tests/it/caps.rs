@@ -222,6 +222,12 @@ async fn a_call_that_outlives_its_deadline_is_stopped_with_deadline_exceeded() {
             .execute_unprepared("LOCK TABLE pools IN ACCESS EXCLUSIVE MODE")
             .await
             .unwrap();
+    } else if crate::support::db::mysql_selected() {
+        // A table lock outlives no transaction on MySQL: LOCK TABLES, released by UNLOCK.
+        blocker
+            .execute_unprepared("LOCK TABLES pools WRITE")
+            .await
+            .unwrap();
     } else {
         blocker.execute_unprepared("BEGIN EXCLUSIVE").await.unwrap();
     }
@@ -234,7 +240,12 @@ async fn a_call_that_outlives_its_deadline_is_stopped_with_deadline_exceeded() {
     r.set_timeout(Duration::from_millis(300));
     let st = lax_pools(&s).create_pool(r).await.unwrap_err();
     assert_eq!(st.code(), Code::DeadlineExceeded, "{st:?}");
-    blocker.execute_unprepared("ROLLBACK").await.unwrap();
+    let release = if crate::support::db::mysql_selected() {
+        "UNLOCK TABLES"
+    } else {
+        "ROLLBACK"
+    };
+    blocker.execute_unprepared(release).await.unwrap();
     // The server serves on.
     let mut c: CallServiceClient<Channel> = s.calls();
     assert!(c.watch_events(watch_req("")).await.is_ok());
