@@ -26,10 +26,13 @@ impl Store {
         now: Millis,
     ) -> Result<(Decision, i64), DomainError> {
         let ext = c.extension.as_ref().map(|x| x.as_str());
-        if let Some(hit) = self
-            .routes
-            .lookup(c.called.as_str(), c.caller.as_str(), ext, now)
-            && let Some(answer) = self.routed_from_memory(c, hit, now).await?
+        if let Some(hit) = self.routes.lookup(
+            c.called.as_str(),
+            c.caller.as_str(),
+            ext,
+            now,
+            !self.is_db_up(),
+        ) && let Some(answer) = self.routed_from_memory(c, hit, now).await?
         {
             return Ok(answer);
         }
@@ -105,9 +108,19 @@ impl Store {
             ),
         };
         let moved = touch.is_some();
-        let appended = self
+        let appended = match self
             .append_now(vec![incoming_event(c, &d, now)], touch)
-            .await?;
+            .await
+        {
+            Ok(a) => a,
+            Err(DomainError::Unavailable(why)) => {
+                // The database is unreachable: the call still connects by the route this
+                // process knows; its event is not recorded (sequence 0 says so).
+                tracing::warn!(error = %why, "call-in routed from memory without its event: database unreachable");
+                return Ok(Some((Decision::clone(&d), 0)));
+            }
+            Err(e) => return Err(e),
+        };
         match appended.first() {
             Some(a) if !a.duplicate => {
                 if let (true, Decision::Connect { connect_to, .. }) = (moved, d.as_ref()) {

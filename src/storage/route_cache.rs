@@ -180,8 +180,9 @@ impl RouteCache {
         caller: &str,
         extension: Option<&str>,
         now: Millis,
+        db_down: bool,
     ) -> Option<Hit> {
-        if !self.fresh() {
+        if !self.fresh(db_down) {
             return None;
         }
         let shard = self.shard(self.shard_of(called));
@@ -218,12 +219,19 @@ impl RouteCache {
 
     /// Whether every routing change this process committed, and every other replica's up to a
     /// moment ago, has been applied.
-    fn fresh(&self) -> bool {
+    ///
+    /// While this process cannot reach the database (`db_down`), the tailer cannot catch up
+    /// and nothing can change through this process: the routes it knows keep answering (they
+    /// may be stale by what other replicas still change meanwhile), so calls keep connecting.
+    fn fresh(&self, db_down: bool) -> bool {
         if !self.live.load(Ordering::Acquire) {
             return false;
         }
         if self.applied.load(Ordering::Acquire) < self.routing_published.load(Ordering::Acquire) {
             return false;
+        }
+        if db_down {
+            return true;
         }
         let caught_up = *self.caught_up.lock().unwrap_or_else(|p| p.into_inner());
         caught_up.is_some_and(|t| t.elapsed() <= STALE_AFTER)
@@ -389,11 +397,11 @@ mod tests {
         let c = ready();
         let t = c.ticket("100");
         c.remember(t, ("100", "200", None), &no_binding(), Trace::default());
-        assert!(plain(c.lookup("100", "200", None, 5)));
-        assert!(c.lookup("100", "201", None, 5).is_none());
-        assert!(c.lookup("100", "200", Some("1"), 5).is_none());
+        assert!(plain(c.lookup("100", "200", None, 5, false)));
+        assert!(c.lookup("100", "201", None, 5, false).is_none());
+        assert!(c.lookup("100", "200", Some("1"), 5, false).is_none());
         c.forget_number("100");
-        assert!(c.lookup("100", "200", None, 5).is_none());
+        assert!(c.lookup("100", "200", None, 5, false).is_none());
         assert_eq!(c.len(), 0);
     }
 
@@ -403,7 +411,7 @@ mod tests {
         let t = c.ticket("100");
         c.forget_number("100");
         c.remember(t, ("100", "200", None), &no_binding(), Trace::default());
-        assert!(c.lookup("100", "200", None, 5).is_none());
+        assert!(c.lookup("100", "200", None, 5, false).is_none());
     }
 
     #[test]
@@ -413,9 +421,9 @@ mod tests {
         let t9 = c.ticket("9");
         c.forget_caller("1", "2");
         c.remember(t1, ("1", "2", None), &no_binding(), Trace::default());
-        assert!(c.lookup("1", "2", None, 0).is_none());
+        assert!(c.lookup("1", "2", None, 0, false).is_none());
         c.remember(t9, ("9", "2", None), &no_binding(), Trace::default());
-        assert!(plain(c.lookup("9", "2", None, 0)));
+        assert!(plain(c.lookup("9", "2", None, 0, false)));
     }
 
     #[test]
@@ -424,12 +432,12 @@ mod tests {
         let mut tr = Trace::default();
         tr.wrote();
         c.remember(c.ticket("1"), ("1", "2", None), &no_binding(), tr);
-        assert!(c.lookup("1", "2", None, 0).is_none());
+        assert!(c.lookup("1", "2", None, 0, false).is_none());
         let mut tr = Trace::default();
         tr.live_until(1_000);
         c.remember(c.ticket("1"), ("1", "2", None), &no_binding(), tr);
-        assert!(plain(c.lookup("1", "2", None, 999)));
-        assert!(c.lookup("1", "2", None, 1_000).is_none());
+        assert!(plain(c.lookup("1", "2", None, 999, false)));
+        assert!(c.lookup("1", "2", None, 1_000, false).is_none());
     }
 
     #[test]
@@ -442,9 +450,9 @@ mod tests {
             Trace::default(),
         );
         c.published(7);
-        assert!(c.lookup("1", "2", None, 0).is_none());
+        assert!(c.lookup("1", "2", None, 0, false).is_none());
         c.observe(&[], 7, true);
-        assert!(plain(c.lookup("1", "2", None, 0)));
+        assert!(plain(c.lookup("1", "2", None, 0, false)));
         // Without a tailer at all, nothing is served.
         let cold = RouteCache::new();
         cold.remember(
@@ -453,7 +461,7 @@ mod tests {
             &no_binding(),
             Trace::default(),
         );
-        assert!(cold.lookup("1", "2", None, 0).is_none());
+        assert!(cold.lookup("1", "2", None, 0, false).is_none());
     }
 
     #[test]
@@ -465,15 +473,33 @@ mod tests {
         };
         c.remember(c.ticket("1"), ("1", "77", Some("101")), &no_binding(), tr);
         assert!(matches!(
-            c.lookup("1", "99", Some("101"), 0),
+            c.lookup("1", "99", Some("101"), 0, false),
             Some(Hit::Extension { ref binding_id, .. }) if binding_id == "b1"
         ));
         // A caller with its own route on the number is decided by the database.
-        assert!(c.lookup("1", "8610", Some("101"), 0).is_none());
-        assert!(c.lookup("1", "99", Some("102"), 0).is_none());
-        assert!(c.lookup("1", "99", None, 0).is_none());
+        assert!(c.lookup("1", "8610", Some("101"), 0, false).is_none());
+        assert!(c.lookup("1", "99", Some("102"), 0, false).is_none());
+        assert!(c.lookup("1", "99", None, 0, false).is_none());
         c.forget_number("1");
-        assert!(c.lookup("1", "99", Some("101"), 0).is_none());
+        assert!(c.lookup("1", "99", Some("101"), 0, false).is_none());
+    }
+
+    #[test]
+    fn known_routes_answer_while_the_database_is_unreachable() {
+        let c = ready();
+        c.remember(
+            c.ticket("1"),
+            ("1", "2", None),
+            &no_binding(),
+            Trace::default(),
+        );
+        // The tailer falls behind (it cannot read the log): refused while the database is up…
+        *c.caught_up.lock().unwrap() = Some(Instant::now() - STALE_AFTER * 2);
+        assert!(c.lookup("1", "2", None, 0, false).is_none());
+        // …answered while it is down; this process's own unapplied changes still refuse.
+        assert!(plain(c.lookup("1", "2", None, 0, true)));
+        c.published(9);
+        assert!(c.lookup("1", "2", None, 0, true).is_none());
     }
 
     #[test]

@@ -72,11 +72,36 @@ async fn a_database_outage_fails_fast_reports_not_serving_and_heals_by_itself() 
     };
     let s = TestServer::start_at(db, &via, opts, Settings::default()).await;
     pool_with(&s, "p", "8521313", 4, "").await;
-    s.bindings()
+    let b = s
+        .bindings()
         .bind_xyb(xyb("p", "85264654798"))
         .await
+        .unwrap()
+        .into_inner()
+        .binding
         .unwrap();
     assert_eq!(readyz(&s).await.0, 200);
+    // A's first call-in converts the binding; later ones come from the route index.
+    const A: &str = "8613800000001";
+    let notify = |id: String| {
+        let mut calls = s.calls();
+        let req = call_in(A, &b.number_x, "", &id);
+        async move { calls.notify_call_in(req).await }
+    };
+    notify("first".into()).await.unwrap();
+    let hits = s.store.route_index_hits();
+    let mut i = 0;
+    within(
+        Duration::from_secs(5),
+        "a call-in from the route index",
+        || {
+            i += 1;
+            let f = notify(format!("warm-{i}"));
+            let store = s.store.clone();
+            async move { f.await.is_ok() && store.route_index_hits() > hits }
+        },
+    )
+    .await;
 
     proxy.cut();
     let t = within(Duration::from_millis(1500), "NOT_SERVING", || async {
@@ -101,6 +126,21 @@ async fn a_database_outage_fails_fast_reports_not_serving_and_heals_by_itself() 
         assert!(st.get_details_retry_info().is_some(), "{st:?}");
         assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
     }
+    // A call-in whose route this process knows still connects (its event cannot be recorded:
+    // sequence 0); one it would have to look up fails fast like any read.
+    let r = notify("during-outage".into()).await.unwrap().into_inner();
+    assert_eq!(r.decision, pb::Decision::Connect as i32, "{r:?}");
+    assert_eq!(r.connect_to, "85264654798");
+    assert_eq!(
+        r.event_sequence, 0,
+        "not recorded while the database is unreachable"
+    );
+    let st = s
+        .calls()
+        .notify_call_in(call_in("8613800000002", &b.number_x, "", "unknown-caller"))
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::Unavailable, "{st:?}");
     // Reads too (they do not go through the write path's short cut).
     let t0 = Instant::now();
     let st = s
@@ -125,4 +165,7 @@ async fn a_database_outage_fails_fast_reports_not_serving_and_heals_by_itself() 
         s.bindings().bind_xyb(xyb("p", "85264654799")).await.is_ok()
     })
     .await;
+    // Call-ins record their events again.
+    let r = notify("after-outage".into()).await.unwrap().into_inner();
+    assert!(r.event_sequence > 0, "{r:?}");
 }
