@@ -30,7 +30,7 @@ pub const EVENT_KINDS: [&str; 11] = [
 
 /// An event to append. Empty strings mean "not applicable" (e.g. `call_id` on a binding
 /// event). `caller`/`callee` are real numbers: data, masked in `Debug`.
-#[derive(Clone, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct NewEvent {
     pub kind: String,
     /// Tenant of the binding the event is about; empty when there is none (admin only).
@@ -106,7 +106,7 @@ pub fn binding_detail(
 }
 
 /// A stored event.
-#[derive(Clone, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct Event {
     pub sequence: i64,
     pub kind: String,

@@ -316,21 +316,7 @@ mod tests {
         Event {
             sequence: seq,
             kind: "binding.created".into(),
-            tenant: String::new(),
-            binding_id: None,
-            pool_key: String::new(),
-            provider: None,
-            customer_bind_id: None,
-            customer_user_id: String::new(),
-            ext: String::new(),
-            out_id: String::new(),
-            call_id: String::new(),
-            caller: String::new(),
-            called: String::new(),
-            callee: String::new(),
-            detail: serde_json::Value::Null,
-            occurred_at: 0,
-            dedupe_key: None,
+            ..Default::default()
         }
     }
 

@@ -192,21 +192,8 @@ mod tests {
         let e = Event {
             sequence: 9,
             kind: BINDING_UPDATED.into(),
-            tenant: String::new(),
-            binding_id: None,
-            pool_key: String::new(),
-            provider: None,
-            customer_bind_id: None,
-            customer_user_id: String::new(),
-            ext: String::new(),
-            out_id: String::new(),
-            call_id: String::new(),
-            caller: String::new(),
-            called: String::new(),
-            callee: String::new(),
             detail: serde_json::json!({"state": "sideways"}),
-            occurred_at: 0,
-            dedupe_key: None,
+            ..Default::default()
         };
         let pb = event_to_pb(e);
         assert_eq!(pb.detail_json, r#"{"state":"sideways"}"#);

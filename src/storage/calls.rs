@@ -547,21 +547,9 @@ fn incoming_event(c: &CallIn, d: &Decision, now: Millis) -> NewEvent {
         Some(b) => NewEvent::for_binding(CallEventKind::Incoming.as_str(), b, now),
         None => NewEvent {
             kind: CallEventKind::Incoming.as_str().to_owned(),
-            tenant: String::new(),
-            binding_id: None,
-            pool_key: String::new(),
-            provider: None,
-            customer_bind_id: None,
-            customer_user_id: String::new(),
-            ext: String::new(),
-            out_id: String::new(),
-            call_id: String::new(),
-            caller: String::new(),
-            called: String::new(),
-            callee: String::new(),
             detail: serde_json::Value::Null,
             occurred_at: now,
-            dedupe_key: None,
+            ..Default::default()
         },
     };
     e.call_id = c.call_id.clone();

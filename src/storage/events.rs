@@ -389,21 +389,12 @@ mod tests {
     fn ev(kind: &str, key: Option<&str>) -> NewEvent {
         NewEvent {
             kind: kind.into(),
-            tenant: String::new(),
-            binding_id: None,
             pool_key: "p".into(),
-            provider: None,
-            customer_bind_id: None,
-            customer_user_id: String::new(),
-            ext: String::new(),
-            out_id: String::new(),
             call_id: "c1".into(),
-            caller: String::new(),
-            called: String::new(),
-            callee: String::new(),
             detail: serde_json::json!({"n": 1}),
             occurred_at: 5,
             dedupe_key: key.map(str::to_owned),
+            ..Default::default()
         }
     }
 

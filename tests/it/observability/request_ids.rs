@@ -2,17 +2,14 @@
 //! every error's ErrorInfo metadata, on every log line of the request; rejections logged once
 //! at INFO with code and reason.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pns_gateway::grpc::pb;
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
-use tracing_subscriber::fmt::MakeWriter;
 
 use crate::carriers::NX_TOKEN;
-use crate::support::{TestServer, fixtures::*};
+use crate::support::{TestServer, fixtures::*, logs::Captured};
 
 const HEADER: &str = "x-request-id";
 
@@ -189,27 +186,6 @@ async fn http_requests_echo_or_get_a_request_id() {
     assert_uuid_v7(r.headers()[HEADER].to_str().unwrap());
 }
 
-/// Everything the subscriber writes, for the assertions.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 // A current-thread runtime (the `tokio::test` default): the server's tasks run on this thread,
 // so the thread-scoped subscriber sees every span and event they emit.
 #[tokio::test]
@@ -279,10 +255,4 @@ async fn handler_log_lines_carry_the_request_id_and_rejections_are_logged_once()
         "{}",
         rejected[1]
     );
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
-    }
 }

@@ -5,6 +5,7 @@ pub mod db;
 pub mod fake_aliyun;
 pub mod fake_nxcloud;
 pub mod fixtures;
+pub mod logs;
 pub mod md5;
 pub mod proxy;
 pub mod server;

@@ -1,43 +1,13 @@
 //! The webhook token is the carriers' only credential (issue 7 item 12): it never appears in
 //! the logs, at any level, whatever the request (accepted, rejected, wrong token, unknown path).
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use pns_gateway::app::Settings;
 use pns_gateway::http::WebhookTokens;
-use tracing_subscriber::fmt::{MakeWriter, format::FmtSpan};
+use tracing_subscriber::fmt::format::FmtSpan;
 
 use super::post;
 use crate::carriers::{ALI_TOKEN, NX_TOKEN};
-use crate::support::TestServer;
-
-/// Everything the subscriber writes, for the assertions.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
-    }
-}
+use crate::support::{TestServer, logs::Captured};
 
 // A current-thread runtime (the `tokio::test` default): the server's tasks run on this thread,
 // so the thread-scoped subscriber sees every span and event they emit.
