@@ -158,7 +158,7 @@ pub async fn run(
             .clone()
             .monitor(settings.db_probe_interval, stop_rx.clone()),
     );
-    let follow = tokio::spawn(follow_db(store.db_up(), health.clone(), stop_rx.clone()));
+    let follow = tokio::spawn(follow_db(store.clone(), health.clone(), stop_rx.clone()));
     let tailer = tokio::spawn(hub.clone().run(repo.clone(), stop_rx.clone()));
     // Connections (capped; TLS established when configured) for both servers.
     let front = crate::net::Front::open(grpc, http, &settings.net, stop_rx.clone());
@@ -251,35 +251,46 @@ pub async fn run(
     Ok(())
 }
 
-/// Mirrors the database's reachability into gRPC health: every service needs the database
-/// (routing reads it too), so all report NOT_SERVING while it is unreachable, and SERVING again
-/// once it answers. Stops at shutdown, which sets NOT_SERVING for good.
+/// Mirrors the database's reachability into gRPC health. The binding and pool services (and
+/// the server as a whole, "") need the database: NOT_SERVING while it is unreachable, SERVING
+/// again once it answers. CallService stays SERVING while the route index holds routes (the
+/// calls it knows keep connecting from memory, see `storage::route_cache`); with nothing to
+/// answer from it goes NOT_SERVING too. Stops at shutdown, which sets NOT_SERVING for good.
 async fn follow_db(
-    mut up: tokio::sync::watch::Receiver<bool>,
+    store: Store,
     health: tonic_health::server::HealthReporter,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    use tonic_health::ServingStatus::{NotServing, Serving};
+    let mut up = store.db_up();
     loop {
         tokio::select! {
             changed = up.changed() => if changed.is_err() { return },
             _ = stop.changed() => return,
         }
-        let status = if *up.borrow_and_update() {
-            tonic_health::ServingStatus::Serving
-        } else {
-            tonic_health::ServingStatus::NotServing
-        };
+        let db = *up.borrow_and_update();
         if *stop.borrow() {
             return;
         }
+        let status = if db { Serving } else { NotServing };
         for name in [
             "",
             <BindingServiceServer<BindingApi<Store>> as tonic::server::NamedService>::NAME,
             <NumberPoolServiceServer<PoolApi<Store>> as tonic::server::NamedService>::NAME,
-            <CallServiceServer<CallApi<Store>> as tonic::server::NamedService>::NAME,
         ] {
             health.set_service_status(name, status).await;
         }
+        let calls = if db || store.route_index_len() > 0 {
+            Serving
+        } else {
+            NotServing
+        };
+        health
+            .set_service_status(
+                <CallServiceServer<CallApi<Store>> as tonic::server::NamedService>::NAME,
+                calls,
+            )
+            .await;
     }
 }
 

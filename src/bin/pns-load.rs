@@ -316,7 +316,7 @@ async fn measure(
         eprintln!("{}: running", s.name());
         let t0 = std::time::Instant::now();
         let uv0 = pns_gateway::storage::unique_violations();
-        let hits0 = local.map(Store::route_index_hits);
+        let hits0 = local.map(|s| (s.route_index_hits(), s.route_index_misses()));
         let gc0 = local.and_then(Store::group_commit_stats);
         let res = match s {
             Scenario::Health => scenarios::health(&ctx).await,
@@ -350,11 +350,16 @@ async fn measure(
                         s.name(),
                         uv as f64 / ok.max(1) as f64
                     );
-                    if let (Some(store), Some(h0)) = (local, hits0) {
+                    if let (Some(store), Some((h0, m0))) = (local, hits0) {
+                        let m = store.route_index_misses();
                         eprintln!(
-                            "{}: {} call-ins answered by the route index",
+                            "{}: {} call-ins answered by the route index; not answered: {} \
+                             unknown, {} tailer behind, {} own change unapplied",
                             s.name(),
-                            store.route_index_hits() - h0
+                            store.route_index_hits() - h0,
+                            m.unknown - m0.unknown,
+                            m.stale - m0.stale,
+                            m.unapplied - m0.unapplied,
                         );
                     }
                     if let (Some((b1, w1)), Some((b0, w0))) =

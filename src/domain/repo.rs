@@ -84,9 +84,16 @@ pub trait Repository: Send + Sync + 'static {
     /// so readers also poll the database.
     fn subscribe(&self) -> tokio::sync::watch::Receiver<i64>;
     /// The event tailer read `events` (contiguous, in order) and has scanned up to `up_to`;
-    /// `at_head` when nothing newer was committed at its read. Keeps the route index coherent
+    /// `caught_up_at`: a moment such that every event committed before it has now been read
+    /// (`None` when the scan has not reached such a moment yet). Keeps the route index coherent
     /// with every replica's writes (see `storage::route_cache`).
-    fn observe_log(&self, _events: &[Event], _up_to: i64, _at_head: bool) {}
+    fn observe_log(
+        &self,
+        _events: &[Event],
+        _up_to: i64,
+        _caught_up_at: Option<std::time::Instant>,
+    ) {
+    }
 
     /// Decides where a call-in to a local pool's number goes (see `storage::calls`).
     /// Returns the decision and the sequence of the `call.incoming` event recorded with it.

@@ -14,7 +14,7 @@ use std::{
         Arc, Mutex, RwLock,
         atomic::{AtomicI64, AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use tokio::sync::watch;
@@ -248,8 +248,9 @@ impl EventHub {
     pub async fn run<R: Repository>(self, repo: Arc<R>, mut stop: watch::Receiver<bool>) {
         let mut wake = repo.subscribe();
         let mut scanned: Option<i64> = None;
+        let mut head: Option<(i64, Instant)> = None;
         loop {
-            match self.scan(repo.as_ref(), &mut scanned).await {
+            match self.scan(repo.as_ref(), &mut scanned, &mut head).await {
                 Ok(true) => continue, // a full page: more may be waiting
                 Ok(false) => {}
                 Err(e) => {
@@ -264,22 +265,27 @@ impl EventHub {
         }
     }
 
-    /// One step; `Ok(true)` when a full page was read.
+    /// One step; `Ok(true)` when a full page was read. `head`: the oldest log head read (with
+    /// when) that the scan has not reached yet — reaching it means every event committed before
+    /// that moment has been applied (what the route index's staleness bound needs).
     async fn scan<R: Repository>(
         &self,
         repo: &R,
         scanned: &mut Option<i64>,
+        head: &mut Option<(i64, Instant)>,
     ) -> Result<bool, DomainError> {
+        let read_at = Instant::now();
         let latest = repo.latest_sequence().await?;
         let Some(from) = *scanned else {
             *scanned = Some(latest);
             self.ring.write().expect("event ring lock").start = latest + 1;
-            repo.observe_log(&[], latest, true);
+            repo.observe_log(&[], latest, Some(read_at));
             self.push(Vec::new(), latest);
             return Ok(false);
         };
         if latest <= from {
-            repo.observe_log(&[], from, true);
+            *head = None;
+            repo.observe_log(&[], from, Some(read_at));
             return Ok(false);
         }
         let page = repo
@@ -300,8 +306,24 @@ impl EventHub {
         } else {
             latest
         };
+        let caught_up_at = if up_to >= latest {
+            *head = None;
+            Some(read_at)
+        } else {
+            match *head {
+                Some((seq, at)) if up_to >= seq => {
+                    *head = Some((latest, read_at));
+                    Some(at)
+                }
+                Some(_) => None,
+                None => {
+                    *head = Some((latest, read_at));
+                    None
+                }
+            }
+        };
         // The route index first: once a subscriber can see an event, routing reflects it.
-        repo.observe_log(&page, up_to, !full);
+        repo.observe_log(&page, up_to, caught_up_at);
         self.push(page, up_to);
         *scanned = Some(up_to);
         Ok(full)

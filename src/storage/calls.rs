@@ -37,7 +37,7 @@ impl Store {
             return Ok(answer);
         }
         let key = (c.called.as_str(), c.caller.as_str(), ext);
-        let ticket = self.routes.ticket(c.called.as_str());
+        let ticket = self.routes.ticket(c.called.as_str(), c.caller.as_str());
         for _ in 0..3 {
             let res = group_tx!(self, [c, now], |this, tx| {
                 // A softswitch retrying the same call gets the answer it was given, and the

@@ -72,7 +72,9 @@ impl Store {
             Some(upstream_request.to_owned()),
         );
         let inserted = group_tx!(self, [row], |_this, tx| {
-            binding::Entity::insert(row.clone()).exec(&tx).await?;
+            binding::Entity::insert(row.clone())
+                .exec_without_returning(&tx)
+                .await?;
             Ok(())
         });
         match inserted {

@@ -163,7 +163,9 @@ pub(crate) async fn append_events(
             .peekable();
         while rows.peek().is_some() {
             let chunk: Vec<_> = rows.by_ref().take(per_insert).collect();
-            event::Entity::insert_many(chunk).exec(tx).await?;
+            event::Entity::insert_many(chunk)
+                .exec_without_returning(tx)
+                .await?;
         }
     }
     Ok(AppendResult { items })
@@ -340,7 +342,7 @@ impl Store {
 
     pub(super) async fn latest_sequence_impl(&self) -> Result<i64, DomainError> {
         Ok(event_seq::Entity::find_by_id(1i64)
-            .one(&self.db)
+            .one(&self.reads)
             .await?
             .map(|m| m.last)
             .unwrap_or(0))
@@ -373,7 +375,7 @@ impl Store {
         }
         q.order_by_asc(event::Column::Seq)
             .limit(f.limit)
-            .all(&self.db)
+            .all(&self.reads)
             .await?
             .into_iter()
             .map(to_event)

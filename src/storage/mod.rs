@@ -21,7 +21,7 @@ mod pools;
 mod repo_impl;
 mod reports;
 mod retention;
-mod route_cache;
+pub mod route_cache;
 pub(crate) mod writer;
 
 use std::{sync::Arc, time::Duration};
@@ -41,6 +41,10 @@ pub use pools::PoolNumbers;
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// Reads that must not queue behind the group writer's batch (the event tailer, stream
+    /// catch-up): on a SQLite file a second, read-only connection (WAL readers do not wait for
+    /// the writer); elsewhere the same pool as `db`.
+    reads: DatabaseConnection,
     backend: DbBackend,
     /// In-process wake-up for event subscribers (highest sequence published); shared by clones.
     events: Arc<tokio::sync::watch::Sender<i64>>,
@@ -123,12 +127,24 @@ impl Store {
         }
         let db = Database::connect(opts).await?;
         let backend = db.get_database_backend();
+        let reads = if backend == DbBackend::Sqlite && !url.contains("memory") {
+            let mut r = ConnectOptions::new(url.clone());
+            r.sqlx_logging(false)
+                .connect_timeout(o.timeout)
+                .acquire_timeout(o.timeout)
+                .max_connections(2)
+                .map_sqlx_sqlite_opts(|o| o.read_only(true).busy_timeout(Duration::from_secs(10)));
+            Database::connect(r).await?
+        } else {
+            db.clone()
+        };
         // SQLite has one writer and pays an fsync per commit: batching is all gain. PostgreSQL
         // and MySQL keep a transaction per write on their connection pool (writes run in
         // parallel there; a single batching connection would serialise their round trips).
         let writer = (backend == DbBackend::Sqlite).then(|| writer::GroupWriter::start(db.clone()));
         Ok(Self {
             db,
+            reads,
             backend,
             writer,
             routes: Arc::new(route_cache::RouteCache::new()),
@@ -226,6 +242,11 @@ impl Store {
     /// Call-ins the route index answered (from memory) so far.
     pub fn route_index_hits(&self) -> u64 {
         self.routes.hits()
+    }
+
+    /// Call-ins the route index did not answer so far, by why.
+    pub fn route_index_misses(&self) -> route_cache::Misses {
+        self.routes.misses()
     }
 
     /// Routing decisions the route index holds now.

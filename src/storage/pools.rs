@@ -138,7 +138,9 @@ impl Store {
                     ext_seq: Set(0),
                     ..Default::default()
                 });
-                number::Entity::insert_many(rows).exec(&tx).await?;
+                number::Entity::insert_many(rows)
+                    .exec_without_returning(&tx)
+                    .await?;
             }
             Ok((fresh.len() as u64, (numbers.len() - fresh.len()) as u64))
         });

@@ -106,8 +106,8 @@ impl Repository for Store {
     fn subscribe(&self) -> tokio::sync::watch::Receiver<i64> {
         self.subscribe_impl()
     }
-    fn observe_log(&self, events: &[Event], up_to: i64, at_head: bool) {
-        self.routes.observe(events, up_to, at_head);
+    fn observe_log(&self, events: &[Event], up_to: i64, caught_up_at: Option<std::time::Instant>) {
+        self.routes.observe(events, up_to, caught_up_at);
     }
     async fn call_in(
         &self,

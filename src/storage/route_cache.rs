@@ -32,7 +32,7 @@ use std::{
     hash::{BuildHasher, RandomState},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, AtomicI64, Ordering},
+        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -65,9 +65,12 @@ struct NumberMemo {
     /// The callers that have a route of their own on this number (as read with the
     /// extension decisions); `None` when not read.
     callers: Option<std::collections::HashSet<String>>,
-    /// Bumped when one caller's decision is forgotten (`forget_caller`), so a decision read
-    /// before that is not remembered after it — without refusing the whole shard's.
-    epoch: u64,
+    /// Per caller, bumped when that caller's decision is forgotten (`forget_caller`), so a
+    /// decision read before that is not remembered after it — without refusing any other
+    /// caller's (extension calls move A's call-back hundreds of times a second on a busy
+    /// number; the other callers' decisions on it must still be learnt). Bounded by the AXN
+    /// bindings on the number (only their A is ever forgotten this way).
+    caller_epochs: HashMap<String, u64>,
 }
 
 impl NumberMemo {
@@ -105,12 +108,26 @@ pub(crate) struct RouteCache {
     routing_published: AtomicI64,
     /// Highest sequence the tailer has applied.
     applied: AtomicI64,
-    /// Call-ins answered from memory.
-    hits: std::sync::atomic::AtomicU64,
+    /// Call-ins answered from memory, and those that were not: see [`Misses`].
+    hits: AtomicU64,
+    refused_stale: AtomicU64,
+    refused_unapplied: AtomicU64,
+    unknown: AtomicU64,
     /// When the tailer last found itself at the head of the log.
     caught_up: Mutex<Option<Instant>>,
     /// Set by the first `observe`: without a tailer nothing would invalidate.
     live: AtomicBool,
+}
+
+/// Lookups the index did not answer, by why (counted since start).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Misses {
+    /// The tailer had not reached the log's head of [`STALE_AFTER`] ago.
+    pub stale: u64,
+    /// This process's own routing change was not applied by the tailer yet.
+    pub unapplied: u64,
+    /// No decision remembered for the call (first call, invalidated, expired, not cacheable).
+    pub unknown: u64,
 }
 
 /// What the database path saw while deciding, to tell whether its decision may be remembered.
@@ -149,7 +166,7 @@ impl Trace {
 pub(crate) struct Ticket {
     shard: usize,
     epoch: u64,
-    number_epoch: u64,
+    caller_epoch: u64,
 }
 
 impl RouteCache {
@@ -159,6 +176,9 @@ impl RouteCache {
             hasher: RandomState::new(),
             routing_published: AtomicI64::new(0),
             hits: Default::default(),
+            refused_stale: Default::default(),
+            refused_unapplied: Default::default(),
+            unknown: Default::default(),
             applied: AtomicI64::new(0),
             caught_up: Mutex::new(None),
             live: AtomicBool::new(false),
@@ -186,35 +206,50 @@ impl RouteCache {
             return None;
         }
         let shard = self.shard(self.shard_of(called));
-        let n = shard.numbers.get(called)?;
+        let Some(n) = shard.numbers.get(called) else {
+            self.unknown.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
         let hit = match n
             .decisions
             .get(&(caller.to_owned(), extension.map(str::to_owned)))
         {
             Some(memo) => (now < memo.valid_until).then(|| Hit::Plain(memo.decision.clone())),
-            None => {
-                let ext = extension?;
-                // Any caller without a route of its own on the number: the extension decides.
-                let own = n.callers.as_ref()?.contains(caller);
-                match n.extensions.get(ext) {
-                    Some((memo, binding_id)) if !own && now < memo.valid_until => {
+            // Any caller without a route of its own on the number: the extension decides.
+            None => match (extension, &n.callers) {
+                (Some(ext), Some(callers)) => match n.extensions.get(ext) {
+                    Some((memo, binding_id))
+                        if !callers.contains(caller) && now < memo.valid_until =>
+                    {
                         Some(Hit::Extension {
                             decision: memo.decision.clone(),
                             binding_id: binding_id.clone(),
                         })
                     }
                     _ => None,
-                }
-            }
+                },
+                _ => None,
+            },
         };
         if hit.is_some() {
             self.hits.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.unknown.fetch_add(1, Ordering::Relaxed);
         }
         hit
     }
 
     pub(crate) fn hits(&self) -> u64 {
         self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Lookups not answered from memory so far, by why.
+    pub(crate) fn misses(&self) -> Misses {
+        Misses {
+            stale: self.refused_stale.load(Ordering::Relaxed),
+            unapplied: self.refused_unapplied.load(Ordering::Relaxed),
+            unknown: self.unknown.load(Ordering::Relaxed),
+        }
     }
 
     /// Whether every routing change this process committed, and every other replica's up to a
@@ -228,24 +263,37 @@ impl RouteCache {
             return false;
         }
         if self.applied.load(Ordering::Acquire) < self.routing_published.load(Ordering::Acquire) {
+            self.refused_unapplied.fetch_add(1, Ordering::Relaxed);
             return false;
         }
         if db_down {
             return true;
         }
         let caught_up = *self.caught_up.lock().unwrap_or_else(|p| p.into_inner());
-        caught_up.is_some_and(|t| t.elapsed() <= STALE_AFTER)
+        let fresh = caught_up.is_some_and(|t| t.elapsed() <= STALE_AFTER);
+        if !fresh {
+            self.refused_stale.fetch_add(1, Ordering::Relaxed);
+        }
+        fresh
     }
 
     /// Taken before a database decision about `called`.
-    pub(crate) fn ticket(&self, called: &str) -> Ticket {
+    pub(crate) fn ticket(&self, called: &str, caller: &str) -> Ticket {
         let i = self.shard_of(called);
         let shard = self.shard(i);
         Ticket {
             shard: i,
             epoch: shard.epoch,
-            number_epoch: shard.numbers.get(called).map_or(0, |n| n.epoch),
+            caller_epoch: Self::caller_epoch(&shard, called, caller),
         }
+    }
+
+    fn caller_epoch(shard: &Shard, called: &str, caller: &str) -> u64 {
+        shard
+            .numbers
+            .get(called)
+            .and_then(|n| n.caller_epochs.get(caller).copied())
+            .unwrap_or(0)
     }
 
     /// Remembers a database decision, unless its number was invalidated since `ticket`.
@@ -263,15 +311,17 @@ impl RouteCache {
         // A forgotten caller (`forget_caller`) only concerns decisions without an extension:
         // the extension decisions do not depend on the last party.
         let caller_moved = extension.is_none()
-            && shard.numbers.get(called).map_or(0, |n| n.epoch) != ticket.number_epoch;
+            && Self::caller_epoch(&shard, called, caller) != ticket.caller_epoch;
         if shard.epoch != ticket.epoch || caller_moved {
             return;
         }
         if shard.len >= CAPACITY / SHARDS {
-            // Full: drop one arbitrary number's decisions.
+            // Full: drop one arbitrary number's decisions (and its caller epochs: the shard's
+            // epoch moves, so no fill that raced this can land).
             if let Some(victim) = shard.numbers.keys().next().cloned() {
                 let gone = shard.numbers.remove(&victim).map_or(0, |m| m.weight());
                 shard.len -= gone;
+                shard.epoch += 1;
             }
         }
         let memo = Memo {
@@ -308,7 +358,7 @@ impl RouteCache {
     pub(crate) fn forget_caller(&self, number: &str, caller: &str) {
         let mut shard = self.shard(self.shard_of(number));
         let m = shard.numbers.entry(number.to_owned()).or_default();
-        m.epoch += 1;
+        *m.caller_epochs.entry(caller.to_owned()).or_default() += 1;
         if m.decisions.remove(&(caller.to_owned(), None)).is_some() {
             shard.len -= 1;
         }
@@ -319,15 +369,21 @@ impl RouteCache {
         self.routing_published.fetch_max(seq, Ordering::AcqRel);
     }
 
-    /// The tailer read `events` (contiguous, in order) and reached `up_to`; `at_head` when no
-    /// more events were committed at the time of its read.
-    pub(crate) fn observe(&self, events: &[Event], up_to: i64, at_head: bool) {
+    /// The tailer read `events` (contiguous, in order) and reached `up_to`; `caught_up_at`: a
+    /// moment before which every committed event has now been applied (the time it read the
+    /// log's head that it has now reached). Under steady load the tailer is rarely *at* the
+    /// head — new events keep arriving — but it reaches each head it read moments later, which
+    /// is what bounds staleness.
+    pub(crate) fn observe(&self, events: &[Event], up_to: i64, caught_up_at: Option<Instant>) {
         for e in events {
             self.invalidate_for(e);
         }
         self.applied.fetch_max(up_to, Ordering::AcqRel);
-        if at_head {
-            *self.caught_up.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        if let Some(at) = caught_up_at {
+            let mut c = self.caught_up.lock().unwrap_or_else(|p| p.into_inner());
+            if c.is_none_or(|was| was < at) {
+                *c = Some(at);
+            }
         }
         self.live.store(true, Ordering::Release);
     }
@@ -388,14 +444,14 @@ mod tests {
 
     fn ready() -> RouteCache {
         let c = RouteCache::new();
-        c.observe(&[], 0, true);
+        c.observe(&[], 0, Some(Instant::now()));
         c
     }
 
     #[test]
     fn remembered_until_the_number_is_invalidated() {
         let c = ready();
-        let t = c.ticket("100");
+        let t = c.ticket("100", "200");
         c.remember(t, ("100", "200", None), &no_binding(), Trace::default());
         assert!(plain(c.lookup("100", "200", None, 5, false)));
         assert!(c.lookup("100", "201", None, 5, false).is_none());
@@ -408,22 +464,34 @@ mod tests {
     #[test]
     fn a_decision_raced_by_an_invalidation_is_not_remembered() {
         let c = ready();
-        let t = c.ticket("100");
+        let t = c.ticket("100", "200");
         c.forget_number("100");
         c.remember(t, ("100", "200", None), &no_binding(), Trace::default());
         assert!(c.lookup("100", "200", None, 5, false).is_none());
     }
 
     #[test]
-    fn a_forgotten_caller_refuses_only_decisions_of_its_number() {
+    fn a_forgotten_caller_refuses_only_its_own_decision() {
         let c = ready();
-        let t1 = c.ticket("1");
-        let t9 = c.ticket("9");
+        let t1 = c.ticket("1", "2");
+        let t9 = c.ticket("9", "2");
+        let other = c.ticket("1", "3");
         c.forget_caller("1", "2");
         c.remember(t1, ("1", "2", None), &no_binding(), Trace::default());
         assert!(c.lookup("1", "2", None, 0, false).is_none());
+        // The same caller on another number, another caller on this one: learnt.
         c.remember(t9, ("9", "2", None), &no_binding(), Trace::default());
         assert!(plain(c.lookup("9", "2", None, 0, false)));
+        c.remember(other, ("1", "3", None), &no_binding(), Trace::default());
+        assert!(plain(c.lookup("1", "3", None, 0, false)));
+        // A ticket taken after the forget is good again.
+        c.remember(
+            c.ticket("1", "2"),
+            ("1", "2", None),
+            &no_binding(),
+            Trace::default(),
+        );
+        assert!(plain(c.lookup("1", "2", None, 0, false)));
     }
 
     #[test]
@@ -431,11 +499,11 @@ mod tests {
         let c = ready();
         let mut tr = Trace::default();
         tr.wrote();
-        c.remember(c.ticket("1"), ("1", "2", None), &no_binding(), tr);
+        c.remember(c.ticket("1", "2"), ("1", "2", None), &no_binding(), tr);
         assert!(c.lookup("1", "2", None, 0, false).is_none());
         let mut tr = Trace::default();
         tr.live_until(1_000);
-        c.remember(c.ticket("1"), ("1", "2", None), &no_binding(), tr);
+        c.remember(c.ticket("1", "2"), ("1", "2", None), &no_binding(), tr);
         assert!(plain(c.lookup("1", "2", None, 999, false)));
         assert!(c.lookup("1", "2", None, 1_000, false).is_none());
     }
@@ -444,19 +512,19 @@ mod tests {
     fn nothing_is_served_before_the_tailer_applied_this_process_s_changes() {
         let c = ready();
         c.remember(
-            c.ticket("1"),
+            c.ticket("1", "2"),
             ("1", "2", None),
             &no_binding(),
             Trace::default(),
         );
         c.published(7);
         assert!(c.lookup("1", "2", None, 0, false).is_none());
-        c.observe(&[], 7, true);
+        c.observe(&[], 7, Some(Instant::now()));
         assert!(plain(c.lookup("1", "2", None, 0, false)));
         // Without a tailer at all, nothing is served.
         let cold = RouteCache::new();
         cold.remember(
-            cold.ticket("1"),
+            cold.ticket("1", "2"),
             ("1", "2", None),
             &no_binding(),
             Trace::default(),
@@ -471,7 +539,12 @@ mod tests {
             extension: Some(("b1".into(), ["8610".to_owned()].into_iter().collect())),
             ..Trace::default()
         };
-        c.remember(c.ticket("1"), ("1", "77", Some("101")), &no_binding(), tr);
+        c.remember(
+            c.ticket("1", "2"),
+            ("1", "77", Some("101")),
+            &no_binding(),
+            tr,
+        );
         assert!(matches!(
             c.lookup("1", "99", Some("101"), 0, false),
             Some(Hit::Extension { ref binding_id, .. }) if binding_id == "b1"
@@ -488,7 +561,7 @@ mod tests {
     fn known_routes_answer_while_the_database_is_unreachable() {
         let c = ready();
         c.remember(
-            c.ticket("1"),
+            c.ticket("1", "2"),
             ("1", "2", None),
             &no_binding(),
             Trace::default(),
@@ -508,7 +581,7 @@ mod tests {
         for i in 0..(CAPACITY + 5_000) {
             let n = i.to_string();
             c.remember(
-                c.ticket(&n),
+                c.ticket(&n, "2"),
                 (&n, "2", None),
                 &no_binding(),
                 Trace::default(),

@@ -110,6 +110,7 @@ async fn a_database_outage_fails_fast_reports_not_serving_and_heals_by_itself() 
     .await;
     eprintln!("health NOT_SERVING {t:?} after the cut");
     assert_eq!(status(&s, "").await, not_serving);
+    assert_eq!(status(&s, "pns.v1.NumberPoolService").await, not_serving);
     let (code, took) = readyz(&s).await;
     assert_eq!(code, 503);
     assert!(took < Duration::from_secs(1), "readyz took {took:?}");
@@ -152,6 +153,9 @@ async fn a_database_outage_fails_fast_reports_not_serving_and_heals_by_itself() 
         .unwrap_err();
     assert_eq!(st.code(), Code::Unavailable, "{st:?}");
     assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    // Long after the flip: CallService stays SERVING, the route index answers the calls this
+    // server knows.
+    assert_eq!(status(&s, "pns.v1.CallService").await, serving);
 
     proxy.restore();
     let t = within(Duration::from_secs(5), "SERVING again", || async {

@@ -466,7 +466,7 @@ impl Store {
                 binding_id: Set(id.to_owned()),
                 ..Default::default()
             };
-            match route::Entity::insert(row).exec(&sp).await {
+            match route::Entity::insert(row).exec_without_returning(&sp).await {
                 Ok(_) => {
                     sp.commit().await?;
                     return Ok(true);

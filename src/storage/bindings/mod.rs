@@ -304,7 +304,9 @@ async fn claim(
     fp: &str,
 ) -> Result<(), DbErr> {
     let row = convert::new_row(draft, draft.state.as_str(), tenant, pool, fp, None);
-    binding::Entity::insert(row).exec(tx).await?;
+    binding::Entity::insert(row)
+        .exec_without_returning(tx)
+        .await?;
     Ok(())
 }
 
