@@ -25,7 +25,7 @@ use crate::domain::{DomainError, Event, EventFilter, Repository};
 mod slots;
 pub use slots::{DEFAULT_TENANT_STREAMS, Refused, StreamSlot};
 
-/// Recent events kept in memory (about 1 KiB each).
+/// Recent events kept in memory (about 1 KiB each, plus their encoding once a stream sent them).
 pub const DEFAULT_RING: usize = 8192;
 /// Concurrent `WatchEvents` streams per process.
 pub const DEFAULT_MAX_STREAMS: usize = 10_000;
