@@ -20,6 +20,7 @@ use crate::grpc::{
         number_pool_service_server::NumberPoolServiceServer,
     },
     pool_service::PoolApi,
+    watch_wire::CallRoutes,
 };
 use crate::storage::Store;
 use crate::telemetry::metrics as m;
@@ -226,14 +227,12 @@ pub async fn run(
                 .max_decoding_message_size(max_msg),
             settings.auth.clone(),
         ))
+        // WatchEvents writes each event's encoding, made once, to every stream (`watch_wire`).
         .add_service(InterceptedService::new(
-            CallServiceServer::new(CallApi::new(
-                repo.clone(),
-                settings.clock.clone(),
-                hub,
-                stop_rx.clone(),
-            ))
-            .max_decoding_message_size(max_msg),
+            CallRoutes::new(
+                CallApi::new(repo.clone(), settings.clock.clone(), hub, stop_rx.clone()),
+                max_msg,
+            ),
             settings.auth.clone(),
         ))
         .serve_with_incoming_shutdown(crate::grpc::incoming::incoming(front.grpc), signal)

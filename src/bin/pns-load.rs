@@ -79,9 +79,13 @@ struct Cli {
     /// `watch`: WatchEvents subscribers open during the second bind run.
     #[arg(long, default_value_t = 1000)]
     subscribers: usize,
-    /// `watch`: how many of the subscribers never read.
+    /// `watch`: how many of the subscribers never read (they watch every pool).
     #[arg(long, default_value_t = 100)]
     stuck: usize,
+    /// `watch`: pools the binds are spread over; each reading subscriber watches one of them.
+    /// 1 = every subscriber receives every event (mostly measures the client's decoding).
+    #[arg(long, default_value_t = 100)]
+    watch_groups: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -325,13 +329,12 @@ async fn measure(
             Scenario::BindAxn => scenarios::bind_axn(&ctx).await,
             Scenario::FullPool => scenarios::full_pool(&ctx).await,
             Scenario::Watch => {
-                watch::watch(
-                    &ctx,
-                    target,
-                    cli.subscribers,
-                    cli.stuck.min(cli.subscribers),
-                )
-                .await
+                let shape = watch::Shape {
+                    subscribers: cli.subscribers,
+                    stuck: cli.stuck.min(cli.subscribers),
+                    groups: cli.watch_groups,
+                };
+                watch::watch(&ctx, target, shape).await
             }
         };
         match res {

@@ -11,12 +11,13 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::{
-        Arc, Mutex, RwLock,
+        Arc, Mutex, OnceLock, RwLock,
         atomic::{AtomicI64, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
 
+use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::domain::{DomainError, Event, EventFilter, Repository};
@@ -24,7 +25,7 @@ use crate::domain::{DomainError, Event, EventFilter, Repository};
 mod slots;
 pub use slots::{DEFAULT_TENANT_STREAMS, Refused, StreamSlot};
 
-/// Recent events kept in memory (about 1 KiB each).
+/// Recent events kept in memory (about 1 KiB each, plus their encoding once a stream sent them).
 pub const DEFAULT_RING: usize = 8192;
 /// Concurrent `WatchEvents` streams per process.
 pub const DEFAULT_MAX_STREAMS: usize = 10_000;
@@ -36,7 +37,29 @@ const POLL: Duration = Duration::from_millis(100);
 struct Ring {
     /// Sequence of `events[0]` (when non-empty).
     start: i64,
-    events: VecDeque<Arc<Event>>,
+    events: VecDeque<Arc<Published>>,
+}
+
+/// An event of the ring, shared by every stream that sends it, with its wire form once the
+/// first of them needed it: the transport encodes each event once, not once per stream.
+#[derive(Debug)]
+pub struct Published {
+    pub event: Event,
+    wire: OnceLock<Bytes>,
+}
+
+impl Published {
+    pub fn new(event: Event) -> Self {
+        Self {
+            event,
+            wire: OnceLock::new(),
+        }
+    }
+
+    /// The event's encoded form: made by `encode` the first time it is asked for, then shared.
+    pub fn wire(&self, encode: impl FnOnce(&Event) -> Bytes) -> Bytes {
+        self.wire.get_or_init(|| encode(&self.event)).clone()
+    }
 }
 
 /// Shared by the tailer and every subscriber of this process.
@@ -86,8 +109,12 @@ pub const DEFAULT_CUTOFF: Duration = Duration::from_secs(30);
 
 /// What a subscriber gets for its cursor.
 pub enum Next {
-    /// Events after the cursor, in order (at most the page size), from memory.
-    Ring(Vec<Arc<Event>>),
+    /// From memory: the events after the cursor that the subscriber's filter keeps, in order
+    /// (at most the limit), and the sequence up to which the ring was scanned for them.
+    Ring {
+        events: Vec<Arc<Published>>,
+        through: i64,
+    },
     /// The cursor is older than the ring: read `after..=up_to` from the database.
     Database { up_to: i64 },
     /// Nothing after the cursor yet.
@@ -180,8 +207,9 @@ impl EventHub {
         *self.tail.borrow()
     }
 
-    /// Up to `limit` events after `cursor`.
-    pub fn next(&self, cursor: i64, limit: usize) -> Next {
+    /// Up to `limit` events after `cursor` that `keep` accepts (the filter runs under the
+    /// ring's read lock, so the events it rejects are not even cloned).
+    pub fn next(&self, cursor: i64, limit: usize, keep: impl Fn(&Event) -> bool) -> Next {
         let tail = self.latest();
         if cursor >= tail {
             return Next::UpToDate;
@@ -197,7 +225,19 @@ impl EventHub {
             };
         }
         let from = (cursor + 1 - ring.start) as usize;
-        Next::Ring(ring.events.iter().skip(from).take(limit).cloned().collect())
+        let mut events = Vec::new();
+        // Scanned to the end: every event up to the tail read above is in the ring.
+        let mut through = (ring.start + ring.events.len() as i64 - 1).max(tail);
+        for p in ring.events.iter().skip(from) {
+            if keep(&p.event) {
+                events.push(p.clone());
+                if events.len() >= limit {
+                    through = p.event.sequence;
+                    break;
+                }
+            }
+        }
+        Next::Ring { events, through }
     }
 
     /// Retention: drops from memory every event that occurred at or before `cutoff`, with the
@@ -206,7 +246,11 @@ impl EventHub {
     /// purges, so no subscriber is served a real number past its retention from memory.
     pub fn evict_older_than(&self, cutoff: crate::domain::Millis) {
         let mut ring = self.ring.write().expect("event ring lock");
-        if let Some(last_old) = ring.events.iter().rposition(|e| e.occurred_at <= cutoff) {
+        if let Some(last_old) = ring
+            .events
+            .iter()
+            .rposition(|p| p.event.occurred_at <= cutoff)
+        {
             ring.events.drain(..=last_old);
             ring.start += last_old as i64 + 1;
         }
@@ -227,7 +271,7 @@ impl EventHub {
                     ring.events.clear();
                     ring.start = e.sequence;
                 }
-                ring.events.push_back(Arc::new(e));
+                ring.events.push_back(Arc::new(Published::new(e)));
                 if ring.events.len() > self.cap {
                     ring.events.pop_front();
                     ring.start += 1;
@@ -334,6 +378,20 @@ impl EventHub {
 mod tests {
     use super::*;
 
+    fn all(_: &Event) -> bool {
+        true
+    }
+
+    /// The sequences served from the ring, and how far it was scanned.
+    fn ring(n: Next) -> (Vec<i64>, i64) {
+        match n {
+            Next::Ring { events, through } => {
+                (events.iter().map(|p| p.event.sequence).collect(), through)
+            }
+            _ => panic!("expected the ring"),
+        }
+    }
+
     fn ev(seq: i64) -> Event {
         Event {
             sequence: seq,
@@ -347,22 +405,42 @@ mod tests {
         let hub = EventHub::new(4, 10);
         hub.ring.write().unwrap().start = 11;
         hub.push(Vec::new(), 10);
-        assert!(matches!(hub.next(10, 100), Next::UpToDate));
+        assert!(matches!(hub.next(10, 100, all), Next::UpToDate));
         hub.push((11..=16).map(ev).collect(), 16);
         // Capacity 4: 13..=16 kept.
-        match hub.next(12, 100) {
-            Next::Ring(v) => assert_eq!(
-                v.iter().map(|e| e.sequence).collect::<Vec<_>>(),
-                [13, 14, 15, 16]
-            ),
-            _ => panic!("expected the ring"),
+        assert_eq!(ring(hub.next(12, 100, all)), (vec![13, 14, 15, 16], 16));
+        assert_eq!(ring(hub.next(14, 1, all)), (vec![15], 15));
+        assert!(matches!(
+            hub.next(5, 100, all),
+            Next::Database { up_to: 12 }
+        ));
+        assert!(matches!(hub.next(16, 100, all), Next::UpToDate));
+        // A filter: only what it keeps, the scan covering the rest.
+        let even = |e: &Event| e.sequence % 2 == 0;
+        assert_eq!(ring(hub.next(12, 100, even)), (vec![14, 16], 16));
+        assert_eq!(ring(hub.next(12, 1, even)), (vec![14], 14));
+        assert_eq!(ring(hub.next(14, 100, |_| false)), (vec![], 16));
+    }
+
+    #[test]
+    fn an_event_is_encoded_once_and_shared() {
+        let hub = EventHub::new(4, 10);
+        hub.ring.write().unwrap().start = 1;
+        hub.push(vec![ev(1)], 1);
+        let encodings = AtomicU64::new(0);
+        let encode = |e: &Event| {
+            encodings.fetch_add(1, Ordering::Relaxed);
+            Bytes::from(e.sequence.to_string())
+        };
+        let mut wires = Vec::new();
+        for _ in 0..3 {
+            let Next::Ring { events, .. } = hub.next(0, 10, all) else {
+                panic!("expected the ring")
+            };
+            wires.push(events[0].wire(encode));
         }
-        match hub.next(14, 1) {
-            Next::Ring(v) => assert_eq!(v[0].sequence, 15),
-            _ => panic!("expected the ring"),
-        }
-        assert!(matches!(hub.next(5, 100), Next::Database { up_to: 12 }));
-        assert!(matches!(hub.next(16, 100), Next::UpToDate));
+        assert_eq!(encodings.load(Ordering::Relaxed), 1);
+        assert!(wires.iter().all(|w| w.as_ptr() == wires[0].as_ptr()));
     }
 
     #[test]
@@ -376,14 +454,11 @@ mod tests {
         }
         hub.push(events, 5);
         hub.evict_older_than(40);
-        assert!(matches!(hub.next(0, 100), Next::Ring(ref v) if v.len() == 5));
+        assert_eq!(ring(hub.next(0, 100, all)).0.len(), 5);
         hub.evict_older_than(300);
         // 1..=3 go (3 is old; 1 and 2 before it); cursors before 4 read the database.
-        assert!(matches!(hub.next(0, 100), Next::Database { up_to: 3 }));
-        match hub.next(3, 100) {
-            Next::Ring(v) => assert_eq!(v.iter().map(|e| e.sequence).collect::<Vec<_>>(), [4, 5]),
-            _ => panic!("expected the ring"),
-        }
+        assert!(matches!(hub.next(0, 100, all), Next::Database { up_to: 3 }));
+        assert_eq!(ring(hub.next(3, 100, all)), (vec![4, 5], 5));
     }
 
     #[test]

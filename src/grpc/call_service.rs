@@ -65,13 +65,25 @@ impl<R: Repository> CallService for CallApi<R> {
         }))
     }
 
-    type WatchEventsStream = super::watch::WatchStream;
+    /// Served by `watch_wire::CallRoutes` (events encoded once, bytes shared by the streams);
+    /// this form decodes them again, for a server that mounts the generated service as is.
+    type WatchEventsStream = super::watch_wire::Decoded;
 
-    #[tracing::instrument(skip_all, fields(after = req.get_ref().after_sequence, from_now = req.get_ref().from_now))]
     async fn watch_events(
         &self,
         req: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        Ok(self.watch(req).await?.map(super::watch_wire::Decoded))
+    }
+}
+
+impl<R: Repository> CallApi<R> {
+    /// `WatchEvents`: the caller's scope and stream cap, then the subscriber's stream.
+    #[tracing::instrument(skip_all, fields(after = req.get_ref().after_sequence, from_now = req.get_ref().from_now))]
+    pub(crate) async fn watch(
+        &self,
+        req: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<super::watch::WatchStream>, Status> {
         let caller = Caller::of(&req)?;
         let tenant = caller.event_scope()?;
         // A tenant key's streams count against its own cap (the admin's do not).

@@ -15,6 +15,7 @@ mod proptest_support;
 pub mod status;
 pub(crate) mod validate;
 mod watch;
+pub mod watch_wire;
 
 /// Generated `pns.v1` code and its encoded descriptor set (for reflection).
 pub mod pb {

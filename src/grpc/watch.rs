@@ -15,10 +15,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::Stream;
 use tonic::Status;
 
-use super::event_convert::{event_to_pb, kind_name};
+use super::event_convert::kind_name;
 use super::pb;
 use super::status::to_status;
 use super::validate::{line, opt_binding_id, opt_pool_key};
+use super::watch_wire::WireEvent;
 use crate::domain::{
     DomainError, EventFilter, MAX_ID_LEN, Repository,
     error::{Violations, reason},
@@ -34,7 +35,8 @@ const MAX_KINDS: usize = 32;
 /// Events buffered per subscriber between its task and the transport.
 const BUFFER: usize = 256;
 
-type Item = Result<pb::Event, Status>;
+/// Events go out encoded (`watch_wire`): a ring event's bytes are shared by every stream.
+type Item = Result<WireEvent, Status>;
 
 /// The response stream: the subscriber's buffer, ended early by a cut-off status.
 pub struct WatchStream {
@@ -237,7 +239,7 @@ struct Sub<R> {
 
 impl<R> Sub<R> {
     /// Queues one event; false when the stream is over (client gone, cut off, shutdown).
-    async fn deliver(&mut self, ev: pb::Event) -> bool {
+    async fn deliver(&mut self, ev: WireEvent) -> bool {
         let ev = match self.tx.try_send(Ok(ev)) {
             Ok(()) => return true,
             Err(mpsc::error::TrySendError::Closed(_)) => return false,
@@ -274,15 +276,15 @@ async fn pump<R: Repository>(mut sub: Sub<R>, mut cursor: i64) {
     loop {
         sub.subscription.advance(cursor);
         tail.borrow_and_update();
-        match sub.hub.next(cursor, BUFFER) {
-            Next::Ring(events) => {
-                for ev in events {
-                    let seq = ev.sequence;
-                    if sub.filter.matches(&ev) && !sub.deliver(event_to_pb((*ev).clone())).await {
+        match sub.hub.next(cursor, BUFFER, |e| sub.filter.matches(e)) {
+            Next::Ring { events, through } => {
+                for p in events {
+                    if !sub.deliver(WireEvent::of(&p)).await {
                         return;
                     }
-                    cursor = seq;
                 }
+                // Delivered, or did not match.
+                cursor = through;
             }
             Next::Database { up_to } => {
                 sub.filter.after = cursor;
@@ -295,7 +297,7 @@ async fn pump<R: Repository>(mut sub: Sub<R>, mut cursor: i64) {
                 let full = page.len() as u64 >= PAGE;
                 for ev in page {
                     let seq = ev.sequence;
-                    if !sub.deliver(event_to_pb(ev)).await {
+                    if !sub.deliver(WireEvent::encode(ev)).await {
                         return;
                     }
                     cursor = seq;

@@ -133,6 +133,17 @@ pub(crate) async fn make_pool(
     scenario: u8,
     n: usize,
 ) -> Result<Vec<String>, String> {
+    make_pool_at(ctx, key, scenario, 0, n).await
+}
+
+/// `make_pool` with the scenario's numbers `first..first + n` (several pools of a scenario).
+pub(crate) async fn make_pool_at(
+    ctx: &Ctx,
+    key: &str,
+    scenario: u8,
+    first: usize,
+    n: usize,
+) -> Result<Vec<String>, String> {
     let mut pools = ctx.pools();
     pools
         .create_pool(pb::CreatePoolRequest {
@@ -142,7 +153,7 @@ pub(crate) async fn make_pool(
         })
         .await
         .map_err(|s| format!("CreatePool {key}: {}: {}", error_key(&s), s.message()))?;
-    let numbers: Vec<String> = (0..n)
+    let numbers: Vec<String> = (first..first + n)
         .map(|i| virtual_number(&ctx.run, scenario, i))
         .collect();
     for chunk in numbers.chunks(ADD_CHUNK) {

@@ -1,6 +1,6 @@
 //! Issue 8 item 4: the in-process fan-out. Streams are capped (RESOURCE_EXHAUSTED beyond the
 //! cap, with a retry hint); a subscriber that stops reading is cut off after the cut-off with a
-//! resumable status and gives its slot back; subscribers resuming from before the ring read the
+//! resumable status and gives its slot back while filtered readers keep receiving; subscribers resuming from before the ring read the
 //! database and join the ring without a gap or a duplicate.
 
 use std::time::Duration;
@@ -10,6 +10,7 @@ use pns_gateway::{app::Settings, grpc::pb};
 use tonic::Code;
 use tonic_types::StatusExt;
 
+use super::{bind, strictly_increasing};
 use crate::support::{TestServer, fixtures::*};
 
 fn watch_all(after: i64) -> pb::WatchEventsRequest {
@@ -164,4 +165,110 @@ async fn many_subscribers_from_old_and_new_cursors_all_see_every_event_once() {
             assert_eq!(ev.sequence, want, "subscriber after {after}");
         }
     }
+}
+
+/// A subscriber of `pool`'s events that reads `n` of them as they come.
+async fn reader(s: &TestServer, pool: &str, n: usize) -> tokio::task::JoinHandle<Vec<pb::Event>> {
+    let req = pb::WatchEventsRequest {
+        pool_key: pool.into(),
+        ..watch_all(0)
+    };
+    let mut st = s.calls().watch_events(req).await.unwrap().into_inner();
+    tokio::spawn(async move {
+        let mut got: Vec<pb::Event> = Vec::new();
+        while got.len() < n {
+            // Nothing of its pool arrives while the flood is written (slow on a busy machine).
+            match tokio::time::timeout(Duration::from_secs(120), st.message()).await {
+                Ok(Ok(Some(ev))) => got.push(ev),
+                other => panic!("reader stopped after {} events: {other:?}", got.len()),
+            }
+        }
+        got
+    })
+}
+
+#[tokio::test]
+async fn a_stuck_subscriber_is_cut_off_while_filtered_readers_keep_receiving() {
+    const BINDS: usize = 20; // per pool, before and again after the cut-off
+    let s = TestServer::start_with(Settings {
+        max_event_streams: 3,
+        stream_cutoff: Duration::from_millis(300),
+        ..Settings::default()
+    })
+    .await;
+    let flood = pool_with(&s, "flood", "8521313", 1, "").await;
+    pool_with(&s, "p", "8521314", 1, "").await;
+    pool_with(&s, "q", "8521315", 1, "").await;
+    // Watches everything and never reads; 64 KiB HTTP/2 windows, so its buffers fill.
+    let small = tonic::transport::Endpoint::from_shared(format!("http://{}", s.addr))
+        .unwrap()
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .unwrap();
+    let mut stuck = pb::call_service_client::CallServiceClient::new(small)
+        .watch_events(watch_all(0))
+        .await
+        .unwrap()
+        .into_inner();
+    // Two readers, each of one pool, reading as the events come.
+    let (read_p, read_q) = (
+        reader(&s, "p", 2 * BINDS).await,
+        reader(&s, "q", 2 * BINDS).await,
+    );
+    // One at a time: each pool has one number, which concurrent binds would contend for.
+    let binds = async |from: usize| {
+        let mut made = Vec::new();
+        for i in from..from + BINDS {
+            made.push(bind(&s, "p", i, "p-user").await);
+            made.push(bind(&s, "q", BINDS * 10 + i, "q-user").await);
+        }
+        made
+    };
+    // The pools' events, then far more than the stuck stream's buffers hold (call-ins, which
+    // only the stuck stream watches).
+    binds(0).await;
+    call_ins(&s, &flood[0], 1500, "flood").await;
+    // The stuck stream is cut off: its slot comes back (the cap is 3).
+    let t0 = std::time::Instant::now();
+    let extra = loop {
+        match s.calls().watch_events(watch_all(0)).await {
+            Ok(st) => break st.into_inner(),
+            Err(st) => assert_eq!(st.code(), Code::ResourceExhausted),
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the stuck subscriber kept its slot"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    drop(extra);
+    // The readers keep receiving after the cut-off.
+    let after = binds(BINDS).await;
+    for (pool, task) in [("p", read_p), ("q", read_q)] {
+        let got = task.await.unwrap();
+        assert!(got.iter().all(|e| e.pool_key == pool), "only pool {pool}");
+        strictly_increasing(&got);
+        let last = got.last().unwrap();
+        assert!(
+            after.iter().any(|b| b.binding_id == last.binding_id),
+            "pool {pool}: its last event is from a bind after the cut-off"
+        );
+    }
+    // The stuck stream: what it had buffered, in order, then the resumable status.
+    let mut last = 0;
+    let status = loop {
+        match stuck.message().await {
+            Ok(Some(ev)) => {
+                assert_eq!(ev.sequence, last + 1, "in order, no gap");
+                last = ev.sequence;
+            }
+            Ok(None) => panic!("the stream ended without a status"),
+            Err(st) => break st,
+        }
+    };
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("after_sequence"), "{status:?}");
+    assert!(last > 0 && last < 1500, "{last}");
 }
