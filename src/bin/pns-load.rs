@@ -156,7 +156,9 @@ async fn main() -> ExitCode {
     if cli.replicas > 0 {
         let url = cli.database_url.as_deref().unwrap_or_default();
         if cli.target.is_some() || url.is_empty() || url.starts_with("sqlite:") {
-            eprintln!("--replicas needs --database-url of a PostgreSQL or MySQL server, and no --target");
+            eprintln!(
+                "--replicas needs --database-url of a PostgreSQL or MySQL server, and no --target"
+            );
             return ExitCode::from(2);
         }
     }
@@ -216,7 +218,8 @@ async fn run(cli: Cli) -> Result<bool, String> {
             .filter_map(|r| servers::rss_mib(Some(r.pid())))
             .collect();
         if spec.is_some() {
-            preload_meta["server_rss_mib_after"] = serde_json::json!(rss);
+            let rounded: Vec<f64> = rss.iter().map(|m| (m * 10.0).round() / 10.0).collect();
+            preload_meta["server_rss_mib_after"] = serde_json::json!(rounded);
         }
         eprintln!(
             "{} replicas on {backend} at {}, RSS {rss:.0?} MiB",
@@ -226,13 +229,26 @@ async fn run(cli: Cli) -> Result<bool, String> {
         let targets = replicas.iter().map(|r| r.grpc.clone()).collect();
         (targets, backend, None, replicas)
     } else {
-        let (addr, backend, local) =
-            start_local(cli.database_url.as_deref(), spec.as_ref(), &mut preload_meta).await?;
-        (vec![format!("http://{addr}")], backend, Some(local), Vec::new())
+        let (addr, backend, local) = start_local(
+            cli.database_url.as_deref(),
+            spec.as_ref(),
+            &mut preload_meta,
+        )
+        .await?;
+        (
+            vec![format!("http://{addr}")],
+            backend,
+            Some(local),
+            Vec::new(),
+        )
     };
     let pids: Vec<Option<u32>> = if replicas.is_empty() {
         // In-process server: this process (the load tool's own memory included).
-        if local.is_some() { vec![None] } else { Vec::new() }
+        if local.is_some() {
+            vec![None]
+        } else {
+            Vec::new()
+        }
     } else {
         replicas.iter().map(|r| Some(r.pid())).collect()
     };

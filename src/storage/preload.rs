@@ -22,15 +22,13 @@
 use std::time::{Duration, Instant};
 
 use sea_orm::{
-    ActiveValue::Set,
-    ColumnTrait, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr,
 };
 
 use super::entities::{binding, number, pool, route};
 use super::{Store, bindings::AVAILABLE, bindings::caller_key, convert};
 use crate::domain::{
-    BindingState, DomainError, ExpireStrategy, NumberState, PhoneNumber, Provider, XybBind,
-    now_ms,
+    BindingState, DomainError, ExpireStrategy, NumberState, PhoneNumber, Provider, XybBind, now_ms,
 };
 
 /// Bindings per transaction.
@@ -185,7 +183,9 @@ impl Store {
             created_at: Set(now),
             ..Default::default()
         };
-        pool::Entity::insert(row).exec_without_returning(&tx).await?;
+        pool::Entity::insert(row)
+            .exec_without_returning(&tx)
+            .await?;
         let pool = pool::Entity::find()
             .filter(pool::Column::PoolKey.eq(spec.pool_key.clone()))
             .one(&tx)

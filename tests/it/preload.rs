@@ -44,7 +44,10 @@ async fn preloaded_bindings_pass_the_check_and_route_on_a_running_server() {
         .preload_axyb(&spec, |n| seen.push(n))
         .await
         .expect("preload");
-    assert_eq!((done.bindings, done.routes, done.numbers), (2_000, 4_000, 7));
+    assert_eq!(
+        (done.bindings, done.routes, done.numbers),
+        (2_000, 4_000, 7)
+    );
     assert_eq!(seen.last(), Some(&2_000));
 
     let found = s.store.check_invariants().await.expect("check");
@@ -72,7 +75,6 @@ async fn preloaded_bindings_pass_the_check_and_route_on_a_running_server() {
     let (d, to, _) = connects(&s, &spec.caller_a(7), &spec.number_x(0), "pre-cross").await;
     assert_eq!(d, pb::Decision::Connect as i32);
     assert_eq!(to, spec.caller_b(7));
-
 }
 
 /// Through the tool: `pns-load --preload` then call-ins on the preloaded bindings, `--check`
@@ -111,7 +113,10 @@ async fn pns_load_preload_routes_and_checks_clean() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("preload: 2000 bindings, 4000 routes, 20 numbers"), "{text}");
+    assert!(
+        text.contains("preload: 2000 bindings, 4000 routes, 20 numbers"),
+        "{text}"
+    );
     assert!(text.contains("check: ok: no anomalies in "), "{text}");
     let row: serde_json::Value = serde_json::from_str(
         String::from_utf8_lossy(&out.stdout)
@@ -124,5 +129,8 @@ async fn pns_load_preload_routes_and_checks_clean() {
     assert!(row["ok"].as_u64().unwrap_or(0) > 0, "{row}");
     assert_eq!(row["errors"], 0, "{row}");
     assert_eq!(row["run"]["preload"]["bindings"], 2000, "{row}");
-    assert!(row["server_rss_mib"][0].as_f64().unwrap_or(0.0) > 0.0, "{row}");
+    assert!(
+        row["server_rss_mib"][0].as_f64().unwrap_or(0.0) > 0.0,
+        "{row}"
+    );
 }

@@ -83,12 +83,7 @@ pub(crate) async fn start(n: usize, database_url: &str, run: &str) -> Result<Vec
     Ok(out)
 }
 
-async fn spawn(
-    bin: &PathBuf,
-    database_url: &str,
-    run: &str,
-    k: usize,
-) -> Result<Replica, String> {
+async fn spawn(bin: &PathBuf, database_url: &str, run: &str, k: usize) -> Result<Replica, String> {
     let (grpc, http) = (free_port()?, free_port()?);
     let log = std::env::temp_dir().join(format!("pns-load-{run}-replica-{}.log", k + 1));
     let file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
@@ -100,7 +95,10 @@ async fn spawn(
         .arg(format!("127.0.0.1:{http}"))
         // The URL by environment, not argv: it may hold a password.
         .env("PNS_DATABASE_URL", database_url)
-        .env("PNS_LOG", std::env::var("PNS_LOG").unwrap_or_else(|_| "warn".into()))
+        .env(
+            "PNS_LOG",
+            std::env::var("PNS_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(file)
