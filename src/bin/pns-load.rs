@@ -4,7 +4,9 @@
 //! By default it starts the gateway in-process on a fresh temporary SQLite file;
 //! `--database-url` runs that server on another database (e.g. PostgreSQL), `--target` loads a
 //! server that is already running. `--check` audits the database's invariants after the run
-//! (the queries of `pns-gateway check`).
+//! (the queries of `pns-gateway check`). `--preload N` writes N active bindings into the
+//! database first (the bulk path of `storage::preload`); `--replicas N` starts N
+//! `pns-gateway serve` processes on `--database-url` and spreads the connections over them.
 #![forbid(unsafe_code)]
 
 #[path = "pns_load/driver.rs"]
@@ -13,6 +15,8 @@ mod driver;
 mod report;
 #[path = "pns_load/scenarios.rs"]
 mod scenarios;
+#[path = "pns_load/servers.rs"]
+mod servers;
 #[path = "pns_load/watch.rs"]
 mod watch;
 
@@ -22,7 +26,7 @@ use clap::{Parser, ValueEnum};
 use pns_gateway::{
     app::{self, Settings},
     domain::anomaly::verdict,
-    storage::Store,
+    storage::{PreloadSpec, Store},
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::transport::{Channel, Endpoint};
@@ -86,6 +90,20 @@ struct Cli {
     /// 1 = every subscriber receives every event (mostly measures the client's decoding).
     #[arg(long, default_value_t = 100)]
     watch_groups: usize,
+    /// Before the scenarios, write this many active AXYB bindings (with their routes, numbers
+    /// and share counts, as the server writes them) straight into the database: multi-row
+    /// INSERTs in transactions of 50,000 bindings, in a pool of their own. With --target it
+    /// needs --database-url (the server keeps running).
+    #[arg(long, default_value_t = 0)]
+    preload: u64,
+    /// Numbers of the preload's pool (default: one per 100 bindings, at least 2).
+    #[arg(long)]
+    preload_numbers: Option<u64>,
+    /// Start this many `pns-gateway serve` processes (the binary next to pns-load) on
+    /// --database-url instead of the in-process server, spread the connections over them, and
+    /// report each one's share. 0: in-process server.
+    #[arg(long, default_value_t = 0)]
+    replicas: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -96,6 +114,7 @@ enum Scenario {
     BindAxn,
     FullPool,
     Watch,
+    NotifyPreloaded,
 }
 
 impl Scenario {
@@ -107,6 +126,7 @@ impl Scenario {
             Scenario::BindAxn => "bind-axn",
             Scenario::FullPool => "full-pool",
             Scenario::Watch => "watch",
+            Scenario::NotifyPreloaded => "notify-preloaded",
         }
     }
 }
@@ -129,12 +149,24 @@ async fn main() -> ExitCode {
         eprintln!("--connections, --concurrency and --duration must be positive");
         return ExitCode::from(2);
     }
-    if cli.target.is_some() && cli.database_url.is_some() != cli.check {
+    let needs_url = cli.check || cli.preload > 0;
+    if cli.target.is_some() && cli.database_url.is_some() != needs_url {
         eprintln!(
-            "with --target, --database-url names the target's database for --check: give both or neither"
+            "with --target, --database-url names the target's database for --check and \
+             --preload: give it with one of them, not without"
         );
         return ExitCode::from(2);
     }
+    if cli.replicas > 0 {
+        let url = cli.database_url.as_deref().unwrap_or_default();
+        if cli.target.is_some() || url.is_empty() || url.starts_with("sqlite:") {
+            eprintln!(
+                "--replicas needs --database-url of a PostgreSQL or MySQL server, and no --target"
+            );
+            return ExitCode::from(2);
+        }
+    }
+    let _ = report::REPLICAS.set(cli.replicas.max(1));
     if let Some(k) = cli.api_key.as_deref().filter(|k| !k.is_empty()) {
         match format!("Bearer {k}").parse() {
             Ok(v) => {
@@ -158,18 +190,86 @@ async fn main() -> ExitCode {
 
 /// Runs every scenario; `Ok(false)` when a scenario failed or saw errors.
 async fn run(cli: Cli) -> Result<bool, String> {
-    let (target, backend, local) = match &cli.target {
-        Some(t) => (t.clone(), "remote".to_owned(), None),
-        None => {
-            let (addr, backend, local) = start_local(cli.database_url.as_deref()).await?;
-            (format!("http://{addr}"), backend, Some(local))
+    // Six digits unique to this run: in pool keys and virtual numbers, so reruns on the same
+    // database (PostgreSQL, `--target`) do not collide.
+    let run = format!("{:06}", uuid::Uuid::new_v4().as_u128() % 1_000_000);
+    let spec = (cli.preload > 0).then(|| preload_spec(&cli, &run));
+    let mut preload_meta = serde_json::Value::Null;
+    let (targets, backend, local, replicas) = if let Some(t) = &cli.target {
+        if let Some(spec) = &spec {
+            // main requires --database-url with --target --preload.
+            let url = cli.database_url.as_deref().unwrap_or_default();
+            let store = Store::connect_existing(url)
+                .await
+                .map_err(|e| format!("--preload: cannot open {}: {e}", redact(url)))?;
+            preload_meta = preload(&store, spec, None).await?;
         }
+        (vec![t.clone()], "remote".to_owned(), None, Vec::new())
+    } else if cli.replicas > 0 {
+        let url = cli.database_url.as_deref().unwrap_or_default();
+        let store = Store::connect(url)
+            .await
+            .map_err(|e| format!("connect {}: {e}", redact(url)))?;
+        store.migrate().await.map_err(|e| format!("migrate: {e}"))?;
+        let backend = store.backend_name().to_owned();
+        if let Some(spec) = &spec {
+            preload_meta = preload(&store, spec, None).await?;
+        }
+        drop(store);
+        let replicas = servers::start(cli.replicas, url, &run).await?;
+        let rss: Vec<f64> = replicas
+            .iter()
+            .filter_map(|r| servers::rss_mib(Some(r.pid())))
+            .collect();
+        if spec.is_some() {
+            let rounded: Vec<f64> = rss.iter().map(|m| (m * 10.0).round() / 10.0).collect();
+            preload_meta["server_rss_mib_after"] = serde_json::json!(rounded);
+        }
+        eprintln!(
+            "{} replicas on {backend} at {}, RSS {rss:.0?} MiB",
+            replicas.len(),
+            redact(url)
+        );
+        let targets = replicas.iter().map(|r| r.grpc.clone()).collect();
+        (targets, backend, None, replicas)
+    } else {
+        let (addr, backend, local) = start_local(
+            cli.database_url.as_deref(),
+            spec.as_ref(),
+            &mut preload_meta,
+        )
+        .await?;
+        (
+            vec![format!("http://{addr}")],
+            backend,
+            Some(local),
+            Vec::new(),
+        )
     };
-    let result = measure(&cli, &target, &backend, local.as_ref().map(|l| &l.store)).await;
-    // Checked after the in-process server stopped (nothing moves), before its file goes.
+    let pids: Vec<Option<u32>> = if replicas.is_empty() {
+        // In-process server: this process (the load tool's own memory included).
+        if local.is_some() {
+            vec![None]
+        } else {
+            Vec::new()
+        }
+    } else {
+        replicas.iter().map(|r| Some(r.pid())).collect()
+    };
+    let servers = Servers {
+        targets,
+        backend,
+        pids,
+        run,
+        preload: spec,
+        preload_meta,
+    };
+    let result = measure(&cli, &servers, local.as_ref().map(|l| &l.store)).await;
+    servers::stop(replicas);
+    // Checked after the servers stopped (nothing moves), before the SQLite file goes.
     let mut checked = Ok(true);
-    if cli.check && cli.target.is_some() {
-        // The target's database: main requires --database-url with --target --check.
+    if cli.check && local.is_none() {
+        // The target's or the replicas' database: main requires --database-url for both.
         checked = check(cli.database_url.as_deref().unwrap_or_default()).await;
     }
     if let Some(local) = local {
@@ -194,6 +294,87 @@ async fn run(cli: Cli) -> Result<bool, String> {
     Ok(result? & checked?)
 }
 
+/// The servers a run loads and what was preloaded into their database.
+struct Servers {
+    /// gRPC URLs; channel `c` goes to `targets[c % len]`.
+    targets: Vec<String>,
+    backend: String,
+    /// Server processes whose RSS is reported (`None`: this process).
+    pids: Vec<Option<u32>>,
+    run: String,
+    preload: Option<PreloadSpec>,
+    preload_meta: serde_json::Value,
+}
+
+impl Servers {
+    fn rss(&self) -> Vec<f64> {
+        self.pids
+            .iter()
+            .filter_map(|p| servers::rss_mib(*p))
+            .collect()
+    }
+}
+
+/// `--preload`: pool `preload-<run>`, numbers `9<run>7…`, A `86137…`, B `86138…`.
+fn preload_spec(cli: &Cli, run: &str) -> PreloadSpec {
+    PreloadSpec {
+        pool_key: format!("preload-{run}"),
+        tenant: "default".into(),
+        bindings: cli.preload,
+        numbers: cli
+            .preload_numbers
+            .unwrap_or(cli.preload.div_ceil(100))
+            .max(2),
+        number_prefix: format!("9{run}7"),
+        a_prefix: "86137".into(),
+        b_prefix: "86138".into(),
+        ttl_seconds: 86_400,
+    }
+}
+
+/// Runs the bulk preload and prints what it took; `pid`: the server whose RSS to print after.
+async fn preload(
+    store: &Store,
+    spec: &PreloadSpec,
+    pid: Option<Option<u32>>,
+) -> Result<serde_json::Value, String> {
+    eprintln!(
+        "preload: {} AXYB bindings on {} numbers (pool {})",
+        spec.bindings, spec.numbers, spec.pool_key
+    );
+    let t0 = std::time::Instant::now();
+    let mut last = t0;
+    let done = store
+        .preload_axyb(spec, |n| {
+            if last.elapsed() >= Duration::from_secs(10) {
+                last = std::time::Instant::now();
+                eprintln!("preload: {n} after {:.1} s", t0.elapsed().as_secs_f64());
+            }
+        })
+        .await
+        .map_err(|e| format!("preload: {e}"))?;
+    let s = done.elapsed.as_secs_f64();
+    let rss = pid.and_then(servers::rss_mib);
+    eprintln!(
+        "preload: {} bindings, {} routes, {} numbers in {s:.1} s ({:.0} bindings/s, {} transactions){}",
+        done.bindings,
+        done.routes,
+        done.numbers,
+        done.bindings as f64 / s.max(1e-9),
+        done.transactions,
+        rss.map(|m| format!("; server RSS {m:.0} MiB"))
+            .unwrap_or_default()
+    );
+    Ok(serde_json::json!({
+        "bindings": done.bindings,
+        "numbers": done.numbers,
+        "routes": done.routes,
+        "seconds": (s * 1000.0).round() / 1000.0,
+        "transactions": done.transactions,
+        "server_rss_mib_after": rss.map(|m| (m * 10.0).round() / 10.0),
+    }))
+}
+
 /// `--check`: the invariant queries of `pns-gateway check`; `Ok(false)` if any anomaly.
 async fn check(url: &str) -> Result<bool, String> {
     let store = Store::connect_existing(url)
@@ -214,7 +395,11 @@ async fn check(url: &str) -> Result<bool, String> {
     Ok(found.is_empty())
 }
 
-async fn start_local(database_url: Option<&str>) -> Result<(String, String, Local), String> {
+async fn start_local(
+    database_url: Option<&str>,
+    spec: Option<&PreloadSpec>,
+    preload_meta: &mut serde_json::Value,
+) -> Result<(String, String, Local), String> {
     let (url, sqlite_file) = match database_url {
         Some(u) => (u.to_owned(), None),
         None => {
@@ -227,6 +412,10 @@ async fn start_local(database_url: Option<&str>) -> Result<(String, String, Loca
         .map_err(|e| format!("connect {}: {e}", redact(&url)))?;
     store.migrate().await.map_err(|e| format!("migrate: {e}"))?;
     let backend = store.backend_name().to_owned();
+    if let Some(spec) = spec {
+        // Before the server starts (it would route them as well if it ran: see storage::preload).
+        *preload_meta = preload(&store, spec, Some(None)).await?;
+    }
     let grpc = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| format!("bind: {e}"))?;
@@ -261,15 +450,22 @@ fn redact(url: &str) -> String {
     }
 }
 
-async fn connect(target: &str, n: usize) -> Result<Vec<Channel>, String> {
-    let ep = Endpoint::from_shared(target.to_owned())
-        .map_err(|e| format!("--target {target}: {e}"))?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30))
-        .tcp_nodelay(true);
+/// `n` connections, channel `c` to `targets[c % len]`.
+async fn connect(targets: &[String], n: usize) -> Result<Vec<Channel>, String> {
+    let mut eps = Vec::with_capacity(targets.len());
+    for target in targets {
+        eps.push(
+            Endpoint::from_shared(target.to_owned())
+                .map_err(|e| format!("--target {target}: {e}"))?
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(30))
+                .tcp_nodelay(true),
+        );
+    }
     let mut channels = Vec::with_capacity(n);
-    for _ in 0..n {
+    for c in 0..n {
         // One Endpoint::connect = one HTTP/2 connection.
+        let (ep, target) = (&eps[c % eps.len()], &targets[c % targets.len()]);
         channels.push(
             ep.connect()
                 .await
@@ -279,25 +475,25 @@ async fn connect(target: &str, n: usize) -> Result<Vec<Channel>, String> {
     Ok(channels)
 }
 
-async fn measure(
-    cli: &Cli,
-    target: &str,
-    backend: &str,
-    local: Option<&Store>,
-) -> Result<bool, String> {
-    let target_is_local = cli.target.is_none();
-    let channels = connect(target, cli.connections).await?;
-    let run = format!("{:06}", uuid::Uuid::new_v4().as_u128() % 1_000_000);
+async fn measure(cli: &Cli, servers: &Servers, local: Option<&Store>) -> Result<bool, String> {
+    let target_is_local = local.is_some();
+    let channels = connect(&servers.targets, cli.connections).await?;
+    let (run, backend) = (servers.run.clone(), servers.backend.as_str());
+    let target = servers.targets.join(",");
+    let target = target.as_str();
     let ctx = Ctx {
         channels,
         concurrency: cli.concurrency,
         duration: Duration::from_secs_f64(cli.duration),
         pool_size: cli.pool_size,
         run: run.clone(),
+        preload: servers.preload.clone(),
     };
     let meta = serde_json::json!({
         "target": target,
         "backend": backend,
+        "replicas": cli.replicas,
+        "preload": servers.preload_meta,
         "connections": cli.connections,
         "concurrency": cli.concurrency,
         "duration_s": cli.duration,
@@ -328,6 +524,7 @@ async fn measure(
             Scenario::BindXyb => scenarios::bind_xyb(&ctx).await,
             Scenario::BindAxn => scenarios::bind_axn(&ctx).await,
             Scenario::FullPool => scenarios::full_pool(&ctx).await,
+            Scenario::NotifyPreloaded => scenarios::notify_preloaded(&ctx).await,
             Scenario::Watch => {
                 let shape = watch::Shape {
                     subscribers: cli.subscribers,
@@ -339,7 +536,15 @@ async fn measure(
         };
         match res {
             Ok(mut r) => {
-                eprintln!("{}: done in {:.1} s", s.name(), t0.elapsed().as_secs_f64());
+                let rss = servers.rss();
+                eprintln!(
+                    "{}: done in {:.1} s, server RSS {rss:.0?} MiB",
+                    s.name(),
+                    t0.elapsed().as_secs_f64()
+                );
+                for row in &mut r {
+                    row.server_rss_mib = rss.clone();
+                }
                 if target_is_local {
                     // Conflicts the allocator met (in-process server only): retry storms show
                     // up here long before they show up as errors.
@@ -388,10 +593,20 @@ async fn measure(
 
     let health_rps = rows.iter().find(|r| r.scenario == "health").map(|r| r.rps);
     let table = report::table(&rows, health_rps);
-    let header = format!(
+    let mut header = format!(
         "pns-load against {target} ({backend}), {} connections × {} in flight, {} s per timed run",
         cli.connections, cli.concurrency, cli.duration
     );
+    if let Some(p) = &servers.preload {
+        header.push_str(&format!(
+            "\npreloaded {} AXYB bindings on {} numbers in {} s; server RSS after the preload {} MiB, after the run {:.0?} MiB",
+            p.bindings,
+            p.numbers,
+            servers.preload_meta["seconds"],
+            servers.preload_meta["server_rss_mib_after"],
+            servers.rss()
+        ));
+    }
     if cli.json {
         for r in &rows {
             println!("{}", r.json(health_rps, &meta));

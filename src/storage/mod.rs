@@ -18,6 +18,7 @@ mod health;
 mod migration;
 mod mysql;
 mod pools;
+mod preload;
 mod repo_impl;
 mod reports;
 mod retention;
@@ -36,6 +37,7 @@ use crate::domain::DomainError;
 
 pub use migration::Migrator;
 pub use pools::PoolNumbers;
+pub use preload::{PreloadSpec, Preloaded};
 
 /// sea-orm backed repository.
 #[derive(Clone)]

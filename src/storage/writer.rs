@@ -283,7 +283,7 @@ impl LastParty {
     ) -> Result<(), sea_orm::DbErr> {
         use super::entities::binding;
         use sea_orm::{
-            ColumnTrait, EntityTrait, QueryFilter,
+            ColumnTrait, Condition, EntityTrait, QueryFilter,
             sea_query::{CaseStatement, Expr},
         };
         let mut seen = std::collections::HashSet::new();
@@ -293,17 +293,22 @@ impl LastParty {
             .filter(|t| seen.insert(t.binding_id.as_str()))
             .collect();
         for chunk in last.chunks(super::events::MAX_BIND_PARAMS / 3) {
+            // `active = 1` in the CASE, not the WHERE: with it in the WHERE and more than ~20
+            // ids, SQLite (no statistics) plans the UPDATE by the `active` index and visits
+            // every active binding (~250 ms a batch at 1,000,000; BENCHMARKS.md, preload).
             let mut case = CaseStatement::new();
             for t in chunk {
                 case = case.case(
-                    binding::Column::Id.eq(t.binding_id.clone()),
+                    Condition::all()
+                        .add(binding::Column::Id.eq(t.binding_id.clone()))
+                        .add(binding::Column::Active.eq(1)),
                     Expr::val(t.caller.clone()),
                 );
             }
+            case = case.finally(Expr::col(binding::Column::LastParty));
             binding::Entity::update_many()
                 .col_expr(binding::Column::LastParty, case.into())
                 .filter(binding::Column::Id.is_in(chunk.iter().map(|t| t.binding_id.clone())))
-                .filter(binding::Column::Active.eq(1))
                 .exec(tx)
                 .await?;
         }

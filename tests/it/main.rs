@@ -22,6 +22,7 @@ mod nxcloud_adapter;
 mod observability;
 mod outage;
 mod pools;
+mod preload;
 mod readme;
 mod retention;
 mod route_index;

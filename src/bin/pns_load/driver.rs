@@ -62,6 +62,9 @@ pub(crate) struct RunResult {
     /// Latency of every completed request (ok or not), in microseconds, sorted.
     pub(crate) latencies_us: Vec<u32>,
     pub(crate) elapsed: Duration,
+    /// The same, per channel (index into the `channels` the run was given): `--replicas`
+    /// reports each server's share from these.
+    pub(crate) by_channel: Vec<RunResult>,
 }
 
 impl RunResult {
@@ -111,7 +114,7 @@ where
     let start = Instant::now();
     let deadline = start + limits.duration;
     let mut set = JoinSet::new();
-    for ch in channels {
+    for (c, ch) in channels.iter().enumerate() {
         for _ in 0..concurrency.max(1) {
             let (ch, call, next, stop) = (ch.clone(), call.clone(), next.clone(), stop.clone());
             let max = limits.max_requests;
@@ -141,13 +144,14 @@ where
                     }
                 }
                 part.elapsed = last - start;
-                part
+                (c, part)
             });
         }
     }
     let mut total = RunResult::default();
+    let mut by_channel: Vec<RunResult> = channels.iter().map(|_| RunResult::default()).collect();
     while let Some(joined) = set.join_next().await {
-        let part = match joined {
+        let (c, part) = match joined {
             Ok(p) => p,
             Err(e) => {
                 *total
@@ -157,14 +161,38 @@ where
                 continue;
             }
         };
-        total.ok += part.ok;
-        total.exhausted += part.exhausted;
-        for (k, n) in part.errors {
-            *total.errors.entry(k).or_default() += n;
-        }
-        total.latencies_us.extend(part.latencies_us);
-        total.elapsed = total.elapsed.max(part.elapsed);
+        by_channel[c].merge(&part);
+        total.merge(&part);
     }
     total.latencies_us.sort_unstable();
+    for r in &mut by_channel {
+        r.latencies_us.sort_unstable();
+    }
+    total.by_channel = by_channel;
     total
+}
+
+impl RunResult {
+    fn merge(&mut self, part: &RunResult) {
+        self.ok += part.ok;
+        self.exhausted += part.exhausted;
+        for (k, n) in &part.errors {
+            *self.errors.entry(k.clone()).or_default() += n;
+        }
+        self.latencies_us.extend_from_slice(&part.latencies_us);
+        self.elapsed = self.elapsed.max(part.elapsed);
+    }
+
+    /// Channels `c` with `c % groups == g`, merged, for each group `g`: channel `c` of a
+    /// `--replicas` run talks to replica `c % replicas`.
+    pub(crate) fn grouped(&self, groups: usize) -> Vec<RunResult> {
+        let mut out: Vec<RunResult> = (0..groups).map(|_| RunResult::default()).collect();
+        for (c, r) in self.by_channel.iter().enumerate() {
+            out[c % groups].merge(r);
+        }
+        for r in &mut out {
+            r.latencies_us.sort_unstable();
+        }
+        out
+    }
 }

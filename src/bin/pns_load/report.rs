@@ -1,10 +1,23 @@
 //! One row per measurement: the human table and the `--json` lines.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::OnceLock};
 
 use serde_json::json;
 
 use super::driver::RunResult;
+
+/// Server processes of a `--replicas` run (channel `c` talks to replica `c % n`); unset or 1:
+/// one server, no per-replica rows.
+pub(crate) static REPLICAS: OnceLock<usize> = OnceLock::new();
+
+/// One replica's share of a row.
+pub(crate) struct Share {
+    pub(crate) ok: u64,
+    pub(crate) errors: u64,
+    pub(crate) rps: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+}
 
 /// A measured row. `scenario` names the scenario, `phase` the part of it (e.g. `empty-seq`).
 pub(crate) struct Row {
@@ -24,6 +37,10 @@ pub(crate) struct Row {
     pub(crate) note: String,
     /// Unique-index violations the in-process server met during the scenario.
     pub(crate) unique_violations: Option<u64>,
+    /// Resident memory (MiB) of each server process after the scenario.
+    pub(crate) server_rss_mib: Vec<f64>,
+    /// Per replica, with `--replicas` > 1.
+    pub(crate) replicas: Vec<Share>,
 }
 
 impl Row {
@@ -43,6 +60,33 @@ impl Row {
             in_flight,
             note: String::new(),
             unique_violations: None,
+            server_rss_mib: Vec::new(),
+            replicas: match REPLICAS.get() {
+                Some(&n) if n > 1 => r
+                    .grouped(n)
+                    .iter()
+                    .map(|g| Share {
+                        ok: g.ok,
+                        errors: g.error_count(),
+                        rps: g.rps(),
+                        p50_ms: g.quantile_ms(0.50),
+                        p99_ms: g.quantile_ms(0.99),
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            },
+        }
+    }
+
+    fn rss_text(&self) -> String {
+        match self.server_rss_mib.as_slice() {
+            [] => "n/a".into(),
+            [one] => format!("{one:.0}"),
+            many => many
+                .iter()
+                .map(|m| format!("{m:.0}"))
+                .collect::<Vec<_>>()
+                .join("+"),
         }
     }
 
@@ -85,6 +129,15 @@ impl Row {
             "in_flight": self.in_flight,
             "note": self.note,
             "unique_violations_in_scenario": self.unique_violations,
+            "server_rss_mib": self.server_rss_mib.iter().map(|m| round(*m, 1)).collect::<Vec<_>>(),
+            "replicas": self.replicas.iter().map(|s| json!({
+                "ok": s.ok,
+                "errors": s.errors,
+                "rps": round(s.rps, 1),
+                "ratio_to_health": health_rps.filter(|h| *h > 0.0).map(|h| round(s.rps / h, 4)),
+                "p50_ms": round(s.p50_ms, 3),
+                "p99_ms": round(s.p99_ms, 3),
+            })).collect::<Vec<_>>(),
             "run": meta,
         })
         .to_string()
@@ -110,6 +163,7 @@ pub(crate) fn table(rows: &[Row], health_rps: Option<f64>) -> String {
         "max ms",
         "no-number",
         "errors",
+        "RSS MiB",
     ];
     let mut cells: Vec<Vec<String>> = vec![head.iter().map(|s| (*s).to_owned()).collect()];
     for r in rows {
@@ -128,7 +182,30 @@ pub(crate) fn table(rows: &[Row], health_rps: Option<f64>) -> String {
             format!("{:.2}", r.max_ms),
             r.exhausted.to_string(),
             r.error_text(),
+            r.rss_text(),
         ]);
+        for (k, sh) in r.replicas.iter().enumerate() {
+            cells.push(vec![
+                String::new(),
+                format!("  replica {}", k + 1),
+                String::new(),
+                sh.ok.to_string(),
+                format!("{:.0}", sh.rps),
+                match health_rps {
+                    Some(h) if h > 0.0 => format!("{:.3}", sh.rps / h),
+                    _ => "n/a".into(),
+                },
+                format!("{:.2}", sh.p50_ms),
+                format!("{:.2}", sh.p99_ms),
+                String::new(),
+                String::new(),
+                sh.errors.to_string(),
+                r.server_rss_mib
+                    .get(k)
+                    .map(|m| format!("{m:.0}"))
+                    .unwrap_or_default(),
+            ]);
+        }
     }
     let widths: Vec<usize> = (0..head.len())
         .map(|c| {
@@ -146,7 +223,7 @@ pub(crate) fn table(rows: &[Row], health_rps: Option<f64>) -> String {
             .enumerate()
             .map(|(c, s)| {
                 let pad = widths[c] - s.chars().count();
-                if c < 2 || c == head.len() - 1 {
+                if c < 2 || c == head.len() - 2 {
                     format!("{s}{}", " ".repeat(pad))
                 } else {
                     format!("{}{s}", " ".repeat(pad))

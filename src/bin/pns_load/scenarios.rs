@@ -63,6 +63,8 @@ pub(crate) struct Ctx {
     /// Six digits unique to this run: in pool keys and virtual numbers, so reruns on the same
     /// database (PostgreSQL, `--target`) do not collide.
     pub(crate) run: String,
+    /// What `--preload` wrote, for `notify-preloaded`.
+    pub(crate) preload: Option<pns_gateway::storage::PreloadSpec>,
 }
 
 impl Ctx {
@@ -539,4 +541,47 @@ async fn probe(
         (drive(&ctx.channels[..1], 1, setup(k as u64), call).await, 1)
     };
     Row::new("full-pool", phase, in_flight, &r)
+}
+
+/// NotifyCallIn on the preloaded AXYB bindings, spread over all of them (a pseudo-random
+/// binding per request, A -> X and B -> Y alternately): most are not in the route index yet
+/// when called, and with more than its capacity most cannot stay there.
+pub(crate) async fn notify_preloaded(ctx: &Ctx) -> Result<Vec<Row>, String> {
+    let Some(spec) = ctx.preload.clone().filter(|s| s.bindings > 0) else {
+        return Err("notify-preloaded needs --preload N (N > 0)".into());
+    };
+    let spec = Arc::new(spec);
+    let (run, sp) = (ctx.run.clone(), spec.clone());
+    let r = drive(&ctx.channels, ctx.concurrency, ctx.timed(), move |ch, i| {
+        let k = mix(i) % sp.bindings;
+        let (caller, called, want) = if i % 2 == 0 {
+            (sp.caller_a(k), sp.number_x(k), sp.caller_b(k))
+        } else {
+            (sp.caller_b(k), sp.number_y(k), sp.caller_a(k))
+        };
+        let req = pb::NotifyCallInRequest {
+            caller,
+            called,
+            extension: String::new(),
+            call_id: format!("load-{run}-pre-{i}"),
+        };
+        call_in(ch, req, want)
+    })
+    .await;
+    let note = format!(
+        "{} preloaded AXYB bindings on {} numbers, a pseudo-random one per call-in (both \
+         directions), no warm-up",
+        spec.bindings, spec.numbers
+    );
+    Ok(vec![
+        Row::new("notify-preloaded", "NotifyCallIn", ctx.in_flight(), &r).with_note(note),
+    ])
+}
+
+/// splitmix64: request index -> well-spread binding index.
+fn mix(i: u64) -> u64 {
+    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
