@@ -50,6 +50,14 @@ struct Server {
     channel: Channel,
 }
 
+/// A failing test must not leave its server running (holding its database connections).
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
