@@ -22,7 +22,7 @@ use clap::{Parser, ValueEnum};
 use pns_gateway::{
     app::{self, Settings},
     domain::anomaly::verdict,
-    storage::Store,
+    storage::{Store, StoreOptions},
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::transport::{Channel, Endpoint};
@@ -48,6 +48,9 @@ struct Cli {
     /// anomaly, exit non-zero if any. With --target it needs --database-url.
     #[arg(long)]
     check: bool,
+    /// Group-commit writers of the in-process server on PostgreSQL (0: a transaction per write).
+    #[arg(long, default_value_t = pns_gateway::storage::DEFAULT_WRITERS)]
+    db_writers: usize,
     /// gRPC connections (one HTTP/2 connection each).
     #[arg(long, default_value_t = 16)]
     connections: usize,
@@ -157,7 +160,8 @@ async fn run(cli: Cli) -> Result<bool, String> {
     let (target, backend, local) = match &cli.target {
         Some(t) => (t.clone(), "remote".to_owned(), None),
         None => {
-            let (addr, backend, local) = start_local(cli.database_url.as_deref()).await?;
+            let (addr, backend, local) =
+                start_local(cli.database_url.as_deref(), cli.db_writers).await?;
             (format!("http://{addr}"), backend, Some(local))
         }
     };
@@ -210,7 +214,10 @@ async fn check(url: &str) -> Result<bool, String> {
     Ok(found.is_empty())
 }
 
-async fn start_local(database_url: Option<&str>) -> Result<(String, String, Local), String> {
+async fn start_local(
+    database_url: Option<&str>,
+    writers: usize,
+) -> Result<(String, String, Local), String> {
     let (url, sqlite_file) = match database_url {
         Some(u) => (u.to_owned(), None),
         None => {
@@ -218,7 +225,11 @@ async fn start_local(database_url: Option<&str>) -> Result<(String, String, Loca
             (format!("sqlite://{}?mode=rwc", f.display()), Some(f))
         }
     };
-    let store = Store::connect(&url)
+    let opts = StoreOptions {
+        writers,
+        ..Default::default()
+    };
+    let store = Store::connect_with(&url, opts)
         .await
         .map_err(|e| format!("connect {}: {e}", redact(&url)))?;
     store.migrate().await.map_err(|e| format!("migrate: {e}"))?;
