@@ -43,8 +43,9 @@ const MAX_BATCH: usize = 256;
 /// Most writes of their own (`Job::Op`) in one transaction when others write concurrently
 /// (PostgreSQL). Each runs under a savepoint, and most open one or two more (route inserts):
 /// past 64 subtransactions a transaction's snapshot data overflows to `pg_subtrans`, which
-/// slows every visibility check (measured: ~8 ms per bind in a batch of 80, against ~1 ms).
-/// Appends (`Job::Append`) open none and are not counted.
+/// slows visibility checks (one loaded-machine run: ~8 ms a bind in batches of ~80 AXN binds,
+/// ~5 ms in batches of ≤ 16; BENCHMARKS.md). Short batches also spread the load over the
+/// writers. Appends (`Job::Append`) open none and are not counted.
 const MAX_OPS_CONCURRENT: usize = 16;
 /// Writes waiting for the writer before submitters wait for room (backpressure).
 const QUEUE: usize = 4096;

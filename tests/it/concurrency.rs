@@ -271,8 +271,11 @@ async fn a_live_subscriber_gets_every_event_of_concurrent_batches_in_order() {
     let (xs, axns) = tokio::join!(xyb_binds, axn_binds);
     let mut ids: Vec<String> = xs
         .into_iter()
-        .chain(axns)
         .map(|r| r.expect("bind").into_inner().binding.unwrap().binding_id)
+        .chain(
+            axns.into_iter()
+                .map(|r| r.expect("bind").into_inner().binding.unwrap().binding_id),
+        )
         .collect();
     let unbinds = join_all(ids.iter().take(20).map(|id| {
         let mut c = s.bindings();
