@@ -145,6 +145,9 @@ async fn two_servers_on_one_database_keep_every_invariant() {
         .filter_map(|r| r.as_ref().ok())
         .map(|r| r.get_ref().binding.clone().unwrap().number_x)
         .collect();
+    for e in results.iter().filter_map(|r| r.as_ref().err()) {
+        eprintln!("bind refused: {:?} {}", e.code(), e.message());
+    }
     assert_eq!(xs.len(), 19);
     assert_eq!(
         xs.iter().collect::<HashSet<_>>().len(),
