@@ -70,6 +70,10 @@ struct ServeArgs {
     /// PostgreSQL statement) before a request fails with UNAVAILABLE.
     #[arg(long, env = "PNS_DB_TIMEOUT_MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
     db_timeout_ms: u64,
+    /// Group-commit writers on PostgreSQL: each batches concurrent writes into one transaction
+    /// on a connection of its own (0: a transaction per write). SQLite always has one.
+    #[arg(long, env = "PNS_DB_WRITERS", default_value_t = pns_gateway::storage::DEFAULT_WRITERS as u64, value_parser = clap::value_parser!(u64).range(0..=16))]
+    db_writers: u64,
     /// Concurrent WatchEvents streams; more get RESOURCE_EXHAUSTED.
     #[arg(long, env = "PNS_MAX_EVENT_STREAMS", default_value_t = pns_gateway::events::DEFAULT_MAX_STREAMS)]
     max_event_streams: usize,
@@ -242,6 +246,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 &cli,
                 StoreOptions {
                     timeout: Duration::from_millis(a.db_timeout_ms),
+                    writers: a.db_writers as usize,
                 },
             )
             .await?;

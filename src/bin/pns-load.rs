@@ -26,7 +26,7 @@ use clap::{Parser, ValueEnum};
 use pns_gateway::{
     app::{self, Settings},
     domain::anomaly::verdict,
-    storage::{PreloadSpec, Store},
+    storage::{PreloadSpec, Store, StoreOptions},
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::transport::{Channel, Endpoint};
@@ -52,6 +52,9 @@ struct Cli {
     /// anomaly, exit non-zero if any. With --target it needs --database-url.
     #[arg(long)]
     check: bool,
+    /// Group-commit writers of the in-process server on PostgreSQL (0: a transaction per write).
+    #[arg(long, default_value_t = pns_gateway::storage::DEFAULT_WRITERS)]
+    db_writers: usize,
     /// gRPC connections (one HTTP/2 connection each).
     #[arg(long, default_value_t = 16)]
     connections: usize,
@@ -237,6 +240,7 @@ async fn run(cli: Cli) -> Result<bool, String> {
             cli.database_url.as_deref(),
             spec.as_ref(),
             &mut preload_meta,
+            cli.db_writers,
         )
         .await?;
         (
@@ -399,6 +403,7 @@ async fn start_local(
     database_url: Option<&str>,
     spec: Option<&PreloadSpec>,
     preload_meta: &mut serde_json::Value,
+    writers: usize,
 ) -> Result<(String, String, Local), String> {
     let (url, sqlite_file) = match database_url {
         Some(u) => (u.to_owned(), None),
@@ -407,7 +412,11 @@ async fn start_local(
             (format!("sqlite://{}?mode=rwc", f.display()), Some(f))
         }
     };
-    let store = Store::connect(&url)
+    let opts = StoreOptions {
+        writers,
+        ..Default::default()
+    };
+    let store = Store::connect_with(&url, opts)
         .await
         .map_err(|e| format!("connect {}: {e}", redact(&url)))?;
     store.migrate().await.map_err(|e| format!("migrate: {e}"))?;

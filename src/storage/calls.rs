@@ -11,7 +11,7 @@ use super::entities::{binding, event, number, pool, route};
 use super::events::{self, append_events};
 use super::route_cache::{Hit, Trace};
 use super::writer::LastParty;
-use super::{Store, TxError, convert, group_tx};
+use super::{Store, TxError, convert, deferred, group_tx};
 use crate::domain::{
     Binding, BindingState, CallIn, Decision, DomainError, ExpireStrategy, Millis, NewEvent,
     NoBindingReason, call::CallEventKind, event::BINDING_CONVERTED,
@@ -39,22 +39,34 @@ impl Store {
         let key = (c.called.as_str(), c.caller.as_str(), ext);
         let ticket = self.routes.ticket(c.called.as_str(), c.caller.as_str());
         for _ in 0..3 {
-            let res = group_tx!(self, [c, now], |this, tx| {
+            let res = group_tx!(@events self, [c, now], |this, tx| {
                 // A softswitch retrying the same call gets the answer it was given, and the
                 // call-in's side effects (conversion, strategy) are not applied twice.
                 if let Some((d, seq)) = this.earlier_answer(&tx, &c, now).await? {
                     let mut trace = Trace::default();
                     trace.wrote(); // an old answer: not for the route index
-                    return Ok((d, seq, None, trace));
+                    return Ok((d, Some((seq, None)), trace));
                 }
                 let mut out = Vec::new();
                 let mut trace = Trace::default();
                 let d = this.decide(&tx, &c, now, &mut out, &mut trace).await?;
                 out.push(incoming_event(&c, &d, now));
+                // In a group-commit batch the events are appended at its end (the counter is
+                // held only from there to its commit); their numbers come with the answer.
+                if deferred::defer_own(&mut out) {
+                    return Ok((d, None, trace));
+                }
                 let appended = append_events(&tx, out).await?;
                 // The call-in event is the last one (a repeated call id: the stored one).
                 let seq = appended.items.last().map(|a| a.seq).unwrap_or(0);
-                Ok((d, seq, appended.last_new(), trace))
+                Ok((d, Some((seq, appended.last_new())), trace))
+            });
+            let res = res.map(|((d, known, trace), deferred)| {
+                let (seq, new) = known.unwrap_or_else(|| {
+                    let r = events::AppendResult { items: deferred };
+                    (r.items.last().map(|a| a.seq).unwrap_or(0), r.last_new())
+                });
+                (d, seq, new, trace)
             });
             match res {
                 Ok((d, seq, new, trace)) => {

@@ -87,6 +87,8 @@ pub(crate) async fn append_events(
     if events.is_empty() {
         return Ok(AppendResult::default());
     }
+    // From here to commit this transaction holds the counter (a batch's write: see `deferred`).
+    super::deferred::note_counter_taken();
     let keys: Vec<String> = events.iter().filter_map(|e| e.dedupe_key.clone()).collect();
     let mut stored: HashMap<String, i64> = HashMap::new();
     if !keys.is_empty() {
@@ -206,7 +208,11 @@ async fn take_sequences(tx: &DatabaseTransaction, n: i64) -> Result<i64, DbErr> 
 }
 
 /// The counter as this transaction sees it (after its own appends: the last one it took).
+/// 0 in a batch's write: its events are appended (and published) by the batch.
 pub(super) async fn counter_in(tx: &DatabaseTransaction) -> Result<i64, DbErr> {
+    if super::deferred::in_batch() {
+        return Ok(0);
+    }
     Ok(event_seq::Entity::find_by_id(1i64)
         .one(tx)
         .await?
@@ -267,14 +273,20 @@ pub(super) fn for_row(kind: &str, m: &binding::Model, now: Millis) -> NewEvent {
     }
 }
 
-/// Appends one lifecycle event of `m`; returns its sequence.
+/// Appends one lifecycle event of `m`; returns its sequence. In a batch's write the event is
+/// left for the end of the batch (see `deferred`) and this returns 0: the batch publishes it
+/// after its commit, before it answers the write.
 pub(super) async fn append_for_row(
     tx: &DatabaseTransaction,
     kind: &str,
     m: &binding::Model,
     now: Millis,
 ) -> Result<i64, DbErr> {
-    let r = append_events(tx, vec![for_row(kind, m, now)]).await?;
+    let mut evs = vec![for_row(kind, m, now)];
+    if super::deferred::defer(&mut evs) {
+        return Ok(0);
+    }
+    let r = append_events(tx, evs).await?;
     r.last_new()
         .ok_or_else(|| DbErr::Custom("an event without a dedupe key was not stored".into()))
 }
@@ -320,20 +332,12 @@ impl Store {
     /// The events may have changed routing: the route index serves nothing this process
     /// decided before it until the tailer has applied `seq` (see `route_cache`).
     pub(crate) fn published(&self, seq: i64) {
-        self.routes.published(seq);
-        self.published_call(seq);
+        publish(&self.routes, &self.events, seq, true);
     }
 
     /// Wakes subscribers for events that changed no routing (a call-in's own event).
     pub(crate) fn published_call(&self, seq: i64) {
-        self.events.send_if_modified(|v| {
-            if seq > *v {
-                *v = seq;
-                true
-            } else {
-                false
-            }
-        });
+        publish(&self.routes, &self.events, seq, false);
     }
 
     pub(super) fn subscribe_impl(&self) -> tokio::sync::watch::Receiver<i64> {
@@ -381,6 +385,27 @@ impl Store {
             .map(to_event)
             .collect()
     }
+}
+
+/// After the commit of `seq`: the route index learns of a routing change (`routing`), this
+/// process's subscribers wake. See `Store::published`.
+pub(super) fn publish(
+    routes: &super::route_cache::RouteCache,
+    events: &tokio::sync::watch::Sender<i64>,
+    seq: i64,
+    routing: bool,
+) {
+    if routing {
+        routes.published(seq);
+    }
+    events.send_if_modified(|v| {
+        if seq > *v {
+            *v = seq;
+            true
+        } else {
+            false
+        }
+    });
 }
 
 #[cfg(test)]

@@ -4,14 +4,15 @@
 //! MariaDB (scale-out: several replicas on one database). Every invariant is carried by the
 //! database: unique indexes on `routes (number, route_key)` and `bindings (tenant,
 //! customer_bind_id)`, and conditional UPDATEs on `numbers.locked_by` / `numbers.shared_count`,
-//! each write inside one transaction (on SQLite many writes share one, each under its own
-//! savepoint: `writer`). Every write goes through `Store::run_write` (`group_tx!`).
+//! each write inside one transaction (on SQLite and PostgreSQL many writes share one, each under
+//! its own savepoint: `writer`). Every write goes through `Store::run_write` (`group_tx!`).
 
 mod bindings;
 mod calls;
 mod carrier;
 mod check;
 mod convert;
+mod deferred;
 pub mod entities;
 pub(crate) mod events;
 mod health;
@@ -52,7 +53,8 @@ pub struct Store {
     events: Arc<tokio::sync::watch::Sender<i64>>,
     /// Whether the database answered the monitor's last probe (see `storage::health`).
     up: Arc<tokio::sync::watch::Sender<bool>>,
-    /// Group commit (SQLite): concurrent writes share one transaction and one fsync.
+    /// Group commit (SQLite, PostgreSQL): concurrent writes share one transaction and one
+    /// commit.
     writer: Option<writer::GroupWriter>,
     /// Routing decisions answered from memory (see `route_cache`); shared by clones.
     routes: Arc<route_cache::RouteCache>,
@@ -62,16 +64,23 @@ pub struct Store {
 
 /// Connection settings. `timeout` bounds waiting for a pooled connection and opening one (and,
 /// ten times over, each PostgreSQL statement), so an unreachable database turns into a quick
-/// UNAVAILABLE instead of requests piling up.
+/// UNAVAILABLE instead of requests piling up. `writers`: group-commit writers on PostgreSQL,
+/// each batching concurrent writes into one transaction on a connection of its own (0: a
+/// transaction per write on the pool instead); SQLite always has one, MySQL none.
 #[derive(Clone, Copy, Debug)]
 pub struct StoreOptions {
     pub timeout: Duration,
+    pub writers: usize,
 }
+
+/// Group-commit writers on PostgreSQL by default.
+pub const DEFAULT_WRITERS: usize = 4;
 
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(3),
+            writers: DEFAULT_WRITERS,
         }
     }
 }
@@ -141,16 +150,29 @@ impl Store {
             db.clone()
         };
         // SQLite has one writer and pays an fsync per commit: batching is all gain. PostgreSQL
-        // and MySQL keep a transaction per write on their connection pool (writes run in
-        // parallel there; a single batching connection would serialise their round trips).
-        let writer = (backend == DbBackend::Sqlite).then(|| writer::GroupWriter::start(db.clone()));
+        // runs several batching writers, so the round trips of different batches overlap
+        // (one would serialise them). MySQL keeps a transaction per write on its pool.
+        let writers = match backend {
+            DbBackend::Sqlite => 1,
+            DbBackend::Postgres => o.writers,
+            _ => 0,
+        };
+        let routes = Arc::new(route_cache::RouteCache::new());
+        let events = Arc::new(tokio::sync::watch::channel(0).0);
+        let writer = (writers > 0).then(|| {
+            let (routes, wake) = (routes.clone(), events.clone());
+            let on_commit: writer::OnCommit =
+                Arc::new(move |seq| events::publish(&routes, &wake, seq, true));
+            let concurrent = backend != DbBackend::Sqlite;
+            writer::GroupWriter::start(db.clone(), writers, concurrent, on_commit)
+        });
         Ok(Self {
             db,
             reads,
             backend,
             writer,
-            routes: Arc::new(route_cache::RouteCache::new()),
-            events: Arc::new(tokio::sync::watch::channel(0).0),
+            routes,
+            events,
             up: Arc::new(tokio::sync::watch::channel(true).0),
             url,
             opts: o,
@@ -181,10 +203,23 @@ impl Store {
             .await
     }
 
-    /// Runs a write: in the next group-commit batch (SQLite), else in a transaction of its
+    /// Runs a write: in the next group-commit batch (SQLite, PostgreSQL), else in a transaction of its
     /// own, retried after deadlocks, serialization failures and lock wait timeouts. Answers
     /// only after the transaction holding the write committed. See `group_tx!`.
-    pub(crate) async fn run_write<T, F>(&self, mut op: F) -> Result<T, TxError>
+    pub(crate) async fn run_write<T, F>(&self, op: F) -> Result<T, TxError>
+    where
+        T: Send + 'static,
+        F: FnMut(DatabaseTransaction) -> writer::OpFuture<T> + Send + 'static,
+    {
+        Ok(self.run_write_events(op).await?.0)
+    }
+
+    /// As `run_write`, and the `Appended` of the events the write deferred to its batch's end
+    /// (`deferred::defer_own`; none without group commit: the write appended them itself).
+    pub(crate) async fn run_write_events<T, F>(
+        &self,
+        mut op: F,
+    ) -> Result<(T, Vec<events::Appended>), TxError>
     where
         T: Send + 'static,
         F: FnMut(DatabaseTransaction) -> writer::OpFuture<T> + Send + 'static,
@@ -195,7 +230,7 @@ impl Store {
             )));
         }
         if let Some(w) = &self.writer {
-            return w.submit(op).await;
+            return w.submit_events(op).await;
         }
         let mut attempt = 0u32;
         loop {
@@ -206,7 +241,7 @@ impl Store {
                 Ok(v) => {
                     tx.commit().await?;
                     metrics::histogram!(crate::telemetry::metrics::DB_COMMIT_WRITES).record(1.0);
-                    return Ok(v);
+                    return Ok((v, Vec::new()));
                 }
                 Err(TxError::Db(e)) if is_retryable(&e) && attempt < 8 => {
                     let _ = tx.rollback().await;
@@ -221,7 +256,7 @@ impl Store {
     }
 
     /// Appends events on their own: in the next group-commit batch's one shared append
-    /// (SQLite), else in a transaction of their own. Answers after the commit.
+    /// (SQLite, PostgreSQL), else in a transaction of their own. Answers after the commit.
     pub(crate) async fn append_now(
         &self,
         evs: Vec<crate::domain::NewEvent>,
@@ -306,6 +341,16 @@ pub(crate) fn is_unique_violation(e: &DbErr) -> bool {
     hit
 }
 
+/// The SQLSTATE of a database error, if it is one.
+pub(crate) fn sqlstate(e: &DbErr) -> Option<String> {
+    if let DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) = e
+        && let Some(d) = s.as_database_error()
+    {
+        return d.code().map(|c| c.into_owned());
+    }
+    None
+}
+
 /// Serialization failure or deadlock (PostgreSQL; MySQL also a lock wait timeout): the whole
 /// transaction may be retried.
 pub(crate) fn is_retryable(e: &DbErr) -> bool {
@@ -357,16 +402,23 @@ impl From<DbErr> for DomainError {
     }
 }
 
-/// A write through `Store::run_write` (group commit on SQLite):
+/// A write through `Store::run_write` (group commit on SQLite and PostgreSQL):
 /// `group_tx!(self, [captured, locals], |this, tx| body)`. The body runs on the writer's task, so
 /// it owns what it uses: `this` is a clone of the store, each listed local is cloned (`&T` into
 /// `T`), `tx` is the write's (savepoint) transaction. It may run more than once (retries).
+/// `group_tx!(@events self, …)`: the same through `Store::run_write_events`.
 macro_rules! group_tx {
-    ($store:expr, [$($cap:ident),* $(,)?], |$this:ident, $tx:ident| $body:expr) => {{
+    ($store:expr, [$($cap:ident),* $(,)?], |$this:ident, $tx:ident| $body:expr) => {
+        crate::storage::group_tx!(@with run_write, $store, [$($cap),*], |$this, $tx| $body)
+    };
+    (@events $store:expr, [$($cap:ident),* $(,)?], |$this:ident, $tx:ident| $body:expr) => {
+        crate::storage::group_tx!(@with run_write_events, $store, [$($cap),*], |$this, $tx| $body)
+    };
+    (@with $run:ident, $store:expr, [$($cap:ident),* $(,)?], |$this:ident, $tx:ident| $body:expr) => {{
         let __store = $store.clone();
         $( let $cap = $cap.to_owned(); )*
         $store
-            .run_write(move |$tx: sea_orm::DatabaseTransaction| {
+            .$run(move |$tx: sea_orm::DatabaseTransaction| {
                 let $this = __store.clone();
                 $( let $cap = $cap.clone(); )*
                 let __f: crate::storage::writer::OpFuture<_> = Box::pin(async move {

@@ -1,8 +1,16 @@
-//! Group commit. Concurrent writes are queued to one writer per process, which runs as many as
-//! are waiting in ONE transaction — each under its own savepoint, so one's conflict or error
-//! rolls back only its own changes — and answers each only after that transaction committed.
-//! A lone write commits at once (no timer); batches grow with load. On SQLite every commit is
-//! an fsync (`synchronous=FULL`), so this turns one fsync per write into one per batch.
+//! Group commit. Concurrent writes are queued to the process's writers, each of which runs as
+//! many as are waiting in ONE transaction — each under its own savepoint, so one's conflict or
+//! error rolls back only its own changes — and answers each only after that transaction
+//! committed. A lone write commits at once (no timer); batches grow with load. On SQLite every
+//! commit is an fsync (`synchronous=FULL`), so this turns one fsync per write into one per
+//! batch; SQLite has one writer (one connection). PostgreSQL runs several (`StoreOptions::
+//! writers`), each on a pooled connection, so the statement round trips of different batches
+//! overlap.
+//!
+//! The events of a batch's writes are appended once at its end (see `deferred`): a batch holds
+//! the `event_seq` row only for its last statements and its commit, so batches do not queue on
+//! the counter for their whole length and sequence order stays commit order. A write that
+//! appends events itself (a dedupe key) ends its batch: the batch commits right after it.
 //!
 //! A write is an operation that takes its (savepoint) transaction by value and gives it back
 //! with its result, so it owns everything it touches and can run on the writer's task. It may
@@ -25,14 +33,25 @@ use sea_orm::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use super::deferred::Deferred;
 use super::events::{Appended, append_events};
 use super::{TxError, is_retryable, is_unavailable};
 use crate::domain::{DomainError, NewEvent};
 
 /// Most writes in one transaction.
 const MAX_BATCH: usize = 256;
+/// Most writes of their own (`Job::Op`) in one transaction when others write concurrently
+/// (PostgreSQL). Each runs under a savepoint, and most open one or two more (route inserts):
+/// past 64 subtransactions a transaction's snapshot data overflows to `pg_subtrans`, which
+/// slows visibility checks (one loaded-machine run: ~8 ms a bind in batches of ~80 AXN binds,
+/// ~5 ms in batches of ≤ 16; BENCHMARKS.md). Short batches also spread the load over the
+/// writers. Appends (`Job::Append`) open none and are not counted.
+const MAX_OPS_CONCURRENT: usize = 16;
 /// Writes waiting for the writer before submitters wait for room (backpressure).
 const QUEUE: usize = 4096;
+/// How long a write that is not the first of its batch waits for a row lock (PostgreSQL)
+/// before it is moved to the next transaction.
+const LOCK_WAIT_MS: u64 = 25;
 /// Attempts of one write after retryable database errors.
 const ATTEMPTS: u32 = 8;
 
@@ -45,7 +64,8 @@ enum Job {
     /// A write of its own, under a savepoint.
     Op {
         op: Op,
-        reply: oneshot::Sender<Result<Out, TxError>>,
+        /// Its result and the `Appended` of the events it deferred (in order).
+        reply: oneshot::Sender<Result<(Out, Vec<Appended>), TxError>>,
     },
     /// Events only (a routed call-in's `call.incoming`): every such job of a batch is appended
     /// by ONE `append_events` at the end of the batch — one dedupe lookup, one counter
@@ -58,7 +78,11 @@ enum Job {
     },
 }
 
-/// The submitting side; the writer task ends when every clone is dropped.
+/// Called after a commit with the highest sequence of the batch's deferred events (binding
+/// lifecycle events: they change routing), before any write of the batch is answered.
+pub(crate) type OnCommit = Arc<dyn Fn(i64) + Send + Sync>;
+
+/// The submitting side; the writer tasks end when every clone is dropped.
 #[derive(Clone)]
 pub(crate) struct GroupWriter {
     jobs: mpsc::Sender<Job>,
@@ -73,10 +97,27 @@ struct Stats {
 }
 
 impl GroupWriter {
-    pub(crate) fn start(db: DatabaseConnection) -> Self {
+    /// Starts `writers` (at least one) writer tasks taking batches from one queue. `concurrent`:
+    /// other transactions may write at the same time (PostgreSQL: other writers, other
+    /// replicas), so a batch commits right after a write that took the event counter itself.
+    pub(crate) fn start(
+        db: DatabaseConnection,
+        writers: usize,
+        concurrent: bool,
+        on_commit: OnCommit,
+    ) -> Self {
         let (jobs, rx) = mpsc::channel(QUEUE);
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let stats = Arc::new(Stats::default());
-        tokio::spawn(run(db, rx, stats.clone()));
+        for _ in 0..writers.max(1) {
+            let w = Writer {
+                db: db.clone(),
+                stats: stats.clone(),
+                concurrent,
+                on_commit: on_commit.clone(),
+            };
+            tokio::spawn(w.run(rx.clone()));
+        }
         Self { jobs, stats }
     }
 
@@ -88,8 +129,9 @@ impl GroupWriter {
         )
     }
 
-    /// Runs `op` in the next batch; answers after that batch committed.
-    pub(crate) async fn submit<T, F>(&self, mut op: F) -> Result<T, TxError>
+    /// Runs `op` in the next batch; answers after that batch committed, with the `Appended`
+    /// of the events `op` deferred (`deferred::defer_own`).
+    pub(crate) async fn submit_events<T, F>(&self, mut op: F) -> Result<(T, Vec<Appended>), TxError>
     where
         T: Send + 'static,
         F: FnMut(DatabaseTransaction) -> OpFuture<T> + Send + 'static,
@@ -106,10 +148,11 @@ impl GroupWriter {
             .send(Job::Op { op: erased, reply })
             .await
             .map_err(|_| stopped())?;
-        let out = answer.await.map_err(|_| stopped())??;
-        out.downcast::<T>().map(|b| *b).map_err(|_| {
+        let (out, appended) = answer.await.map_err(|_| stopped())??;
+        let out = out.downcast::<T>().map(|b| *b).map_err(|_| {
             TxError::Domain(DomainError::Internal("write result of another type".into()))
-        })
+        })?;
+        Ok((out, appended))
     }
 
     /// Appends `events` in the next batch (with every other append of it, see `Job::Append`);
@@ -136,21 +179,202 @@ fn stopped() -> TxError {
     TxError::Domain(DomainError::Unavailable("the writer has stopped".into()))
 }
 
-async fn run(db: DatabaseConnection, mut jobs: mpsc::Receiver<Job>, stats: Arc<Stats>) {
-    while let Some(first) = jobs.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
+/// One writer task.
+struct Writer {
+    db: DatabaseConnection,
+    stats: Arc<Stats>,
+    concurrent: bool,
+    on_commit: OnCommit,
+}
+
+impl Writer {
+    /// Takes what is waiting (up to `MAX_BATCH`) when it is free, runs it.
+    async fn run(self, jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
+        loop {
+            let batch = {
+                let mut rx = jobs.lock().await;
+                let Some(first) = rx.recv().await else {
+                    return;
+                };
+                // Leave writes beyond a transaction's share in the queue for other writers.
+                let cap = if self.concurrent {
+                    MAX_OPS_CONCURRENT
+                } else {
+                    MAX_BATCH
+                };
+                let mut ops = usize::from(matches!(first, Job::Op { .. }));
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH && ops < cap {
+                    match rx.try_recv() {
+                        Ok(j) => {
+                            ops += usize::from(matches!(j, Job::Op { .. }));
+                            batch.push(j);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                batch
+            };
+            let mut rest = batch;
+            while !rest.is_empty() {
+                rest = self.execute(rest).await;
             }
         }
-        stats.batches.fetch_add(1, Ordering::Relaxed);
-        stats
-            .writes
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        metrics::histogram!(crate::telemetry::metrics::DB_COMMIT_WRITES).record(batch.len() as f64);
-        execute(&db, batch).await;
+    }
+
+    /// Runs `batch` in one transaction, up to and including the first write that took the event
+    /// counter itself; answers every write it ran; gives back the jobs it did not run.
+    async fn execute(&self, batch: Vec<Job>) -> Vec<Job> {
+        let tx = match self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(tx) => tx,
+            Err(e) => {
+                for job in batch {
+                    job.fail(batch_error(&e));
+                }
+                return Vec::new();
+            }
+        };
+        let mut answers = Vec::with_capacity(batch.len());
+        // Whether later writes of this batch wait for row locks at most `LOCK_WAIT_MS`.
+        let mut lock_wait = false;
+        // The writes' deferred events, then the appends' events: one append at the end.
+        let mut deferred = Vec::new();
+        // Appends wait for the end of the batch: (how many events, who gets them).
+        let mut appends: Vec<(usize, AppendReply)> = Vec::new();
+        let mut events = Vec::new();
+        let mut touches = Vec::new();
+        let mut jobs = batch.into_iter();
+        let mut held = 0usize;
+        let mut first_op = true;
+        let mut ops = 0usize;
+        let mut requeued = None;
+        for job in jobs.by_ref() {
+            held += 1;
+            match job {
+                Job::Op { op, reply } if self.concurrent && ops == MAX_OPS_CONCURRENT => {
+                    held -= 1;
+                    requeued = Some(Job::Op { op, reply });
+                    break;
+                }
+                Job::Op { mut op, reply } => {
+                    ops += 1;
+                    if self.concurrent && !first_op && !std::mem::replace(&mut lock_wait, true) {
+                        if let Err(e) = set_lock_timeout(&tx, LOCK_WAIT_MS).await {
+                            answers.push((reply, Err(e.into()), 0..0));
+                            break;
+                        }
+                    }
+                    let (res, mine, took_counter) = run_one(&tx, &mut op).await;
+                    if !first_op && is_lock_timeout(&res) {
+                        // It waited for another batch's row lock while this one holds rows:
+                        // commit what ran, and run it first in the next transaction (where it
+                        // may wait, holding nothing), so batches never wait on each other in a
+                        // cycle (a deadlock PostgreSQL would only break after a second).
+                        held -= 1;
+                        requeued = Some(Job::Op { op, reply });
+                        break;
+                    }
+                    first_op = false;
+                    let range = deferred.len()..deferred.len() + mine.len();
+                    deferred.extend(mine);
+                    answers.push((reply, res, range));
+                    if took_counter && self.concurrent {
+                        // It holds the counter until commit: commit now, so this transaction
+                        // never waits for another batch's row locks while holding it.
+                        break;
+                    }
+                }
+                Job::Append {
+                    events: mine,
+                    touch,
+                    reply,
+                } => {
+                    appends.push((mine.len(), reply));
+                    events.extend(mine);
+                    touches.extend(touch);
+                }
+            }
+        }
+        let rest: Vec<Job> = requeued.into_iter().chain(jobs).collect();
+        if lock_wait && let Err(e) = set_lock_timeout(&tx, 0).await {
+            tracing::warn!(error = %e, "could not reset the batch's lock timeout");
+        }
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats.writes.fetch_add(held as u64, Ordering::Relaxed);
+        metrics::histogram!(crate::telemetry::metrics::DB_COMMIT_WRITES).record(held as f64);
+
+        let ops_events = deferred.len();
+        let (mut all, routing): (Vec<NewEvent>, Vec<bool>) = deferred.into_iter().unzip();
+        all.extend(events);
+        let appended = match append_all(&tx, all, touches).await {
+            Ok(mut items) => {
+                let calls = items.split_off(ops_events.min(items.len()));
+                let max = items
+                    .iter()
+                    .zip(&routing)
+                    .filter(|(a, r)| **r && !a.duplicate)
+                    .map(|(a, _)| a.seq)
+                    .max();
+                Ok((max, items, calls))
+            }
+            Err(e) if ops_events > 0 => {
+                // The writes' own events could not be stored: none of them may be acknowledged.
+                tracing::warn!(error = %e, writes = answers.len() + appends.len(), "batch events failed; no write of it is acknowledged");
+                let _ = tx.rollback().await;
+                let fail = || TxError::Domain(clone_error(&e));
+                for (reply, res, _) in answers {
+                    let _ = reply.send(res.and_then(|_| Err(fail())));
+                }
+                for (_, reply) in appends {
+                    let _ = reply.send(Err(fail()));
+                }
+                return rest;
+            }
+            Err(e) => Err(e),
+        };
+        match tx.commit().await {
+            Ok(()) => {
+                let (ops_items, mut items) = match appended {
+                    Ok((max, ops_items, calls)) => {
+                        if let Some(seq) = max {
+                            (self.on_commit)(seq);
+                        }
+                        (ops_items, Ok(calls.into_iter()))
+                    }
+                    Err(e) => (Vec::new(), Err(e)),
+                };
+                for (reply, res, range) in answers {
+                    let mine = ops_items.get(range).map(<[_]>::to_vec).unwrap_or_default();
+                    let _ = reply.send(res.map(|v| (v, mine)));
+                }
+                for (n, reply) in appends {
+                    let _ = reply.send(match &mut items {
+                        Ok(it) => Ok(it.by_ref().take(n).collect()),
+                        Err(e) => Err(TxError::Domain(clone_error(e))),
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, writes = answers.len() + appends.len(), "batch commit failed; no write of it is acknowledged");
+                for (reply, res, _) in answers {
+                    let _ = reply.send(match res {
+                        Ok(_) => Err(batch_error(&e)),
+                        Err(other) => Err(other),
+                    });
+                }
+                for (_, reply) in appends {
+                    let _ = reply.send(Err(batch_error(&e)));
+                }
+            }
+        }
+        rest
     }
 }
 
@@ -163,78 +387,35 @@ fn batch_error(e: &sea_orm::DbErr) -> TxError {
     })
 }
 
-async fn execute(db: &DatabaseConnection, batch: Vec<Job>) {
-    let tx = match db
-        .begin_with_options(TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..Default::default()
-        })
+/// `SET LOCAL lock_timeout` (PostgreSQL; 0: none) for the rest of the batch's transaction.
+async fn set_lock_timeout(tx: &DatabaseTransaction, ms: u64) -> Result<(), sea_orm::DbErr> {
+    use sea_orm::ConnectionTrait;
+    tx.execute_unprepared(&format!("SET LOCAL lock_timeout = {ms}"))
         .await
-    {
-        Ok(tx) => tx,
-        Err(e) => {
-            for job in batch {
-                job.fail(batch_error(&e));
-            }
-            return;
+        .map(|_| ())
+}
+
+/// A write gave up waiting for a row lock (`lock_timeout`, SQLSTATE 55P03), whether it kept
+/// the database error or turned it into a domain answer.
+fn is_lock_timeout(res: &Result<Out, TxError>) -> bool {
+    match res {
+        Err(TxError::Db(e)) => super::sqlstate(e).as_deref() == Some("55P03"),
+        Err(TxError::Domain(DomainError::Internal(m) | DomainError::Unavailable(m))) => {
+            m.contains("due to lock timeout")
         }
-    };
-    let mut answers = Vec::with_capacity(batch.len());
-    // Appends wait for the end of the batch: (how many events, who gets them).
-    let mut appends: Vec<(usize, AppendReply)> = Vec::new();
-    let mut events = Vec::new();
-    let mut touches = Vec::new();
-    for job in batch {
-        match job {
-            Job::Op { mut op, reply } => {
-                let res = run_one(&tx, &mut op).await;
-                answers.push((reply, res));
-            }
-            Job::Append {
-                events: mine,
-                touch,
-                reply,
-            } => {
-                appends.push((mine.len(), reply));
-                events.extend(mine);
-                touches.extend(touch);
-            }
-        }
-    }
-    let appended = append_all(&tx, events, touches).await;
-    match tx.commit().await {
-        Ok(()) => {
-            for (reply, res) in answers {
-                let _ = reply.send(res);
-            }
-            let mut items = appended.map(Vec::into_iter);
-            for (n, reply) in appends {
-                let _ = reply.send(match &mut items {
-                    Ok(it) => Ok(it.by_ref().take(n).collect()),
-                    Err(e) => Err(TxError::Domain(match e {
-                        DomainError::Unavailable(m) => DomainError::Unavailable(m.clone()),
-                        other => DomainError::Internal(other.to_string()),
-                    })),
-                });
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, writes = answers.len() + appends.len(), "batch commit failed; no write of it is acknowledged");
-            for (reply, res) in answers {
-                let _ = reply.send(match res {
-                    Ok(_) => Err(batch_error(&e)),
-                    Err(other) => Err(other),
-                });
-            }
-            for (_, reply) in appends {
-                let _ = reply.send(Err(batch_error(&e)));
-            }
-        }
+        _ => false,
     }
 }
 
-/// The appends of a batch, as one `append_events` under a savepoint (its failure fails only
-/// the appends, not the batch's other writes).
+fn clone_error(e: &DomainError) -> DomainError {
+    match e {
+        DomainError::Unavailable(m) => DomainError::Unavailable(m.clone()),
+        other => DomainError::Internal(other.to_string()),
+    }
+}
+
+/// The end of a batch: the last parties, then every event, under a savepoint (retried after
+/// retryable errors; its failure fails the appends, and the writes if they had events).
 async fn append_all(
     tx: &DatabaseTransaction,
     events: Vec<NewEvent>,
@@ -243,20 +424,27 @@ async fn append_all(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let sp = tx.begin().await.map_err(DomainError::from)?;
-    let res = async {
-        LastParty::write_all(&sp, &touches).await?;
-        append_events(&sp, events).await
-    }
-    .await;
-    match res {
-        Ok(r) => {
-            sp.commit().await.map_err(DomainError::from)?;
-            Ok(r.items)
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let sp = tx.begin().await.map_err(DomainError::from)?;
+        let res = async {
+            LastParty::write_all(&sp, &touches).await?;
+            append_events(&sp, events.clone()).await
         }
-        Err(e) => {
-            let _ = sp.rollback().await;
-            Err(e.into())
+        .await;
+        match res {
+            Ok(r) => {
+                sp.commit().await.map_err(DomainError::from)?;
+                return Ok(r.items);
+            }
+            Err(e) => {
+                let _ = sp.rollback().await;
+                if is_retryable(&e) && attempt < ATTEMPTS {
+                    continue;
+                }
+                return Err(e.into());
+            }
         }
     }
 }
@@ -331,31 +519,42 @@ impl Job {
     }
 }
 
-/// One write under its own savepoint, retried after retryable database errors.
-async fn run_one(tx: &DatabaseTransaction, op: &mut Op) -> Result<Out, TxError> {
+/// One write under its own savepoint, retried after retryable database errors: its result,
+/// the events it deferred to the batch's end, and whether it took the event counter itself.
+async fn run_one(
+    tx: &DatabaseTransaction,
+    op: &mut Op,
+) -> (Result<Out, TxError>, Vec<(NewEvent, bool)>, bool) {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let sp = tx.begin().await?;
+        let sp = match tx.begin().await {
+            Ok(sp) => sp,
+            Err(e) => return (Err(e.into()), Vec::new(), false),
+        };
+        let mine = Arc::new(Deferred::default());
         // Run on a task of its own, so a panicking write fails alone instead of the writer.
-        let (sp, res) = match tokio::spawn(op(sp)).await {
+        let (sp, res) = match tokio::spawn(mine.clone().scope(op(sp))).await {
             Ok(done) => done,
             Err(e) => {
-                return Err(TxError::Domain(DomainError::Internal(format!(
-                    "write panicked: {e}"
-                ))));
+                let e = DomainError::Internal(format!("write panicked: {e}"));
+                return (Err(TxError::Domain(e)), Vec::new(), false);
             }
         };
         match res {
             Ok(v) => {
-                sp.commit().await?;
-                return Ok(v);
+                if let Err(e) = sp.commit().await {
+                    return (Err(e.into()), Vec::new(), false);
+                }
+                return (Ok(v), mine.take_events(), mine.took_counter());
             }
             Err(e) => {
-                sp.rollback().await?;
+                if let Err(r) = sp.rollback().await {
+                    return (Err(r.into()), Vec::new(), false);
+                }
                 match e {
                     TxError::Db(d) if is_retryable(&d) && attempt < ATTEMPTS => continue,
-                    other => return Err(other),
+                    other => return (Err(other), Vec::new(), false),
                 }
             }
         }

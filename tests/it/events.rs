@@ -80,7 +80,7 @@ pub(super) async fn bind(s: &TestServer, pool: &str, i: usize, user: &str) -> pb
         .expect("binding")
 }
 
-fn unbind_req(id: &str) -> pb::UnbindRequest {
+pub(super) fn unbind_req(id: &str) -> pb::UnbindRequest {
     pb::UnbindRequest {
         binding_id: id.into(),
         ..Default::default()

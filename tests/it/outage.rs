@@ -69,6 +69,7 @@ async fn a_database_outage_fails_fast_reports_not_serving_and_heals_by_itself() 
     let via = format!("{head}@127.0.0.1:{}/{name}", proxy.port);
     let opts = StoreOptions {
         timeout: Duration::from_millis(1000),
+        ..Default::default()
     };
     let s = TestServer::start_at(db, &via, opts, Settings::default()).await;
     pool_with(&s, "p", "8521313", 4, "").await;

@@ -348,7 +348,14 @@ impl Store {
         for round in 0..2 {
             for city in &cities {
                 for packed in [true, false] {
-                    for _ in 0..8 {
+                    // PostgreSQL: SKIP LOCKED first, so binds of concurrent group-commit
+                    // batches spread over numbers instead of queueing on each other's X (a
+                    // batch's own locked rows are not skipped); then passes that wait.
+                    let pg = self.backend == sea_orm::DbBackend::Postgres;
+                    let mut skip = pg;
+                    let mut pass = 0;
+                    while pass < 8 {
+                        pass += 1;
                         let mut q = self
                             .free_numbers(pool.id)
                             .filter(number::Column::ExtCount.lt(AUTO_EXTENSION_COUNT))
@@ -362,10 +369,18 @@ impl Store {
                             q = q.filter(number::Column::City.eq(*c));
                         }
                         // The allocation index's order, so every database picks the same.
-                        let q = q
+                        let mut q = q
                             .order_by_asc(number::Column::SharedCount)
                             .order_by_asc(number::Column::Id);
+                        if skip {
+                            q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+                        }
                         let Some(cand) = q.limit(1).one(tx).await? else {
+                            if skip {
+                                skip = false;
+                                pass = 0;
+                                continue;
+                            }
                             break;
                         };
                         let done = number::Entity::update_many()

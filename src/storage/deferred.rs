@@ -1,0 +1,89 @@
+//! Events a write of a group-commit batch leaves for the end of its batch.
+//!
+//! A write running in the writer (see `writer`) does not append its lifecycle events (those
+//! without a dedupe key) itself: it hands them to its batch, which appends every write's events
+//! with ONE `append_events` right before its commit. So a batch takes the `event_seq` row lock
+//! only for its last statements and its commit, and several batches can run their other
+//! statements side by side (PostgreSQL runs several writers) instead of queueing on the counter
+//! from their first event on. Sequence order stays commit order (the lock is still held from
+//! the increment to the commit; see `events`).
+//!
+//! A call-in's events (dedupe key: its call id) are deferred too; the call-in gets their
+//! sequence numbers (and whether one was a repeat) with its answer, after the commit. Carrier
+//! reports are still appended where they are written (they need the outcome at once). A write
+//! that appends events itself
+//! holds the counter; on PostgreSQL its batch then commits right after it (see `writer`), so a
+//! batch never waits for another's row locks while it holds the counter (no lock-order cycle).
+
+use std::sync::{
+    Mutex,
+    atomic::{AtomicBool, Ordering},
+};
+
+use crate::domain::NewEvent;
+
+/// What one attempt of one write left for its batch.
+#[derive(Default)]
+pub(crate) struct Deferred {
+    /// (event, whether it changes routing).
+    events: Mutex<Vec<(NewEvent, bool)>>,
+    took_counter: AtomicBool,
+}
+
+tokio::task_local! {
+    static CURRENT: std::sync::Arc<Deferred>;
+}
+
+impl Deferred {
+    /// Runs `f` (one attempt of a write) with `self` as where its events go.
+    pub(crate) async fn scope<F: std::future::Future>(
+        self: std::sync::Arc<Self>,
+        f: F,
+    ) -> F::Output {
+        CURRENT.scope(self, f).await
+    }
+
+    /// The events deferred by this attempt (in the order they were written).
+    pub(crate) fn take_events(&self) -> Vec<(NewEvent, bool)> {
+        std::mem::take(&mut *self.events.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Whether this attempt appended events itself (it holds the event counter's row lock).
+    pub(crate) fn took_counter(&self) -> bool {
+        self.took_counter.load(Ordering::Relaxed)
+    }
+}
+
+/// Inside a batch's write: keeps `events` (binding lifecycle events: they change routing) for
+/// the batch's end and answers true; the batch publishes them. Outside one (a transaction of
+/// its own): false, the caller appends them itself.
+pub(crate) fn defer(events: &mut Vec<NewEvent>) -> bool {
+    keep(events, true)
+}
+
+/// As `defer`, for events the write publishes itself: it gets their `Appended` back with its
+/// result (`Store::run_write_events`).
+pub(crate) fn defer_own(events: &mut Vec<NewEvent>) -> bool {
+    keep(events, false)
+}
+
+fn keep(events: &mut Vec<NewEvent>, routing: bool) -> bool {
+    CURRENT
+        .try_with(|d| {
+            d.events
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(events.drain(..).map(|e| (e, routing)))
+        })
+        .is_ok()
+}
+
+/// Whether the running code is a write of a batch (its events are deferred).
+pub(crate) fn in_batch() -> bool {
+    CURRENT.try_with(|_| ()).is_ok()
+}
+
+/// Notes that the running write (if in a batch) appended events itself.
+pub(crate) fn note_counter_taken() {
+    let _ = CURRENT.try_with(|d| d.took_counter.store(true, Ordering::Relaxed));
+}
