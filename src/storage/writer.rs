@@ -86,6 +86,12 @@ pub(crate) type OnCommit = Arc<dyn Fn(i64) + Send + Sync>;
 #[derive(Clone)]
 pub(crate) struct GroupWriter {
     jobs: mpsc::Sender<Job>,
+    /// Appends (`Job::Append`) when several writers share `jobs` (PostgreSQL): one writer of
+    /// their own takes them, so they form large batches — one counter update, one multi-row
+    /// INSERT and one commit for up to `MAX_BATCH` routed call-ins — instead of a few per
+    /// batch of each writer, every one of those batches then queueing on the event counter
+    /// (measured: 13 writes per transaction, 1,300 call-ins/s on PostgreSQL).
+    appends: Option<mpsc::Sender<Job>>,
     stats: Arc<Stats>,
 }
 
@@ -109,16 +115,25 @@ impl GroupWriter {
         let (jobs, rx) = mpsc::channel(QUEUE);
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let stats = Arc::new(Stats::default());
+        let writer = || Writer {
+            db: db.clone(),
+            stats: stats.clone(),
+            concurrent,
+            on_commit: on_commit.clone(),
+        };
         for _ in 0..writers.max(1) {
-            let w = Writer {
-                db: db.clone(),
-                stats: stats.clone(),
-                concurrent,
-                on_commit: on_commit.clone(),
-            };
-            tokio::spawn(w.run(rx.clone()));
+            tokio::spawn(writer().run(rx.clone()));
         }
-        Self { jobs, stats }
+        let appends = (writers > 1).then(|| {
+            let (appends, rx) = mpsc::channel(QUEUE);
+            tokio::spawn(writer().run(Arc::new(tokio::sync::Mutex::new(rx))));
+            appends
+        });
+        Self {
+            jobs,
+            appends,
+            stats,
+        }
     }
 
     /// (transactions committed or attempted, writes they held) so far.
@@ -163,7 +178,9 @@ impl GroupWriter {
         touch: Option<LastParty>,
     ) -> Result<Vec<Appended>, TxError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs
+        self.appends
+            .as_ref()
+            .unwrap_or(&self.jobs)
             .send(Job::Append {
                 events,
                 touch,
