@@ -126,17 +126,8 @@ impl Store {
                 .filter(|n| !existing.contains_key(&n.number))
                 .collect();
             for chunk in fresh.chunks(500) {
-                let rows = chunk.iter().map(|n| number::ActiveModel {
-                    pool_id: Set(pool.id),
-                    number: Set(n.number.clone()),
-                    iso2: Set(n.iso2.clone()),
-                    city: Set(n.city.clone()),
-                    state: Set(NumberState::Available.as_str().to_owned()),
-                    locked_by: Set(None),
-                    shared_count: Set(0),
-                    ext_count: Set(0),
-                    ext_seq: Set(0),
-                    ..Default::default()
+                let rows = chunk.iter().map(|n| {
+                    available_number(pool.id, n.number.clone(), n.iso2.clone(), n.city.clone())
                 });
                 number::Entity::insert_many(rows)
                     .exec_without_returning(&tx)
@@ -310,5 +301,26 @@ impl Store {
             })
             .collect::<Result<_, sea_orm::DbErr>>()
             .map_err(Into::into)
+    }
+}
+
+/// A pool number as it is added: available, unlocked, unshared, no extensions.
+pub(super) fn available_number(
+    pool_id: i64,
+    number: String,
+    iso2: String,
+    city: String,
+) -> number::ActiveModel {
+    number::ActiveModel {
+        pool_id: Set(pool_id),
+        number: Set(number),
+        iso2: Set(iso2),
+        city: Set(city),
+        state: Set(NumberState::Available.as_str().to_owned()),
+        locked_by: Set(None),
+        shared_count: Set(0),
+        ext_count: Set(0),
+        ext_seq: Set(0),
+        ..Default::default()
     }
 }

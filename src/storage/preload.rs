@@ -28,7 +28,7 @@ use sea_orm::{
 use super::entities::{binding, number, pool, route};
 use super::{Store, bindings::AVAILABLE, bindings::caller_key, convert};
 use crate::domain::{
-    BindingState, DomainError, ExpireStrategy, NumberState, PhoneNumber, Provider, XybBind, now_ms,
+    BindingState, DomainError, ExpireStrategy, PhoneNumber, Provider, XybBind, now_ms,
 };
 
 /// Bindings per transaction.
@@ -194,17 +194,13 @@ impl Store {
         let mut j = 0;
         while j < spec.numbers {
             let end = (j + NUMBERS_PER_INSERT as u64).min(spec.numbers);
-            let rows = (j..end).map(|k| number::ActiveModel {
-                pool_id: Set(pool.id),
-                number: Set(spec.number(k)),
-                iso2: Set("HK".into()),
-                city: Set("Hong Kong".into()),
-                state: Set(NumberState::Available.as_str().to_owned()),
-                locked_by: Set(None),
-                shared_count: Set(0),
-                ext_count: Set(0),
-                ext_seq: Set(0),
-                ..Default::default()
+            let rows = (j..end).map(|k| {
+                super::pools::available_number(
+                    pool.id,
+                    spec.number(k),
+                    "HK".into(),
+                    "Hong Kong".into(),
+                )
             });
             number::Entity::insert_many(rows)
                 .exec_without_returning(&tx)
