@@ -32,6 +32,26 @@ async fn call_ins(s: &TestServer, number: &str, n: usize, tag: &str) {
     }
 }
 
+/// Reads a cut-off stream to its end: what it had buffered, in order and without a gap, then the
+/// resumable RESOURCE_EXHAUSTED status. Returns the last sequence received.
+async fn drain_until_cut_off(stuck: &mut tonic::Streaming<pb::Event>) -> i64 {
+    let mut last = 0;
+    let status = loop {
+        match stuck.message().await {
+            Ok(Some(ev)) => {
+                assert_eq!(ev.sequence, last + 1, "in order, no gap");
+                last = ev.sequence;
+            }
+            Ok(None) => panic!("the stream ended without a status"),
+            Err(st) => break st,
+        }
+    };
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("after_sequence"), "{status:?}");
+    assert!(last > 0 && last < 1500, "{last}");
+    last
+}
+
 #[tokio::test]
 async fn streams_are_capped_and_a_subscriber_that_stops_reading_is_cut_off() {
     let s = TestServer::start_with(Settings {
@@ -90,20 +110,7 @@ async fn streams_are_capped_and_a_subscriber_that_stops_reading_is_cut_off() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Reading it now: what was buffered, then the resumable status.
-    let mut last = 0;
-    let status = loop {
-        match stuck.message().await {
-            Ok(Some(ev)) => {
-                assert_eq!(ev.sequence, last + 1, "in order, no gap");
-                last = ev.sequence;
-            }
-            Ok(None) => panic!("the stream ended without a status"),
-            Err(st) => break st,
-        }
-    };
-    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-    assert!(status.message().contains("after_sequence"), "{status:?}");
-    assert!(last > 0 && last < 1500, "{last}");
+    let last = drain_until_cut_off(&mut stuck).await;
     // Resuming after the last sequence received gets the rest, nothing twice.
     drop(open);
     // The slots of the dropped streams come back once the server sees them go (a client
@@ -257,18 +264,5 @@ async fn a_stuck_subscriber_is_cut_off_while_filtered_readers_keep_receiving() {
         );
     }
     // The stuck stream: what it had buffered, in order, then the resumable status.
-    let mut last = 0;
-    let status = loop {
-        match stuck.message().await {
-            Ok(Some(ev)) => {
-                assert_eq!(ev.sequence, last + 1, "in order, no gap");
-                last = ev.sequence;
-            }
-            Ok(None) => panic!("the stream ended without a status"),
-            Err(st) => break st,
-        }
-    };
-    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-    assert!(status.message().contains("after_sequence"), "{status:?}");
-    assert!(last > 0 && last < 1500, "{last}");
+    drain_until_cut_off(&mut stuck).await;
 }
