@@ -58,6 +58,19 @@ impl NewEvent {
     /// A lifecycle event of `b`; `detail` carries the binding's state, mode, virtual numbers and
     /// expiry (not the real numbers: subscribers that need them call `GetBinding`).
     pub fn for_binding(kind: &str, b: &Binding, now: Millis) -> Self {
+        let detail = binding_detail(
+            b.mode.as_str(),
+            b.state.as_str(),
+            &b.number_x,
+            b.number_y.as_deref(),
+            b.extension.as_deref(),
+            b.expire_at,
+        );
+        Self::about_binding(kind, b, detail, now)
+    }
+
+    /// An event about `b` with a `detail` of its own (a call-in's decision, say).
+    pub fn about_binding(kind: &str, b: &Binding, detail: serde_json::Value, now: Millis) -> Self {
         Self {
             kind: kind.to_owned(),
             tenant: b.tenant.clone(),
@@ -72,14 +85,7 @@ impl NewEvent {
             caller: String::new(),
             called: String::new(),
             callee: String::new(),
-            detail: binding_detail(
-                b.mode.as_str(),
-                b.state.as_str(),
-                &b.number_x,
-                b.number_y.as_deref(),
-                b.extension.as_deref(),
-                b.expire_at,
-            ),
+            detail,
             occurred_at: now,
             dedupe_key: None,
         }

@@ -555,11 +555,20 @@ fn incoming_event(c: &CallIn, d: &Decision, now: Millis) -> NewEvent {
         Decision::CollectExtension => ("collect_extension", "", "", None),
         Decision::NoBinding { reason, .. } => ("no_binding", "", "", Some(reason.as_str())),
     };
+    // Only the decision goes in the detail (no lifecycle detail built and thrown away: this
+    // runs for every call-in, most of them answered from memory).
+    let detail = serde_json::json!({
+        "decision": decision,
+        "display_number": display,
+        "no_binding_reason": why,
+        "extension": c.extension.as_ref().map(|x| x.as_str()),
+    });
+    let kind = CallEventKind::Incoming.as_str();
     let mut e = match b {
-        Some(b) => NewEvent::for_binding(CallEventKind::Incoming.as_str(), b, now),
+        Some(b) => NewEvent::about_binding(kind, b, detail, now),
         None => NewEvent {
-            kind: CallEventKind::Incoming.as_str().to_owned(),
-            detail: serde_json::Value::Null,
+            kind: kind.to_owned(),
+            detail,
             occurred_at: now,
             ..Default::default()
         },
@@ -568,12 +577,6 @@ fn incoming_event(c: &CallIn, d: &Decision, now: Millis) -> NewEvent {
     e.caller = c.caller.as_str().to_owned();
     e.called = c.called.as_str().to_owned();
     e.callee = connect_to.to_owned();
-    e.detail = serde_json::json!({
-        "decision": decision,
-        "display_number": display,
-        "no_binding_reason": why,
-        "extension": c.extension.as_ref().map(|x| x.as_str()),
-    });
     // The same call-in notified twice (softswitch retry) is stored once.
     e.dedupe_key = Some(incoming_key(&c.call_id));
     e

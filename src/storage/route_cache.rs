@@ -442,6 +442,12 @@ mod tests {
         matches!(h, Some(Hit::Plain(_)))
     }
 
+    /// Remembers an unbound decision for `caller` dialling `called`, read just now.
+    fn learn(c: &RouteCache, called: &str, caller: &str) {
+        let t = c.ticket(called, caller);
+        c.remember(t, (called, caller, None), &no_binding(), Trace::default());
+    }
+
     fn ready() -> RouteCache {
         let c = RouteCache::new();
         c.observe(&[], 0, Some(Instant::now()));
@@ -451,8 +457,7 @@ mod tests {
     #[test]
     fn remembered_until_the_number_is_invalidated() {
         let c = ready();
-        let t = c.ticket("100", "200");
-        c.remember(t, ("100", "200", None), &no_binding(), Trace::default());
+        learn(&c, "100", "200");
         assert!(plain(c.lookup("100", "200", None, 5, false)));
         assert!(c.lookup("100", "201", None, 5, false).is_none());
         assert!(c.lookup("100", "200", Some("1"), 5, false).is_none());
@@ -485,12 +490,7 @@ mod tests {
         c.remember(other, ("1", "3", None), &no_binding(), Trace::default());
         assert!(plain(c.lookup("1", "3", None, 0, false)));
         // A ticket taken after the forget is good again.
-        c.remember(
-            c.ticket("1", "2"),
-            ("1", "2", None),
-            &no_binding(),
-            Trace::default(),
-        );
+        learn(&c, "1", "2");
         assert!(plain(c.lookup("1", "2", None, 0, false)));
     }
 
@@ -511,24 +511,14 @@ mod tests {
     #[test]
     fn nothing_is_served_before_the_tailer_applied_this_process_s_changes() {
         let c = ready();
-        c.remember(
-            c.ticket("1", "2"),
-            ("1", "2", None),
-            &no_binding(),
-            Trace::default(),
-        );
+        learn(&c, "1", "2");
         c.published(7);
         assert!(c.lookup("1", "2", None, 0, false).is_none());
         c.observe(&[], 7, Some(Instant::now()));
         assert!(plain(c.lookup("1", "2", None, 0, false)));
         // Without a tailer at all, nothing is served.
         let cold = RouteCache::new();
-        cold.remember(
-            cold.ticket("1", "2"),
-            ("1", "2", None),
-            &no_binding(),
-            Trace::default(),
-        );
+        learn(&cold, "1", "2");
         assert!(cold.lookup("1", "2", None, 0, false).is_none());
     }
 
@@ -540,7 +530,7 @@ mod tests {
             ..Trace::default()
         };
         c.remember(
-            c.ticket("1", "2"),
+            c.ticket("1", "77"),
             ("1", "77", Some("101")),
             &no_binding(),
             tr,
@@ -560,12 +550,7 @@ mod tests {
     #[test]
     fn known_routes_answer_while_the_database_is_unreachable() {
         let c = ready();
-        c.remember(
-            c.ticket("1", "2"),
-            ("1", "2", None),
-            &no_binding(),
-            Trace::default(),
-        );
+        learn(&c, "1", "2");
         // The tailer falls behind (it cannot read the log): refused while the database is up…
         *c.caught_up.lock().unwrap() = Some(Instant::now() - STALE_AFTER * 2);
         assert!(c.lookup("1", "2", None, 0, false).is_none());
@@ -580,12 +565,7 @@ mod tests {
         let c = ready();
         for i in 0..(CAPACITY + 5_000) {
             let n = i.to_string();
-            c.remember(
-                c.ticket(&n, "2"),
-                (&n, "2", None),
-                &no_binding(),
-                Trace::default(),
-            );
+            learn(&c, &n, "2");
         }
         assert!(c.len() <= CAPACITY);
     }

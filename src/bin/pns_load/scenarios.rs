@@ -405,14 +405,21 @@ async fn call_in(ch: Channel, req: pb::NotifyCallInRequest, want: String) -> Out
     }
 }
 
-pub(crate) async fn bind_xyb_once(ch: Channel, pool: String, phone_b: String) -> Outcome {
-    let req = pb::BindXybRequest {
-        pool_key: pool,
+/// The BindXyb of the bind scenarios: delayed Y, B given.
+pub(crate) fn delayed_xyb(pool_key: String, phone_b: String) -> pb::BindXybRequest {
+    pb::BindXybRequest {
+        pool_key,
         phone_b,
         delayed_y: true,
         ..Default::default()
-    };
-    match binding_client(ch).bind_xyb(req).await {
+    }
+}
+
+pub(crate) async fn bind_xyb_once(ch: Channel, pool: String, phone_b: String) -> Outcome {
+    match binding_client(ch)
+        .bind_xyb(delayed_xyb(pool, phone_b))
+        .await
+    {
         Ok(_) => Outcome::Ok,
         Err(st) => Outcome::from_status(&st),
     }

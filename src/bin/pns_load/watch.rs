@@ -56,13 +56,10 @@ type Acks = Arc<Mutex<HashMap<String, i64>>>;
 
 /// BindXyb (delayed Y); notes when it was acknowledged.
 async fn bind_acked(ch: Channel, pool: String, phone_b: String, acks: Acks) -> Outcome {
-    let req = pb::BindXybRequest {
-        pool_key: pool,
-        phone_b,
-        delayed_y: true,
-        ..Default::default()
-    };
-    match binding_client(ch).bind_xyb(req).await {
+    match binding_client(ch)
+        .bind_xyb(super::scenarios::delayed_xyb(pool, phone_b))
+        .await
+    {
         Ok(r) => {
             let at = now_us();
             if let (Some(b), Ok(mut a)) = (r.into_inner().binding, acks.lock()) {

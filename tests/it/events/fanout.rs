@@ -32,6 +32,24 @@ async fn call_ins(s: &TestServer, number: &str, n: usize, tag: &str) {
     }
 }
 
+/// A WatchEvents stream of everything on a client that never reads it, with HTTP/2 windows of
+/// the protocol's default 64 KiB (tonic's own default would buffer megabytes in the client before
+/// the server notices), so the server's buffer for it fills.
+async fn never_reading(s: &TestServer) -> tonic::Streaming<pb::Event> {
+    let small = tonic::transport::Endpoint::from_shared(format!("http://{}", s.addr))
+        .unwrap()
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .unwrap();
+    pb::call_service_client::CallServiceClient::new(small)
+        .watch_events(watch_all(0))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 /// Reads a cut-off stream to its end: what it had buffered, in order and without a gap, then the
 /// resumable RESOURCE_EXHAUSTED status. Returns the last sequence received.
 async fn drain_until_cut_off(stuck: &mut tonic::Streaming<pb::Event>) -> i64 {
@@ -61,20 +79,8 @@ async fn streams_are_capped_and_a_subscriber_that_stops_reading_is_cut_off() {
     })
     .await;
     let numbers = pool_with(&s, "p", "8521313", 1, "").await;
-    // A client that reads nothing, with HTTP/2 windows of the protocol's default 64 KiB (tonic's
-    // own default would buffer megabytes in the client before the server notices).
-    let small = tonic::transport::Endpoint::from_shared(format!("http://{}", s.addr))
-        .unwrap()
-        .initial_stream_window_size(65_535)
-        .initial_connection_window_size(65_535)
-        .connect()
-        .await
-        .unwrap();
-    let mut stuck = pb::call_service_client::CallServiceClient::new(small)
-        .watch_events(watch_all(0))
-        .await
-        .unwrap()
-        .into_inner();
+    // A client that reads nothing.
+    let mut stuck = never_reading(&s).await;
     let reader = s
         .calls()
         .watch_events(watch_all(0))
@@ -206,19 +212,8 @@ async fn a_stuck_subscriber_is_cut_off_while_filtered_readers_keep_receiving() {
     let flood = pool_with(&s, "flood", "8521313", 1, "").await;
     pool_with(&s, "p", "8521314", 1, "").await;
     pool_with(&s, "q", "8521315", 1, "").await;
-    // Watches everything and never reads; 64 KiB HTTP/2 windows, so its buffers fill.
-    let small = tonic::transport::Endpoint::from_shared(format!("http://{}", s.addr))
-        .unwrap()
-        .initial_stream_window_size(65_535)
-        .initial_connection_window_size(65_535)
-        .connect()
-        .await
-        .unwrap();
-    let mut stuck = pb::call_service_client::CallServiceClient::new(small)
-        .watch_events(watch_all(0))
-        .await
-        .unwrap()
-        .into_inner();
+    // Watches everything and never reads.
+    let mut stuck = never_reading(&s).await;
     // Two readers, each of one pool, reading as the events come.
     let (read_p, read_q) = (
         reader(&s, "p", 2 * BINDS).await,
