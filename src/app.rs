@@ -200,7 +200,10 @@ pub async fn run(
     };
 
     let max_msg = settings.net.max_message_bytes;
-    tracing::info!(addr = %front.grpc_addr, tls = settings.net.tls.is_some(), db = store.backend_name(), "gRPC listening");
+    // Whether the database connection is encrypted (PostgreSQL): operators see what the URL's
+    // sslmode (or the loopback default, `storage::loopback_without_sslmode`) came to.
+    let db_tls = store.connection_encrypted().await.ok().flatten();
+    tracing::info!(addr = %front.grpc_addr, tls = settings.net.tls.is_some(), db = store.backend_name(), db_tls = ?db_tls, "gRPC listening");
     Server::builder()
         // Request ids, metrics and rejection logs of every call (`grpc::observe`).
         .layer(crate::grpc::observe::ObserveLayer)

@@ -527,6 +527,7 @@ async fn measure(cli: &Cli, servers: &Servers, local: Option<&Store>) -> Result<
         let uv0 = pns_gateway::storage::unique_violations();
         let hits0 = local.map(|s| (s.route_index_hits(), s.route_index_misses()));
         let gc0 = local.and_then(Store::group_commit_stats);
+        let st0 = local.map(Store::statements);
         let res = match s {
             Scenario::Health => scenarios::health(&ctx).await,
             Scenario::Notify => scenarios::notify(&ctx).await,
@@ -577,6 +578,16 @@ async fn measure(cli: &Cli, servers: &Servers, local: Option<&Store>) -> Result<
                             m.unknown - m0.unknown,
                             m.stale - m0.stale,
                             m.unapplied - m0.unapplied,
+                        );
+                    }
+                    if let (Some(store), Some(st0)) = (local, st0) {
+                        // Set-up (pools, numbers) included; on SQLite the event tailer reads
+                        // through its own connection and is not counted.
+                        let n = store.statements() - st0;
+                        eprintln!(
+                            "{}: {n} SQL statements on the main pool ({:.2} per successful request)",
+                            s.name(),
+                            n as f64 / ok.max(1) as f64
                         );
                     }
                     if let (Some((b1, w1)), Some((b0, w0))) =

@@ -55,7 +55,7 @@ impl Store {
         now: Millis,
     ) -> R<Option<Binding>> {
         let pool = self
-            .pool_for_tenant(&self.db, &res.binding.pool_key, &res.tenant)
+            .pool_for_tenant(&res.binding.pool_key, &res.tenant)
             .await?;
         let b = &res.binding;
         if let Some(cb) = &b.customer_bind_id

@@ -26,7 +26,13 @@ mod retention;
 pub mod route_cache;
 pub(crate) mod writer;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
@@ -58,6 +64,10 @@ pub struct Store {
     writer: Option<writer::GroupWriter>,
     /// Routing decisions answered from memory (see `route_cache`); shared by clones.
     routes: Arc<route_cache::RouteCache>,
+    /// Pool rows for binds (see `pools::PoolCache`); shared by clones.
+    pools: Arc<pools::PoolCache>,
+    /// Statements run on `db` so far (not BEGIN, SAVEPOINT or COMMIT); shared by clones.
+    statements: Arc<AtomicU64>,
     url: String,
     opts: StoreOptions,
 }
@@ -98,6 +108,34 @@ pub fn normalize_url(url: &str) -> String {
     }
 }
 
+/// Whether a PostgreSQL URL names a loopback host and leaves the TLS mode to the default (no
+/// `sslmode` in the URL, no `PGSSLMODE`). The driver's default, `prefer`, negotiates TLS with
+/// any server that offers it — Debian's PostgreSQL does, with its snakeoil certificate — and
+/// over TLS sqlx 0.9.0 stalls statements (it no longer sets `TCP_NODELAY`): NotifyCallIn ran at
+/// 1.2k/s over TLS on 127.0.0.1 against 8.4k/s without (BENCHMARKS.md). On loopback TLS
+/// protects nothing (the bytes never leave the host; `prefer` does not verify the server
+/// either), so such a URL connects without it. An explicit `sslmode` always wins.
+pub fn loopback_without_sslmode(url: &str) -> bool {
+    use std::str::FromStr;
+    let explicit = url.contains("sslmode=")
+        || url.contains("ssl-mode=")
+        || std::env::var_os("PGSSLMODE").is_some();
+    if explicit || !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return false;
+    }
+    let Ok(o) = sea_orm::sqlx::postgres::PgConnectOptions::from_str(url) else {
+        return false;
+    };
+    if o.get_socket().is_some() {
+        return false; // a Unix socket: no TLS either way
+    }
+    let host = o.get_host().trim_matches(['[', ']']);
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 impl Store {
     /// Connects (creating the SQLite file if needed) with default options. Does not migrate.
     pub async fn connect(url: &str) -> Result<Self, DbErr> {
@@ -130,13 +168,30 @@ impl Store {
             // A backstop for a hung database, well above the acquire timeout: a statement may
             // legitimately wait for row locks held by a queue of concurrent writers.
             let statement_timeout = format!("{}ms", (o.timeout * 10).as_millis());
+            let plain = loopback_without_sslmode(&url);
+            if plain {
+                tracing::info!(
+                    "PostgreSQL on the loopback interface and no sslmode given: connecting \
+                     without TLS (sslmode=disable); set sslmode in the URL to choose otherwise"
+                );
+            }
             opts.max_connections(32)
                 .min_connections(1)
                 .map_sqlx_postgres_opts(move |p| {
-                    p.options([("statement_timeout", statement_timeout.as_str())])
+                    let p = p.options([("statement_timeout", statement_timeout.as_str())]);
+                    if plain {
+                        p.ssl_mode(sea_orm::sqlx::postgres::PgSslMode::Disable)
+                    } else {
+                        p
+                    }
                 });
         }
-        let db = Database::connect(opts).await?;
+        let mut db = Database::connect(opts).await?;
+        let statements = Arc::new(AtomicU64::new(0));
+        let counted = statements.clone();
+        db.set_metric_callback(move |_| {
+            counted.fetch_add(1, Ordering::Relaxed);
+        });
         let backend = db.get_database_backend();
         let reads = if backend == DbBackend::Sqlite && !url.contains("memory") {
             let mut r = ConnectOptions::new(url.clone());
@@ -172,6 +227,8 @@ impl Store {
             backend,
             writer,
             routes,
+            pools: Arc::default(),
+            statements,
             events,
             up: Arc::new(tokio::sync::watch::channel(true).0),
             url,
@@ -286,6 +343,13 @@ impl Store {
         self.routes.misses()
     }
 
+    /// SQL statements run so far on the main connection pool (transaction control — BEGIN,
+    /// SAVEPOINT, COMMIT — not counted). On a SQLite file the event tailer reads through a
+    /// connection of its own, so this counts the request path's statements only.
+    pub fn statements(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+
     /// Routing decisions the route index holds now.
     pub fn route_index_len(&self) -> usize {
         self.routes.len()
@@ -318,6 +382,24 @@ impl Store {
     /// allocations take different rows instead of queueing on one. SQLite has one writer.
     fn skip_locked(&self) -> bool {
         matches!(self.backend, DbBackend::Postgres | DbBackend::MySql)
+    }
+
+    /// Whether this process's database connection is encrypted: PostgreSQL answers from
+    /// `pg_stat_ssl` for the session asking; `None` where it does not apply (SQLite) or is not
+    /// asked (MySQL).
+    pub async fn connection_encrypted(&self) -> Result<Option<bool>, DbErr> {
+        use sea_orm::{ConnectionTrait, Statement};
+        if self.backend != DbBackend::Postgres {
+            return Ok(None);
+        }
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(
+                self.backend,
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            ))
+            .await?;
+        row.map(|r| r.try_get::<bool>("", "ssl")).transpose()
     }
 
     pub async fn ping(&self) -> Result<(), DbErr> {
@@ -466,3 +548,32 @@ impl From<TxError> for DomainError {
 }
 
 pub use crate::domain::now_ms;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loopback_postgres_without_sslmode_connects_without_tls() {
+        // With PGSSLMODE set, every URL's mode is explicit: nothing is switched.
+        if std::env::var_os("PGSSLMODE").is_some() {
+            return;
+        }
+        for url in [
+            "postgres://postgres@127.0.0.1:5432/pns",
+            "postgresql://u:p@localhost/pns",
+            "postgres://postgres@[::1]:5432/pns",
+        ] {
+            assert!(super::loopback_without_sslmode(url), "{url}");
+        }
+        for url in [
+            "postgres://postgres@127.0.0.1:5432/pns?sslmode=require",
+            "postgres://postgres@127.0.0.1/pns?ssl-mode=prefer",
+            "postgres://postgres@db.internal:5432/pns",
+            "postgres://postgres@10.0.0.5/pns",
+            "postgres://postgres@localhost/pns?host=/var/run/postgresql",
+            "mysql://root@127.0.0.1:3306/pns",
+            "sqlite://pns.db?mode=rwc",
+        ] {
+            assert!(!super::loopback_without_sslmode(url), "{url}");
+        }
+    }
+}

@@ -1,6 +1,10 @@
 //! Pools and numbers.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::RwLock,
+    time::{Duration, Instant},
+};
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
@@ -24,14 +28,20 @@ impl Store {
             .ok_or_else(|| DomainError::PoolNotFound(key.to_owned()))
     }
 
+    /// A pool's row through the pool cache (see `PoolCache`).
+    pub(super) async fn pool_cached(&self, key: &str) -> R<pool::Model> {
+        if let Some(row) = self.pools.get(key) {
+            return Ok(row);
+        }
+        let row = self.pool_row(&self.reads, key).await?;
+        self.pools.put(row.clone());
+        Ok(row)
+    }
+
     /// The pool `tenant` binds in: PERMISSION_DENIED when the pool names other tenants only.
-    pub(super) async fn pool_for_tenant(
-        &self,
-        db: &impl ConnectionTrait,
-        key: &str,
-        tenant: &str,
-    ) -> R<pool::Model> {
-        let row = self.pool_row(db, key).await?;
+    /// Read through the pool cache (see `PoolCache`): a bind does not read its pool's row.
+    pub(super) async fn pool_for_tenant(&self, key: &str, tenant: &str) -> R<pool::Model> {
+        let row = self.pool_cached(key).await?;
         if !convert::pool(row.clone())?.allows(tenant) {
             return Err(DomainError::PermissionDenied {
                 reason: reason::POOL_NOT_ALLOWED,
@@ -74,6 +84,7 @@ impl Store {
             )
             .exec(&self.db)
             .await?;
+        self.pools.forget(&p.pool_key);
         Ok(p)
     }
 
@@ -322,5 +333,37 @@ pub(super) fn available_number(
         ext_count: Set(0),
         ext_seq: Set(0),
         ..Default::default()
+    }
+}
+
+/// How long a cached pool row is used before it is read again.
+const POOL_TTL: Duration = Duration::from_secs(2);
+
+/// Pool rows by key, for binds and `GetPool`. A pool's id, key and tenants never change once created (pools
+/// are never deleted); its provider and carrier key change only when a process starts with a
+/// different carrier configuration (`upsert_pool`), which this process's cache forgets at once
+/// and other processes' caches after `POOL_TTL`. Unknown keys are not cached (a pool may be
+/// created at any moment, by any replica).
+#[derive(Default)]
+pub(super) struct PoolCache {
+    rows: RwLock<HashMap<String, (Instant, pool::Model)>>,
+}
+
+impl PoolCache {
+    fn get(&self, key: &str) -> Option<pool::Model> {
+        let rows = self.rows.read().unwrap_or_else(|e| e.into_inner());
+        rows.get(key)
+            .filter(|(at, _)| at.elapsed() < POOL_TTL)
+            .map(|(_, row)| row.clone())
+    }
+
+    fn put(&self, row: pool::Model) {
+        let mut rows = self.rows.write().unwrap_or_else(|e| e.into_inner());
+        rows.insert(row.pool_key.clone(), (Instant::now(), row));
+    }
+
+    fn forget(&self, key: &str) {
+        let mut rows = self.rows.write().unwrap_or_else(|e| e.into_inner());
+        rows.remove(key);
     }
 }

@@ -20,7 +20,7 @@ impl Repository for Store {
         self.list_pools_impl().await
     }
     async fn get_pool(&self, pool_key: &str) -> R<Pool> {
-        super::convert::pool(self.pool_row(&self.db, pool_key).await?)
+        super::convert::pool(self.pool_cached(pool_key).await?)
     }
     async fn add_numbers(&self, pool_key: &str, numbers: Vec<NewNumber>) -> R<(u64, u64)> {
         self.add_numbers_impl(pool_key, numbers).await

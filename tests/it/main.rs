@@ -30,4 +30,5 @@ mod server;
 mod support;
 mod tls;
 mod webhooks;
+mod write_path;
 mod xyb;

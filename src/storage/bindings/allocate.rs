@@ -1,6 +1,7 @@
 //! Allocation: claiming X (locked), Y and AXN numbers, extensions and routes.
 
 use super::*;
+use sea_orm::QueryTrait;
 
 impl Store {
     // ---- allocation -------------------------------------------------------------------------
@@ -125,25 +126,23 @@ impl Store {
                         None => q.lock(LockType::Update),
                     };
                 }
-                let Some(cand) = q.limit(1).one(tx).await? else {
-                    if pass.is_some() {
-                        skip_done = true;
-                        continue;
-                    }
-                    break;
-                };
-                let done = number::Entity::update_many()
+                let lock = number::Entity::update_many()
                     .col_expr(number::Column::LockedBy, Expr::value(id))
-                    .filter(number::Column::Id.eq(cand.id))
                     .filter(number::Column::LockedBy.is_null())
                     .filter(number::Column::SharedCount.eq(0))
-                    .filter(number::Column::State.eq(AVAILABLE))
-                    .exec(tx)
-                    .await?
-                    .rows_affected;
-                if done == 1 {
-                    return Ok(Some(cand.number));
-                }
+                    .filter(number::Column::State.eq(AVAILABLE));
+                let claimed = match self.claim_one(tx, q, lock).await? {
+                    Claim::Took(n) => n,
+                    Claim::Lost => continue,
+                    Claim::NoneLeft => {
+                        if pass.is_some() {
+                            skip_done = true;
+                            continue;
+                        }
+                        break;
+                    }
+                };
+                return Ok(Some(claimed.number));
             }
             // Nothing free: end bindings of this pool whose expiry passed before the sweeper got to
             // them, then look once more.
@@ -375,15 +374,7 @@ impl Store {
                         if skip {
                             q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
                         }
-                        let Some(cand) = q.limit(1).one(tx).await? else {
-                            if skip {
-                                skip = false;
-                                pass = 0;
-                                continue;
-                            }
-                            break;
-                        };
-                        let done = number::Entity::update_many()
+                        let claim = number::Entity::update_many()
                             .col_expr(
                                 number::Column::SharedCount,
                                 Expr::col(number::Column::SharedCount).add(1),
@@ -396,27 +387,25 @@ impl Store {
                                 number::Column::ExtSeq,
                                 Expr::col(number::Column::ExtSeq).add(1),
                             )
-                            .filter(number::Column::Id.eq(cand.id))
                             .filter(number::Column::LockedBy.is_null())
                             .filter(number::Column::State.eq(AVAILABLE))
-                            .filter(number::Column::ExtCount.lt(AUTO_EXTENSION_COUNT))
-                            .exec(tx)
-                            .await?
-                            .rows_affected;
-                        if done == 0 {
-                            continue;
-                        }
-                        // The counter as our increment left it, read under the row lock the
-                        // UPDATE holds until commit: `cand` was read before the UPDATE and is
-                        // stale when concurrent binds chose the same number (each would then
-                        // start probing at an extension another bind just took).
-                        let seq = number::Entity::find_by_id(cand.id)
-                            .one(tx)
-                            .await?
-                            .map(|n| n.ext_seq)
-                            .ok_or(DomainError::Internal("claimed number vanished".into()))?;
+                            .filter(number::Column::ExtCount.lt(AUTO_EXTENSION_COUNT));
+                        // The claimed row carries the extension counter as our increment left
+                        // it, read under the row lock the UPDATE holds until commit.
+                        let cand = match self.claim_one(tx, q, claim).await? {
+                            Claim::Took(n) => n,
+                            Claim::Lost => continue,
+                            Claim::NoneLeft => {
+                                if skip {
+                                    skip = false;
+                                    pass = 0;
+                                    continue;
+                                }
+                                break;
+                            }
+                        };
                         if self.insert_route(tx, &cand.number, &key, id, now).await? {
-                            return Ok((cand.number, seq));
+                            return Ok((cand.number, cand.ext_seq));
                         }
                         add_shared(tx, &cand.number, -1, -1).await?;
                     }
@@ -463,8 +452,9 @@ impl Store {
         Err(DomainError::BindConflict(format!("every extension of {x} is taken")).into())
     }
 
-    /// Inserts a route under a savepoint. A conflicting route whose binding is no longer live
-    /// (expired, sweeper not yet there) is ended first; a live one makes this return false.
+    /// Inserts a route (`ON CONFLICT DO NOTHING`; on MySQL under a savepoint). A conflicting
+    /// route whose binding is no longer live (expired, sweeper not yet there) is ended first; a
+    /// live one makes this return false.
     pub(crate) async fn insert_route(
         &self,
         tx: &DatabaseTransaction,
@@ -474,44 +464,140 @@ impl Store {
         now: Millis,
     ) -> T<bool> {
         for attempt in 0..2 {
-            let sp = tx.begin().await?;
             let row = route::ActiveModel {
                 number: Set(n.to_owned()),
                 route_key: Set(key.to_owned()),
                 binding_id: Set(id.to_owned()),
                 ..Default::default()
             };
-            match route::Entity::insert(row).exec_without_returning(&sp).await {
-                Ok(_) => {
-                    sp.commit().await?;
-                    return Ok(true);
+            let inserted = if self.backend == sea_orm::DbBackend::MySql {
+                self.insert_route_savepoint(tx, row).await?
+            } else {
+                // One statement: a taken key inserts nothing (no savepoint, no error to roll
+                // back), so a bind costs no extra round trips per route.
+                let on_taken =
+                    OnConflict::columns([route::Column::Number, route::Column::RouteKey])
+                        .do_nothing()
+                        .to_owned();
+                route::Entity::insert(row)
+                    .on_conflict(on_taken)
+                    .exec_without_returning(tx)
+                    .await?
+                    == 1
+            };
+            if inserted {
+                return Ok(true);
+            }
+            let holder = route::Entity::find()
+                .filter(route::Column::Number.eq(n))
+                .filter(route::Column::RouteKey.eq(key))
+                .one(tx)
+                .await?;
+            match holder {
+                Some(h) if attempt == 0 && self.reap_if_dead(tx, &h.binding_id, now).await? => {
+                    continue;
                 }
-                Err(e) if is_unique_violation(&e) => {
-                    sp.rollback().await?;
-                    let holder = route::Entity::find()
-                        .filter(route::Column::Number.eq(n))
-                        .filter(route::Column::RouteKey.eq(key))
-                        .one(tx)
-                        .await?;
-                    match holder {
-                        Some(h)
-                            if attempt == 0
-                                && self.reap_if_dead(tx, &h.binding_id, now).await? =>
-                        {
-                            continue;
-                        }
-                        _ => return Ok(false),
-                    }
-                }
-                Err(e) => {
-                    // `e` matters, not the rollback's own failure: after a MySQL deadlock the
-                    // server already rolled back the transaction and the savepoint is gone.
-                    let _ = sp.rollback().await;
-                    return Err(e.into());
-                }
+                _ => return Ok(false),
             }
         }
         Ok(false)
+    }
+
+    /// MySQL's route insert: `INSERT IGNORE` would also turn other errors into warnings, so a
+    /// taken key is a unique violation rolled back to a savepoint. Returns whether it inserted.
+    async fn insert_route_savepoint(
+        &self,
+        tx: &DatabaseTransaction,
+        row: route::ActiveModel,
+    ) -> T<bool> {
+        let sp = tx.begin().await?;
+        match route::Entity::insert(row).exec_without_returning(&sp).await {
+            Ok(_) => {
+                sp.commit().await?;
+                Ok(true)
+            }
+            Err(e) if is_unique_violation(&e) => {
+                sp.rollback().await?;
+                Ok(false)
+            }
+            Err(e) => {
+                // `e` matters, not the rollback's own failure: after a MySQL deadlock the
+                // server already rolled back the transaction and the savepoint is gone.
+                let _ = sp.rollback().await;
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// What one attempt to claim a candidate number came to.
+pub(super) enum Claim {
+    /// The candidate, as the claiming UPDATE left it.
+    Took(number::Model),
+    /// A candidate was found, but a concurrent write changed it before the UPDATE (look again).
+    Lost,
+    /// No candidate matches.
+    NoneLeft,
+}
+
+impl Store {
+    /// Claims the first number `candidates` finds by applying `claim` (an UPDATE carrying the
+    /// claim's own conditions, re-checked under the row lock) to it. PostgreSQL and SQLite do
+    /// it in one statement (`UPDATE … WHERE id = (SELECT id … LIMIT 1) RETURNING *`), so a
+    /// claim is one round trip and the returned row is read under the lock the UPDATE holds;
+    /// MySQL, which has neither `UPDATE … RETURNING` nor `LIMIT` in an `IN` subquery, reads
+    /// the candidate, updates it and reads it back.
+    pub(super) async fn claim_one(
+        &self,
+        tx: &DatabaseTransaction,
+        candidates: sea_orm::Select<number::Entity>,
+        claim: sea_orm::UpdateMany<number::Entity>,
+    ) -> T<Claim> {
+        if self.backend != sea_orm::DbBackend::MySql {
+            let first = candidates
+                .clone()
+                .select_only()
+                .column(number::Column::Id)
+                .limit(1)
+                .into_query();
+            let mut rows = claim
+                // `= (SELECT …)`, not `IN (SELECT …)`: PostgreSQL runs a scalar subquery once
+                // (an InitPlan), whereas it may rescan an `IN` subquery per row of the outer
+                // scan, and with SKIP LOCKED a rescan can return another row than the one the
+                // outer row is compared with — the claim then matches nothing.
+                .filter(
+                    Expr::col((number::Entity, number::Column::Id))
+                        .eq(Expr::SubQuery(None, Box::new(first.into()))),
+                )
+                .exec_with_returning(tx)
+                .await?;
+            if let Some(row) = rows.pop() {
+                return Ok(Claim::Took(row));
+            }
+            // Nothing claimed: none left, or (PostgreSQL, after waiting for a row lock) the
+            // candidate no longer met the claim's conditions. Only this rare path asks which.
+            return Ok(match candidates.limit(1).one(tx).await? {
+                Some(_) => Claim::Lost,
+                None => Claim::NoneLeft,
+            });
+        }
+        let Some(cand) = candidates.limit(1).one(tx).await? else {
+            return Ok(Claim::NoneLeft);
+        };
+        let done = claim
+            .filter(number::Column::Id.eq(cand.id))
+            .exec(tx)
+            .await?
+            .rows_affected;
+        if done == 0 {
+            return Ok(Claim::Lost);
+        }
+        // Read back under the row lock the UPDATE holds: `cand` was read before it and is
+        // stale when concurrent binds chose the same number.
+        Ok(match number::Entity::find_by_id(cand.id).one(tx).await? {
+            Some(row) => Claim::Took(row),
+            None => Claim::Lost,
+        })
     }
 }
 

@@ -13,8 +13,8 @@ mod queries;
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
-    sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query},
+    QueryOrder, QuerySelect, TransactionTrait, TryIntoModel,
+    sea_query::{Expr, ExprTrait, LockBehavior, LockType, OnConflict, Query},
 };
 
 use super::entities::{binding, number, pool, route};
@@ -122,31 +122,18 @@ impl Store {
     }
 
     pub(super) async fn bind_xyb_impl(&self, cmd: &XybBind, now: Millis) -> R<(Binding, bool)> {
-        let pool = self
-            .pool_for_tenant(&self.db, &cmd.pool_key, &cmd.tenant)
-            .await?;
+        let pool = self.pool_for_tenant(&cmd.pool_key, &cmd.tenant).await?;
         if pool.provider != Provider::Local.as_str() {
             return Err(not_local(&pool));
         }
+        // A repeated `customer_bind_id` is found by its unique index when the new row is
+        // inserted (`claim`), and answered as a replay by `finish_bind`: no look-up first.
         let fp = cmd.fingerprint();
-        if let Some(cb) = &cmd.customer_bind_id
-            && let Some(existing) = self.find_by_customer(&self.db, &cmd.tenant, cb).await?
-        {
-            return self
-                .replay(
-                    existing,
-                    &fp,
-                    cmd.bind_strategy,
-                    cmd.bind_expire_seconds,
-                    now,
-                )
-                .await;
-        }
         let id = uuid::Uuid::now_v7().to_string();
         let b = cmd.phone_b.as_str();
         let res = group_tx!(self, [cmd, id, pool, fp, b, now], |this, tx| {
-            let draft = cmd.draft(id.clone(), Provider::Local, BindingState::Xyb, now);
-            claim(&tx, &draft, &cmd.tenant, &pool, &fp).await?;
+            let mut draft = cmd.draft(id.clone(), Provider::Local, BindingState::Xyb, now);
+            let claimed = claim(&tx, &draft, &cmd.tenant, &pool, &fp).await?;
             let x = match &cmd.number_x {
                 Some(x) => this.lock_fixed(&tx, &pool, x.as_str(), &id, now).await?,
                 None => this
@@ -170,7 +157,8 @@ impl Store {
                         .ok_or_else(|| no_number(&pool, Some(" for Y".into())))?,
                 })
             };
-            let row = fill_numbers(&tx, &id, &(x, y, None)).await?;
+            (draft.number_x, draft.number_y) = (x, y);
+            let row = settle(&tx, &draft, claimed, &cmd.tenant, &pool, &fp).await?;
             // Events: last statement, so the event counter lock is held only until commit.
             let seq = events::append_for_row(&tx, BINDING_CREATED, &row, now).await?;
             Ok((row, seq))
@@ -220,25 +208,18 @@ impl Store {
     }
 
     pub(super) async fn bind_axn_impl(&self, cmd: &AxnBind, now: Millis) -> R<(Binding, bool)> {
-        let pool = self
-            .pool_for_tenant(&self.db, &cmd.pool_key, &cmd.tenant)
-            .await?;
+        let pool = self.pool_for_tenant(&cmd.pool_key, &cmd.tenant).await?;
         if pool.provider != Provider::Local.as_str() {
             return Err(not_local(&pool));
         }
+        // A repeated `customer_bind_id` is found by its unique index when the new row is
+        // inserted (`claim`), and answered as a replay by `finish_bind`: no look-up first.
         let fp = cmd.fingerprint();
-        if let Some(cb) = &cmd.customer_bind_id
-            && let Some(existing) = self.find_by_customer(&self.db, &cmd.tenant, cb).await?
-        {
-            return self
-                .replay(existing, &fp, ExpireStrategy::Fixed, 0, now)
-                .await;
-        }
         let id = uuid::Uuid::now_v7().to_string();
         let a = cmd.phone_a.as_str();
         let res = group_tx!(self, [cmd, id, pool, fp, a, now], |this, tx| {
-            let draft = cmd.draft(id.clone(), Provider::Local, BindingState::Axn, now);
-            claim(&tx, &draft, &cmd.tenant, &pool, &fp).await?;
+            let mut draft = cmd.draft(id.clone(), Provider::Local, BindingState::Axn, now);
+            let claimed = claim(&tx, &draft, &cmd.tenant, &pool, &fp).await?;
             let (x, seq) = match &cmd.number_x {
                 Some(x) => {
                     let seq = this
@@ -275,7 +256,8 @@ impl Store {
                 }
                 None => this.assign_extension(&tx, &x, seq, &id, now).await?,
             };
-            let row = fill_numbers(&tx, &id, &(x, None, Some(extension))).await?;
+            (draft.number_x, draft.extension) = (x, Some(extension));
+            let row = settle(&tx, &draft, claimed, &cmd.tenant, &pool, &fp).await?;
             // Events: last statement, so the event counter lock is held only until commit.
             let seq = events::append_for_row(&tx, BINDING_CREATED, &row, now).await?;
             Ok((row, seq))
@@ -293,40 +275,53 @@ impl Store {
     }
 }
 
-/// Inserts a new binding's row first in its transaction: it claims `customer_bind_id`, so a
-/// concurrent request with the same id waits here (PostgreSQL) and then replays, instead of
-/// racing for numbers it will not keep.
+/// With a `customer_bind_id`, inserts the new binding's row first in its transaction: it claims
+/// the id, so a concurrent request with the same id waits here (PostgreSQL) and then replays,
+/// instead of racing for numbers it will not keep (or finding its fixed X locked by its twin).
+/// Without one there is nothing to claim and the row is inserted once, complete, by `settle`.
+/// Returns whether it inserted.
 async fn claim(
     tx: &DatabaseTransaction,
     draft: &Binding,
     tenant: &str,
     pool: &pool::Model,
     fp: &str,
-) -> Result<(), DbErr> {
+) -> Result<bool, DbErr> {
+    if draft.customer_bind_id.is_none() {
+        return Ok(false);
+    }
     let row = convert::new_row(draft, draft.state.as_str(), tenant, pool, fp, None);
     binding::Entity::insert(row)
         .exec_without_returning(tx)
         .await?;
-    Ok(())
+    Ok(true)
 }
 
-/// Writes the allocated numbers into the binding row inserted at the start of the transaction.
-async fn fill_numbers(
+/// Stores the allocated binding — the numbers into the row `claim` inserted, or the whole row —
+/// and returns the row as stored, built from the values written (no read back).
+async fn settle(
     tx: &DatabaseTransaction,
-    id: &str,
-    (x, y, ext): &(String, Option<String>, Option<String>),
+    b: &Binding,
+    claimed: bool,
+    tenant: &str,
+    pool: &pool::Model,
+    fp: &str,
 ) -> Result<binding::Model, DbErr> {
-    binding::Entity::update_many()
-        .col_expr(binding::Column::NumberX, Expr::value(x.clone()))
-        .col_expr(binding::Column::NumberY, Expr::value(y.clone()))
-        .col_expr(binding::Column::Extension, Expr::value(ext.clone()))
-        .filter(binding::Column::Id.eq(id))
-        .exec(tx)
-        .await?;
-    binding::Entity::find_by_id(id.to_owned())
-        .one(tx)
-        .await?
-        .ok_or_else(|| {
-            DbErr::RecordNotFound(format!("binding {id} vanished inside its transaction"))
-        })
+    let row = convert::new_row(b, b.state.as_str(), tenant, pool, fp, None);
+    if claimed {
+        // (No rows-affected check: MySQL counts changed rows, and a fixed X is already in
+        // the claimed row. The row was inserted under this write's own savepoint.)
+        binding::Entity::update_many()
+            .col_expr(binding::Column::NumberX, Expr::value(b.number_x.clone()))
+            .col_expr(binding::Column::NumberY, Expr::value(b.number_y.clone()))
+            .col_expr(binding::Column::Extension, Expr::value(b.extension.clone()))
+            .filter(binding::Column::Id.eq(b.id.as_str()))
+            .exec(tx)
+            .await?;
+    } else {
+        binding::Entity::insert(row.clone())
+            .exec_without_returning(tx)
+            .await?;
+    }
+    row.try_into_model()
 }
