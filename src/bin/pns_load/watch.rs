@@ -140,7 +140,9 @@ pub(crate) async fn watch(ctx: &Ctx, target: &str, shape: Shape) -> Result<Vec<R
     let mut readers_of = vec![0u64; groups];
     // Never-reading clients get the protocol's default 64 KiB HTTP/2 windows (tonic's own
     // default would let the client buffer megabytes before the server notices).
-    let small = Endpoint::from_shared(target.to_owned())
+    // (With --replicas, `target` lists them all; the never-reading clients use the first.)
+    let first = target.split(',').next().unwrap_or(target);
+    let small = Endpoint::from_shared(first.to_owned())
         .map_err(|e| e.to_string())?
         .initial_stream_window_size(65_535)
         .initial_connection_window_size(65_535)
