@@ -528,6 +528,7 @@ async fn measure(cli: &Cli, servers: &Servers, local: Option<&Store>) -> Result<
         let hits0 = local.map(|s| (s.route_index_hits(), s.route_index_misses()));
         let gc0 = local.and_then(Store::group_commit_stats);
         let st0 = local.map(Store::statements);
+        let sh0 = local.and_then(Store::group_commit_shared);
         let res = match s {
             Scenario::Health => scenarios::health(&ctx).await,
             Scenario::Notify => scenarios::notify(&ctx).await,
@@ -594,8 +595,16 @@ async fn measure(cli: &Cli, servers: &Servers, local: Option<&Store>) -> Result<
                         (local.and_then(Store::group_commit_stats), gc0)
                     {
                         let (b, w) = (b1 - b0, w1 - w0);
+                        let shared = match (local.and_then(Store::group_commit_shared), sh0) {
+                            (Some((s1, f1)), Some((s0, f0))) if s1 > s0 => format!(
+                                "; {} under one shared savepoint, {} of them run again write by write",
+                                s1 - s0,
+                                f1 - f0
+                            ),
+                            _ => String::new(),
+                        };
                         eprintln!(
-                            "{}: group commit: {w} writes in {b} transactions ({:.1} per transaction)",
+                            "{}: group commit: {w} writes in {b} transactions ({:.1} per transaction){shared}",
                             s.name(),
                             w as f64 / b.max(1) as f64
                         );

@@ -7,6 +7,7 @@
 //! each write inside one transaction (on SQLite and PostgreSQL many writes share one, each under
 //! its own savepoint: `writer`). Every write goes through `Store::run_write` (`group_tx!`).
 
+mod batch_end;
 mod bindings;
 mod calls;
 mod carrier;
@@ -24,6 +25,7 @@ mod repo_impl;
 mod reports;
 mod retention;
 pub mod route_cache;
+mod shared_savepoint;
 pub(crate) mod writer;
 
 use std::{
@@ -353,6 +355,13 @@ impl Store {
     /// Routing decisions the route index holds now.
     pub fn route_index_len(&self) -> usize {
         self.routes.len()
+    }
+
+    /// Group commit on SQLite so far: (batches whose writes ran under one shared savepoint,
+    /// those of them in which a write failed so every write ran again under its own); `None`
+    /// without group commit. See `shared_savepoint`.
+    pub fn group_commit_shared(&self) -> Option<(u64, u64)> {
+        self.writer.as_ref().map(writer::GroupWriter::shared_stats)
     }
 
     /// Group commit so far: (transactions, writes they held); `None` without group commit.

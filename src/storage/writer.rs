@@ -1,7 +1,8 @@
 //! Group commit. Concurrent writes are queued to the process's writers, each of which runs as
 //! many as are waiting in ONE transaction — each under its own savepoint, so one's conflict or
-//! error rolls back only its own changes — and answers each only after that transaction
-//! committed. A lone write commits at once (no timer); batches grow with load. On SQLite every
+//! error rolls back only its own changes (on SQLite a batch first tries them all under one
+//! shared savepoint and falls back to one each only when a write fails: `shared_savepoint`) —
+//! and answers each only after that transaction committed. A lone write commits at once (no timer); batches grow with load. On SQLite every
 //! commit is an fsync (`synchronous=FULL`), so this turns one fsync per write into one per
 //! batch; SQLite has one writer (one connection). PostgreSQL runs several (`StoreOptions::
 //! writers`), each on a pooled connection, so the statement round trips of different batches
@@ -23,7 +24,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU32, AtomicU64, Ordering},
     },
 };
 
@@ -33,8 +34,11 @@ use sea_orm::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+pub(crate) use super::batch_end::LastParty;
+use super::batch_end::append_all;
 use super::deferred::Deferred;
-use super::events::{Appended, append_events};
+use super::events::Appended;
+use super::shared_savepoint::{self, Shared};
 use super::{TxError, is_retryable, is_unavailable};
 use crate::domain::{DomainError, NewEvent};
 
@@ -52,8 +56,8 @@ const QUEUE: usize = 4096;
 /// How long a write that is not the first of its batch waits for a row lock (PostgreSQL)
 /// before it is moved to the next transaction.
 const LOCK_WAIT_MS: u64 = 25;
-/// Attempts of one write after retryable database errors.
-const ATTEMPTS: u32 = 8;
+/// Attempts of one write (and of a batch's end) after retryable database errors.
+pub(super) const ATTEMPTS: u32 = 8;
 
 pub(crate) type OpResult<T> = (DatabaseTransaction, Result<T, TxError>);
 pub(crate) type OpFuture<T> = Pin<Box<dyn Future<Output = OpResult<T>> + Send>>;
@@ -100,6 +104,10 @@ pub(crate) struct GroupWriter {
 struct Stats {
     batches: AtomicU64,
     writes: AtomicU64,
+    /// Batches whose writes ran under one shared savepoint (SQLite), and those of them where
+    /// a write failed and every write ran again under its own.
+    shared: AtomicU64,
+    shared_failed: AtomicU64,
 }
 
 impl GroupWriter {
@@ -120,6 +128,7 @@ impl GroupWriter {
             stats: stats.clone(),
             concurrent,
             on_commit: on_commit.clone(),
+            skip_shared: AtomicU32::new(0),
         };
         for _ in 0..writers.max(1) {
             tokio::spawn(writer().run(rx.clone()));
@@ -141,6 +150,15 @@ impl GroupWriter {
         (
             self.stats.batches.load(Ordering::Relaxed),
             self.stats.writes.load(Ordering::Relaxed),
+        )
+    }
+
+    /// (batches whose writes shared one savepoint, those of them that ran again write by
+    /// write) so far.
+    pub(crate) fn shared_stats(&self) -> (u64, u64) {
+        (
+            self.stats.shared.load(Ordering::Relaxed),
+            self.stats.shared_failed.load(Ordering::Relaxed),
         )
     }
 
@@ -202,9 +220,20 @@ struct Writer {
     stats: Arc<Stats>,
     concurrent: bool,
     on_commit: OnCommit,
+    /// Batches left to run with a savepoint per write after a shared run failed.
+    skip_shared: AtomicU32,
 }
 
 impl Writer {
+    /// Whether this batch's writes first run under one shared savepoint (SQLite).
+    fn shared_due(&self) -> bool {
+        let left = self.skip_shared.load(Ordering::Relaxed);
+        if left > 0 {
+            self.skip_shared.store(left - 1, Ordering::Relaxed);
+        }
+        left == 0
+    }
+
     /// Takes what is waiting (up to `MAX_BATCH`) when it is free, runs it.
     async fn run(self, jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
         loop {
@@ -267,8 +296,55 @@ impl Writer {
         let mut appends: Vec<(usize, AppendReply)> = Vec::new();
         let mut events = Vec::new();
         let mut touches = Vec::new();
-        let mut jobs = batch.into_iter();
         let mut held = 0usize;
+        let mut batch = batch;
+        let writes = batch.iter().filter(|j| matches!(j, Job::Op { .. })).count();
+        if !self.concurrent && writes > 1 && self.shared_due() {
+            // SQLite: the writes under one shared savepoint first (see `shared_savepoint`).
+            let (mut ops, mut replies, mut others) = (Vec::new(), Vec::new(), Vec::new());
+            for job in batch {
+                match job {
+                    Job::Op { op, reply } => {
+                        ops.push(op);
+                        replies.push(reply);
+                    }
+                    other => others.push(other),
+                }
+            }
+            self.stats.shared.fetch_add(1, Ordering::Relaxed);
+            batch = match shared_savepoint::run(&tx, &mut ops).await {
+                Shared::Done(outs) => {
+                    held += outs.len();
+                    for (reply, (out, mine)) in replies.into_iter().zip(outs) {
+                        let range = deferred.len()..deferred.len() + mine.len();
+                        deferred.extend(mine);
+                        answers.push((reply, Ok(out), range));
+                    }
+                    others
+                }
+                Shared::Failed => {
+                    self.stats.shared_failed.fetch_add(1, Ordering::Relaxed);
+                    self.skip_shared
+                        .store(shared_savepoint::AFTER_FAILURE, Ordering::Relaxed);
+                    let ops = ops.into_iter().zip(replies);
+                    ops.map(|(op, reply)| Job::Op { op, reply })
+                        .chain(others)
+                        .collect()
+                }
+                Shared::Broken(e) => {
+                    tracing::warn!(error = %e, writes, "batch savepoint failed; no write of it is acknowledged");
+                    let _ = tx.rollback().await;
+                    for reply in replies {
+                        let _ = reply.send(Err(batch_error(&e)));
+                    }
+                    for job in others {
+                        job.fail(batch_error(&e));
+                    }
+                    return Vec::new();
+                }
+            };
+        }
+        let mut jobs = batch.into_iter();
         let mut first_op = true;
         let mut ops = 0usize;
         let mut requeued = None;
@@ -428,96 +504,6 @@ fn clone_error(e: &DomainError) -> DomainError {
     match e {
         DomainError::Unavailable(m) => DomainError::Unavailable(m.clone()),
         other => DomainError::Internal(other.to_string()),
-    }
-}
-
-/// The end of a batch: the last parties, then every event, under a savepoint (retried after
-/// retryable errors; its failure fails the appends, and the writes if they had events).
-async fn append_all(
-    tx: &DatabaseTransaction,
-    events: Vec<NewEvent>,
-    touches: Vec<LastParty>,
-) -> Result<Vec<Appended>, DomainError> {
-    if events.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let sp = tx.begin().await.map_err(DomainError::from)?;
-        let res = async {
-            LastParty::write_all(&sp, &touches).await?;
-            append_events(&sp, events.clone()).await
-        }
-        .await;
-        match res {
-            Ok(r) => {
-                sp.commit().await.map_err(DomainError::from)?;
-                return Ok(r.items);
-            }
-            Err(e) => {
-                let _ = sp.rollback().await;
-                if is_retryable(&e) && attempt < ATTEMPTS {
-                    continue;
-                }
-                return Err(e.into());
-            }
-        }
-    }
-}
-
-/// A connected extension call's one change: the binding's last party (where A's call-back
-/// goes).
-#[derive(Clone, Debug)]
-pub(crate) struct LastParty {
-    pub(crate) binding_id: String,
-    pub(crate) caller: String,
-}
-
-impl LastParty {
-    pub(crate) async fn write(&self, tx: &DatabaseTransaction) -> Result<(), sea_orm::DbErr> {
-        Self::write_all(tx, std::slice::from_ref(self)).await
-    }
-
-    /// Every last party of a batch in one UPDATE per chunk
-    /// (`SET last_party = CASE id WHEN … THEN … END WHERE id IN (…)`); of several calls to one
-    /// binding, the last one's caller is kept.
-    pub(crate) async fn write_all(
-        tx: &DatabaseTransaction,
-        touches: &[LastParty],
-    ) -> Result<(), sea_orm::DbErr> {
-        use super::entities::binding;
-        use sea_orm::{
-            ColumnTrait, Condition, EntityTrait, QueryFilter,
-            sea_query::{CaseStatement, Expr},
-        };
-        let mut seen = std::collections::HashSet::new();
-        let last: Vec<&LastParty> = touches
-            .iter()
-            .rev()
-            .filter(|t| seen.insert(t.binding_id.as_str()))
-            .collect();
-        for chunk in last.chunks(super::events::MAX_BIND_PARAMS / 3) {
-            // `active = 1` in the CASE, not the WHERE: with it in the WHERE and more than ~20
-            // ids, SQLite (no statistics) plans the UPDATE by the `active` index and visits
-            // every active binding (~250 ms a batch at 1,000,000; BENCHMARKS.md, preload).
-            let mut case = CaseStatement::new();
-            for t in chunk {
-                case = case.case(
-                    Condition::all()
-                        .add(binding::Column::Id.eq(t.binding_id.clone()))
-                        .add(binding::Column::Active.eq(1)),
-                    Expr::val(t.caller.clone()),
-                );
-            }
-            case = case.finally(Expr::col(binding::Column::LastParty));
-            binding::Entity::update_many()
-                .col_expr(binding::Column::LastParty, case.into())
-                .filter(binding::Column::Id.is_in(chunk.iter().map(|t| t.binding_id.clone())))
-                .exec(tx)
-                .await?;
-        }
-        Ok(())
     }
 }
 

@@ -229,6 +229,16 @@ async fn concurrent_writes_are_group_committed_and_a_conflict_fails_alone() {
             assert_eq!(got.customer_bind_id, format!("gc-{i}"));
         }
     }
+    // No write of a batch that ran again write by write (after a conflict under the shared
+    // savepoint, SQLite) left anything behind from its first run.
+    let found = s.store.check_invariants().await.expect("check runs");
+    assert!(found.is_empty(), "{found:?}");
+    if let Some((shared, failed)) = s.store.group_commit_shared() {
+        eprintln!("{shared} batches under one shared savepoint, {failed} run again");
+        if s.store.backend_name() == "sqlite" {
+            assert!(failed > 0, "the contested X fails a shared run");
+        }
+    }
     if let (Some((b0, w0)), Some((b1, w1))) = (before, s.store.group_commit_stats()) {
         let (batches, writes) = (b1 - b0, w1 - w0);
         eprintln!("{writes} writes in {batches} transactions");

@@ -1,0 +1,99 @@
+//! The end of a group-commit batch (see `writer`): the connected extension calls' last
+//! parties, then every event of the batch, in one savepoint.
+
+use sea_orm::{DatabaseTransaction, TransactionTrait};
+
+use super::events::{Appended, append_events};
+use super::is_retryable;
+use super::writer::ATTEMPTS;
+use crate::domain::{DomainError, NewEvent};
+
+/// The end of a batch: the last parties, then every event, under a savepoint (retried after
+/// retryable errors; its failure fails the appends, and the writes if they had events).
+pub(super) async fn append_all(
+    tx: &DatabaseTransaction,
+    events: Vec<NewEvent>,
+    touches: Vec<LastParty>,
+) -> Result<Vec<Appended>, DomainError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let sp = tx.begin().await.map_err(DomainError::from)?;
+        let res = async {
+            LastParty::write_all(&sp, &touches).await?;
+            append_events(&sp, events.clone()).await
+        }
+        .await;
+        match res {
+            Ok(r) => {
+                sp.commit().await.map_err(DomainError::from)?;
+                return Ok(r.items);
+            }
+            Err(e) => {
+                let _ = sp.rollback().await;
+                if is_retryable(&e) && attempt < ATTEMPTS {
+                    continue;
+                }
+                return Err(e.into());
+            }
+        }
+    }
+}
+
+/// A connected extension call's one change: the binding's last party (where A's call-back
+/// goes).
+#[derive(Clone, Debug)]
+pub(crate) struct LastParty {
+    pub(crate) binding_id: String,
+    pub(crate) caller: String,
+}
+
+impl LastParty {
+    pub(crate) async fn write(&self, tx: &DatabaseTransaction) -> Result<(), sea_orm::DbErr> {
+        Self::write_all(tx, std::slice::from_ref(self)).await
+    }
+
+    /// Every last party of a batch in one UPDATE per chunk
+    /// (`SET last_party = CASE id WHEN … THEN … END WHERE id IN (…)`); of several calls to one
+    /// binding, the last one's caller is kept.
+    pub(crate) async fn write_all(
+        tx: &DatabaseTransaction,
+        touches: &[LastParty],
+    ) -> Result<(), sea_orm::DbErr> {
+        use super::entities::binding;
+        use sea_orm::{
+            ColumnTrait, Condition, EntityTrait, QueryFilter,
+            sea_query::{CaseStatement, Expr},
+        };
+        let mut seen = std::collections::HashSet::new();
+        let last: Vec<&LastParty> = touches
+            .iter()
+            .rev()
+            .filter(|t| seen.insert(t.binding_id.as_str()))
+            .collect();
+        for chunk in last.chunks(super::events::MAX_BIND_PARAMS / 3) {
+            // `active = 1` in the CASE, not the WHERE: with it in the WHERE and more than ~20
+            // ids, SQLite (no statistics) plans the UPDATE by the `active` index and visits
+            // every active binding (~250 ms a batch at 1,000,000; BENCHMARKS.md, preload).
+            let mut case = CaseStatement::new();
+            for t in chunk {
+                case = case.case(
+                    Condition::all()
+                        .add(binding::Column::Id.eq(t.binding_id.clone()))
+                        .add(binding::Column::Active.eq(1)),
+                    Expr::val(t.caller.clone()),
+                );
+            }
+            case = case.finally(Expr::col(binding::Column::LastParty));
+            binding::Entity::update_many()
+                .col_expr(binding::Column::LastParty, case.into())
+                .filter(binding::Column::Id.is_in(chunk.iter().map(|t| t.binding_id.clone())))
+                .exec(tx)
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,90 @@
+//! A SQLite batch's writes under ONE savepoint (see `writer`).
+//!
+//! Every write of a batch normally runs under a savepoint of its own, so one's failure rolls
+//! back only its own changes. On SQLite that is two more statements per write (SAVEPOINT,
+//! RELEASE), each a hand-off to sqlx's connection thread and back, on the one serial path every
+//! write of the process takes. Most batches fail nowhere, so the writer first runs a batch's
+//! writes one after another under one shared savepoint; if every one succeeds, that savepoint
+//! is released and the writes are answered as usual. If any fails (an error, a domain answer
+//! such as a conflict, or a panic), the shared savepoint is rolled back — none of the batch's
+//! writes left anything — and the writer runs them all again, each under its own savepoint,
+//! exactly as it does without this. Writes may run more than once by contract (they are retried
+//! after retryable database errors), and a write's deferred events are kept only from the run
+//! whose changes are kept.
+
+use std::{
+    future::Future,
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::Arc,
+    task::Poll,
+};
+
+use sea_orm::{DatabaseTransaction, DbErr, TransactionTrait};
+
+use super::deferred::Deferred;
+use crate::domain::NewEvent;
+
+/// After a shared run failed, how many batches run every write under its own savepoint before
+/// the writer tries a shared one again (a workload where writes fail often — an exhausted pool,
+/// a burst of replays — then pays for at most one wasted run in this many batches).
+pub(super) const AFTER_FAILURE: u32 = 16;
+
+/// What a shared run came to.
+pub(super) enum Shared<O> {
+    /// Every write succeeded and the shared savepoint is released: each write's result and
+    /// the events it deferred, in order.
+    Done(Vec<(O, Vec<(NewEvent, bool)>)>),
+    /// A write failed; nothing of the run is left (the savepoint is rolled back, or was never
+    /// taken). Run the writes again, each under a savepoint of its own.
+    Failed,
+    /// Releasing or rolling back the shared savepoint failed: the transaction's state is
+    /// unknown, so none of its writes may be answered as done (or run again in it).
+    Broken(DbErr),
+}
+
+/// Runs `ops` in order under one savepoint of `tx` (see the module's documentation).
+pub(super) async fn run<O, F>(tx: &DatabaseTransaction, ops: &mut [F]) -> Shared<O>
+where
+    F: FnMut(DatabaseTransaction) -> super::writer::OpFuture<O>,
+{
+    let Ok(mut shared) = tx.begin().await else {
+        return Shared::Failed;
+    };
+    let mut outs = Vec::with_capacity(ops.len());
+    for op in ops.iter_mut() {
+        let mine = Arc::new(Deferred::default());
+        let Some((back, res)) = unless_it_panics(mine.clone().scope(op(shared))).await else {
+            // The savepoint went down with the panicking write; sqlx rolls it back before the
+            // connection's next statement.
+            return Shared::Failed;
+        };
+        shared = back;
+        match res {
+            Ok(v) => outs.push((v, mine.take_events())),
+            Err(_) => {
+                return match shared.rollback().await {
+                    Ok(()) => Shared::Failed,
+                    Err(e) => Shared::Broken(e),
+                };
+            }
+        }
+    }
+    match shared.commit().await {
+        Ok(()) => Shared::Done(outs),
+        Err(e) => Shared::Broken(e),
+    }
+}
+
+/// `f`'s output, or `None` if polling it panicked (a write's panic fails that run, not the
+/// writer).
+async fn unless_it_panics<F: Future>(f: F) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    std::future::poll_fn(
+        |cx| match catch_unwind(AssertUnwindSafe(|| f.as_mut().poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Some(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(None),
+        },
+    )
+    .await
+}
