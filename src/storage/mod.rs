@@ -116,12 +116,25 @@ pub fn normalize_url(url: &str) -> String {
 /// over TLS sqlx 0.9.0 stalls statements (it no longer sets `TCP_NODELAY`): NotifyCallIn ran at
 /// 1.2k/s over TLS on 127.0.0.1 against 8.4k/s without (BENCHMARKS.md). On loopback TLS
 /// protects nothing (the bytes never leave the host; `prefer` does not verify the server
-/// either), so such a URL connects without it. An explicit `sslmode` always wins.
+/// either), so such a URL connects without it. An explicit `sslmode`, or certificates in the
+/// URL or the environment, always win. (A TCP forwarder on loopback to a remote database
+/// must say `sslmode`: see docs/operations.md.)
 pub fn loopback_without_sslmode(url: &str) -> bool {
     use std::str::FromStr;
-    let explicit = url.contains("sslmode=")
-        || url.contains("ssl-mode=")
-        || std::env::var_os("PGSSLMODE").is_some();
+    // Anything that speaks of TLS makes the choice the operator's: a mode, or certificates
+    // (a server that only accepts TLS, a client certificate).
+    let explicit = [
+        "sslmode=",
+        "ssl-mode=",
+        "sslrootcert=",
+        "sslcert=",
+        "sslkey=",
+    ]
+    .iter()
+    .any(|p| url.contains(p))
+        || ["PGSSLMODE", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some());
     if explicit || !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         return false;
     }
@@ -562,8 +575,11 @@ pub use crate::domain::now_ms;
 mod tests {
     #[test]
     fn loopback_postgres_without_sslmode_connects_without_tls() {
-        // With PGSSLMODE set, every URL's mode is explicit: nothing is switched.
-        if std::env::var_os("PGSSLMODE").is_some() {
+        // With TLS settings in the environment every URL's choice is explicit.
+        if ["PGSSLMODE", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some())
+        {
             return;
         }
         for url in [
@@ -576,6 +592,8 @@ mod tests {
         for url in [
             "postgres://postgres@127.0.0.1:5432/pns?sslmode=require",
             "postgres://postgres@127.0.0.1/pns?ssl-mode=prefer",
+            "postgres://postgres@127.0.0.1/pns?sslrootcert=/etc/pns/ca.pem",
+            "postgres://postgres@localhost/pns?sslcert=/c.pem&sslkey=/k.pem",
             "postgres://postgres@db.internal:5432/pns",
             "postgres://postgres@10.0.0.5/pns",
             "postgres://postgres@localhost/pns?host=/var/run/postgresql",

@@ -2,7 +2,10 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::RwLock,
+    sync::{
+        RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -33,8 +36,9 @@ impl Store {
         if let Some(row) = self.pools.get(key) {
             return Ok(row);
         }
+        let generation = self.pools.generation();
         let row = self.pool_row(&self.reads, key).await?;
-        self.pools.put(row.clone());
+        self.pools.put(row.clone(), generation);
         Ok(row)
     }
 
@@ -347,9 +351,16 @@ const POOL_TTL: Duration = Duration::from_secs(2);
 #[derive(Default)]
 pub(super) struct PoolCache {
     rows: RwLock<HashMap<String, (Instant, pool::Model)>>,
+    /// Bumped by every `forget`: a row read before it may be older than the change it
+    /// forgot, so it is not cached.
+    forgets: AtomicU64,
 }
 
 impl PoolCache {
+    fn generation(&self) -> u64 {
+        self.forgets.load(Ordering::Acquire)
+    }
+
     fn get(&self, key: &str) -> Option<pool::Model> {
         let rows = self.rows.read().unwrap_or_else(|e| e.into_inner());
         rows.get(key)
@@ -357,13 +368,18 @@ impl PoolCache {
             .map(|(_, row)| row.clone())
     }
 
-    fn put(&self, row: pool::Model) {
+    /// Caches `row`, read after `generation()` returned `read_at` — unless a `forget` came
+    /// in between (checked under the lock `forget` takes too).
+    fn put(&self, row: pool::Model, read_at: u64) {
         let mut rows = self.rows.write().unwrap_or_else(|e| e.into_inner());
-        rows.insert(row.pool_key.clone(), (Instant::now(), row));
+        if self.forgets.load(Ordering::Acquire) == read_at {
+            rows.insert(row.pool_key.clone(), (Instant::now(), row));
+        }
     }
 
     fn forget(&self, key: &str) {
         let mut rows = self.rows.write().unwrap_or_else(|e| e.into_inner());
+        self.forgets.fetch_add(1, Ordering::AcqRel);
         rows.remove(key);
     }
 }

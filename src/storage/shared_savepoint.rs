@@ -6,9 +6,10 @@
 //! write of the process takes. Most batches fail nowhere, so the writer first runs a batch's
 //! writes one after another under one shared savepoint; if every one succeeds, that savepoint
 //! is released and the writes are answered as usual. If any fails (an error, a domain answer
-//! such as a conflict, or a panic), the shared savepoint is rolled back — none of the batch's
-//! writes left anything — and the writer runs them all again, each under its own savepoint,
-//! exactly as it does without this. Writes may run more than once by contract (they are retried
+//! such as a conflict), the shared savepoint is rolled back — none of the batch's writes left
+//! anything — and the writer runs them all again, each under its own savepoint, exactly as it
+//! does without this. A panic under the shared savepoint fails the whole batch (none of it is
+//! acknowledged; see `Shared::Broken`). Writes may run more than once by contract (they are retried
 //! after retryable database errors), and a write's deferred events are kept only from the run
 //! whose changes are kept.
 
@@ -37,8 +38,9 @@ pub(super) enum Shared<O> {
     /// A write failed; nothing of the run is left (the savepoint is rolled back, or was never
     /// taken). Run the writes again, each under a savepoint of its own.
     Failed,
-    /// Releasing or rolling back the shared savepoint failed: the transaction's state is
-    /// unknown, so none of its writes may be answered as done (or run again in it).
+    /// Releasing or rolling back the shared savepoint failed, or a write panicked under it:
+    /// the transaction's state is unknown, so none of its writes may be answered as done (or
+    /// run again in it).
     Broken(DbErr),
 }
 
@@ -54,9 +56,13 @@ where
     for op in ops.iter_mut() {
         let mine = Arc::new(Deferred::default());
         let Some((back, res)) = unless_it_panics(mine.clone().scope(op(shared))).await else {
-            // The savepoint went down with the panicking write; sqlx rolls it back before the
-            // connection's next statement.
-            return Shared::Failed;
+            // The savepoint went down with the panicking write: its rollback is left to a
+            // drop that cannot report failure, so the batch's transaction is not trusted with
+            // a second run (the writes before this one would be kept twice if that rollback
+            // had failed). The whole batch fails; nothing of it was acknowledged.
+            return Shared::Broken(DbErr::Custom(
+                "a write panicked under the batch's shared savepoint".into(),
+            ));
         };
         shared = back;
         match res {
@@ -75,7 +81,7 @@ where
     }
 }
 
-/// `f`'s output, or `None` if polling it panicked (a write's panic fails that run, not the
+/// `f`'s output, or `None` if polling it panicked (a write's panic fails its batch, not the
 /// writer).
 async fn unless_it_panics<F: Future>(f: F) -> Option<F::Output> {
     let mut f = std::pin::pin!(f);

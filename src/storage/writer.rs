@@ -332,6 +332,7 @@ impl Writer {
                         .collect()
                 }
                 Shared::Broken(e) => {
+                    self.stats.batches.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %e, writes, "batch savepoint failed; no write of it is acknowledged");
                     let _ = tx.rollback().await;
                     for reply in replies {

@@ -69,11 +69,12 @@ async fn a_bind_is_a_few_statements() {
     }
 }
 
-/// A repeated `customer_bind_id` is found by the unique index when the new row is inserted
-/// (no look-up before every bind): same payload → the same binding, `replayed`; another
-/// payload → ALREADY_EXISTS; and neither allocates a number.
+/// A repeated `customer_bind_id`: same payload → the same binding, `replayed`; another payload
+/// → ALREADY_EXISTS; neither allocates a number, and neither enters the group writer (a repeat
+/// is looked up first, on the read connection: its failed insert would otherwise spoil its
+/// batch's shared savepoint on SQLite).
 #[tokio::test]
-async fn a_repeated_customer_bind_id_is_a_replay_found_by_the_insert() {
+async fn a_repeated_customer_bind_id_is_a_replay_outside_the_writer() {
     let s = TestServer::start().await;
     pool_with(&s, "wp", "8522112", 4, "").await;
     let mut req = xyb("wp", "8613900000011");
@@ -83,6 +84,7 @@ async fn a_repeated_customer_bind_id_is_a_replay_found_by_the_insert() {
     assert!(!first.replayed);
     let free_after_first = stats(&s, "wp").await;
 
+    let writes_before = s.store.group_commit_stats();
     let again = s.bindings().bind_xyb(req.clone()).await.expect("replay");
     let again = again.into_inner();
     assert!(again.replayed);
@@ -102,6 +104,9 @@ async fn a_repeated_customer_bind_id_is_a_replay_found_by_the_insert() {
         after, free_after_first,
         "a replay or a conflict allocates nothing"
     );
+    if let (Some((_, w0)), Some((_, w1))) = (writes_before, s.store.group_commit_stats()) {
+        assert_eq!(w1, w0, "a replay and a conflicting repeat write nothing");
+    }
 }
 
 /// PostgreSQL on 127.0.0.1 without an sslmode: the server offers TLS (Debian's snakeoil

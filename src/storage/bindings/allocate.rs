@@ -120,18 +120,17 @@ impl Store {
                 if let Some(c) = iso2 {
                     q = q.filter(number::Column::Iso2.eq(c));
                 }
-                if self.skip_locked() {
-                    q = match pass {
-                        Some(b) => q.lock_with_behavior(LockType::Update, *b),
-                        None => q.lock(LockType::Update),
-                    };
-                }
+                let row_lock = match (self.skip_locked(), pass) {
+                    (false, _) => RowLock::None,
+                    (true, Some(_)) => RowLock::SkipLocked,
+                    (true, None) => RowLock::Wait,
+                };
                 let lock = number::Entity::update_many()
                     .col_expr(number::Column::LockedBy, Expr::value(id))
                     .filter(number::Column::LockedBy.is_null())
                     .filter(number::Column::SharedCount.eq(0))
                     .filter(number::Column::State.eq(AVAILABLE));
-                let claimed = match self.claim_one(tx, q, lock).await? {
+                let claimed = match self.claim_one(tx, q, row_lock, lock).await? {
                     Claim::Took(n) => n,
                     Claim::Lost => continue,
                     Claim::NoneLeft => {
@@ -368,12 +367,14 @@ impl Store {
                             q = q.filter(number::Column::City.eq(*c));
                         }
                         // The allocation index's order, so every database picks the same.
-                        let mut q = q
+                        let q = q
                             .order_by_asc(number::Column::SharedCount)
                             .order_by_asc(number::Column::Id);
-                        if skip {
-                            q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-                        }
+                        let row_lock = if skip {
+                            RowLock::SkipLocked
+                        } else {
+                            RowLock::None
+                        };
                         let claim = number::Entity::update_many()
                             .col_expr(
                                 number::Column::SharedCount,
@@ -392,7 +393,7 @@ impl Store {
                             .filter(number::Column::ExtCount.lt(AUTO_EXTENSION_COUNT));
                         // The claimed row carries the extension counter as our increment left
                         // it, read under the row lock the UPDATE holds until commit.
-                        let cand = match self.claim_one(tx, q, claim).await? {
+                        let cand = match self.claim_one(tx, q, row_lock, claim).await? {
                             Claim::Took(n) => n,
                             Claim::Lost => continue,
                             Claim::NoneLeft => {
@@ -530,6 +531,26 @@ impl Store {
     }
 }
 
+/// How a claim's candidate query locks the row it picks (PostgreSQL, MySQL; SQLite: `None`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum RowLock {
+    None,
+    /// `FOR UPDATE`: waits for a row another transaction holds.
+    Wait,
+    /// `FOR UPDATE SKIP LOCKED`: passes over rows other transactions hold.
+    SkipLocked,
+}
+
+impl RowLock {
+    fn on(self, q: sea_orm::Select<number::Entity>) -> sea_orm::Select<number::Entity> {
+        match self {
+            RowLock::None => q,
+            RowLock::Wait => q.lock(LockType::Update),
+            RowLock::SkipLocked => q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked),
+        }
+    }
+}
+
 /// What one attempt to claim a candidate number came to.
 pub(super) enum Claim {
     /// The candidate, as the claiming UPDATE left it.
@@ -551,11 +572,12 @@ impl Store {
         &self,
         tx: &DatabaseTransaction,
         candidates: sea_orm::Select<number::Entity>,
+        lock: RowLock,
         claim: sea_orm::UpdateMany<number::Entity>,
     ) -> T<Claim> {
         if self.backend != sea_orm::DbBackend::MySql {
-            let first = candidates
-                .clone()
+            let first = lock
+                .on(candidates.clone())
                 .select_only()
                 .column(number::Column::Id)
                 .limit(1)
@@ -574,14 +596,19 @@ impl Store {
             if let Some(row) = rows.pop() {
                 return Ok(Claim::Took(row));
             }
-            // Nothing claimed: none left, or (PostgreSQL, after waiting for a row lock) the
-            // candidate no longer met the claim's conditions. Only this rare path asks which.
+            // Nothing claimed. Skipping locked rows, no free row was unlocked: none left for
+            // this pass. Otherwise none left, or (PostgreSQL, after waiting for a row lock) the
+            // candidate no longer met the claim's conditions: this rare path asks which, with a
+            // plain read (it locks no row it does not claim).
+            if lock == RowLock::SkipLocked {
+                return Ok(Claim::NoneLeft);
+            }
             return Ok(match candidates.limit(1).one(tx).await? {
                 Some(_) => Claim::Lost,
                 None => Claim::NoneLeft,
             });
         }
-        let Some(cand) = candidates.limit(1).one(tx).await? else {
+        let Some(cand) = lock.on(candidates).limit(1).one(tx).await? else {
             return Ok(Claim::NoneLeft);
         };
         let done = claim

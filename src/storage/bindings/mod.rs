@@ -87,6 +87,19 @@ impl Store {
         found.ok_or(DomainError::BindingNotFound)
     }
 
+    /// The binding an earlier bind with this `customer_bind_id` made, looked up before the
+    /// write: a repeat is answered without entering the group writer (where its failed insert
+    /// would also spoil its batch's shared savepoint on SQLite). Read through `reads` — on a
+    /// SQLite file the read-only connection, which does not wait for the writer's batch. A
+    /// concurrent repeat that gets past this look-up meets the unique index at `claim`, and
+    /// `finish_bind` answers it as a replay.
+    async fn earlier_bind(&self, tenant: &str, cbid: Option<&str>) -> R<Option<binding::Model>> {
+        let Some(cbid) = cbid else {
+            return Ok(None);
+        };
+        Ok(self.find_by_customer(&self.reads, tenant, cbid).await?)
+    }
+
     /// Idempotent replay: same payload -> the same binding, refreshed by the bind strategy.
     async fn replay(
         &self,
@@ -126,9 +139,21 @@ impl Store {
         if pool.provider != Provider::Local.as_str() {
             return Err(not_local(&pool));
         }
-        // A repeated `customer_bind_id` is found by its unique index when the new row is
-        // inserted (`claim`), and answered as a replay by `finish_bind`: no look-up first.
         let fp = cmd.fingerprint();
+        if let Some(existing) = self
+            .earlier_bind(&cmd.tenant, cmd.customer_bind_id.as_deref())
+            .await?
+        {
+            return self
+                .replay(
+                    existing,
+                    &fp,
+                    cmd.bind_strategy,
+                    cmd.bind_expire_seconds,
+                    now,
+                )
+                .await;
+        }
         let id = uuid::Uuid::now_v7().to_string();
         let b = cmd.phone_b.as_str();
         let res = group_tx!(self, [cmd, id, pool, fp, b, now], |this, tx| {
@@ -212,9 +237,15 @@ impl Store {
         if pool.provider != Provider::Local.as_str() {
             return Err(not_local(&pool));
         }
-        // A repeated `customer_bind_id` is found by its unique index when the new row is
-        // inserted (`claim`), and answered as a replay by `finish_bind`: no look-up first.
         let fp = cmd.fingerprint();
+        if let Some(existing) = self
+            .earlier_bind(&cmd.tenant, cmd.customer_bind_id.as_deref())
+            .await?
+        {
+            return self
+                .replay(existing, &fp, ExpireStrategy::Fixed, 0, now)
+                .await;
+        }
         let id = uuid::Uuid::now_v7().to_string();
         let a = cmd.phone_a.as_str();
         let res = group_tx!(self, [cmd, id, pool, fp, a, now], |this, tx| {
@@ -309,8 +340,8 @@ async fn settle(
 ) -> Result<binding::Model, DbErr> {
     let row = convert::new_row(b, b.state.as_str(), tenant, pool, fp, None);
     if claimed {
-        // (No rows-affected check: MySQL counts changed rows, and a fixed X is already in
-        // the claimed row. The row was inserted under this write's own savepoint.)
+        // (No rows-affected check: MySQL counts changed rows only. The row was inserted in
+        // this same write, under its savepoint.)
         binding::Entity::update_many()
             .col_expr(binding::Column::NumberX, Expr::value(b.number_x.clone()))
             .col_expr(binding::Column::NumberY, Expr::value(b.number_y.clone()))
