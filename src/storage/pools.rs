@@ -383,3 +383,41 @@ impl PoolCache {
         rows.remove(key);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(provider: &str) -> pool::Model {
+        pool::Model {
+            id: 1,
+            pool_key: "p".into(),
+            provider: provider.into(),
+            carrier_pool_key: String::new(),
+            tenants: String::new(),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_row_read_before_a_forget_is_not_cached() {
+        let cache = PoolCache::default();
+        // A bind misses and starts reading; meanwhile the pool is changed and forgotten.
+        let read_at = cache.generation();
+        cache.forget("p");
+        cache.put(row("local"), read_at);
+        assert!(
+            cache.get("p").is_none(),
+            "the old row came back after the forget"
+        );
+        // A read that started after the forget is cached.
+        let read_at = cache.generation();
+        cache.put(row("aliyun"), read_at);
+        assert_eq!(
+            cache.get("p").map(|r| r.provider),
+            Some("aliyun".to_owned())
+        );
+        cache.forget("p");
+        assert!(cache.get("p").is_none());
+    }
+}
