@@ -14,9 +14,9 @@ use crate::support::{TestServer, fixtures::*};
 /// read-back SELECT, plus the append.
 const XYB_DELAYED: u64 = 4;
 /// An AXN bind with auto X and auto extension: the claim of X (`UPDATE … RETURNING`, which
-/// returns the extension counter), the caller's route, the extension's route (`INSERT … ON
-/// CONFLICT DO NOTHING`: no savepoint each), the binding's INSERT, and the append.
-const AXN_AUTO: u64 = 6;
+/// returns the extension counter), the caller's and the extension's routes in one `INSERT … ON
+/// CONFLICT DO NOTHING` (no savepoint), the binding's INSERT, and the append. Before: 12.
+const AXN_AUTO: u64 = 5;
 
 async fn counted<F: std::future::Future<Output = T>, T>(s: &TestServer, f: F) -> (T, u64) {
     let before = s.store.statements();
@@ -185,5 +185,68 @@ async fn a_batch_of_binds_that_all_succeed_shares_one_savepoint() {
         );
         assert_eq!(f1 - f0, 0, "no write failed");
         assert!(s1 > s0, "100 concurrent binds formed no batch of two");
+    }
+}
+
+/// An auto extension's first choice (from the number's counter) held by an explicit binding:
+/// the one-statement insert of the caller's and the extension's routes takes neither (it puts
+/// back the caller's route it did insert), and the bind goes key by key to the next extension.
+/// Every route stays with its binding.
+#[tokio::test]
+async fn an_auto_extension_whose_first_choice_is_taken_gets_the_next() {
+    let s = TestServer::start().await;
+    pool_with(&s, "wp", "8522114", 1, "").await;
+    let first = s
+        .bindings()
+        .bind_axn_extension(axn("wp", "8613800000021", 3600))
+        .await
+        .expect("first")
+        .into_inner()
+        .binding
+        .expect("binding");
+    assert_eq!(
+        first.extension, "100",
+        "counter 1: the first auto extension"
+    );
+    // An explicit 102 (the counter moves to 2), so the next auto bind's first choice (counter
+    // 3: 102) is taken.
+    let mut explicit = axn("wp", "8613800000022", 3600);
+    explicit.number_x = first.number_x.clone();
+    explicit.extension = "102".into();
+    s.bindings()
+        .bind_axn_extension(explicit)
+        .await
+        .expect("explicit 102");
+    let third = s
+        .bindings()
+        .bind_axn_extension(axn("wp", "8613800000023", 3600))
+        .await
+        .expect("third")
+        .into_inner()
+        .binding
+        .expect("binding");
+    assert_eq!(third.number_x, first.number_x);
+    assert_eq!(third.extension, "103");
+
+    let found = s.store.check_invariants().await.expect("check runs");
+    assert!(found.is_empty(), "{found:?}");
+    // Each extension reaches its own A; each A's call-back route is its own.
+    for (ext, a) in [
+        ("100", "8613800000021"),
+        ("102", "8613800000022"),
+        ("103", "8613800000023"),
+    ] {
+        let r = s
+            .calls()
+            .notify_call_in(call_in(
+                "8613900000099",
+                &first.number_x,
+                ext,
+                &format!("c-{ext}"),
+            ))
+            .await
+            .expect("call-in")
+            .into_inner();
+        assert_eq!(r.connect_to, a, "extension {ext}");
     }
 }

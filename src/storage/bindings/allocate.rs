@@ -335,8 +335,11 @@ impl Store {
         cmd: &AxnBind,
         id: &str,
         now: Millis,
-    ) -> T<(String, i64)> {
+    ) -> T<(String, i64, Option<String>)> {
         let key = caller_key(cmd.phone_a.as_str());
+        // Auto extension: its first choice follows from the counter the claim returns, so the
+        // caller's route and the extension's go in together (one statement) when both are free.
+        let auto_ext = cmd.extension.is_none();
         let mut cities: Vec<Option<&str>> = vec![];
         match (&cmd.expect_city, cmd.city_match) {
             (Some(c), CityMatch::Strict) => cities.push(Some(c)),
@@ -405,8 +408,18 @@ impl Store {
                                 break;
                             }
                         };
+                        if auto_ext {
+                            let ext = auto_extension(cand.ext_seq, 0);
+                            let keys = [key.clone(), ext_key(&ext)];
+                            if self
+                                .insert_routes_at_once(tx, &cand.number, &keys, id)
+                                .await?
+                            {
+                                return Ok((cand.number, cand.ext_seq, Some(ext)));
+                            }
+                        }
                         if self.insert_route(tx, &cand.number, &key, id, now).await? {
-                            return Ok((cand.number, cand.ext_seq));
+                            return Ok((cand.number, cand.ext_seq, None));
                         }
                         add_shared(tx, &cand.number, -1, -1).await?;
                     }
@@ -433,8 +446,7 @@ impl Store {
         now: Millis,
     ) -> T<String> {
         for i in 0..AUTO_EXTENSION_COUNT {
-            let ext =
-                (AUTO_EXTENSION_FIRST + (seq - 1 + i).rem_euclid(AUTO_EXTENSION_COUNT)).to_string();
+            let ext = auto_extension(seq, i);
             if self.insert_route(tx, x, &ext_key(&ext), id, now).await? {
                 if i > 0 {
                     // Skip the taken ones next time too.
@@ -504,6 +516,47 @@ impl Store {
         Ok(false)
     }
 
+    /// Inserts the routes `keys` on `n` in one statement (`ON CONFLICT DO NOTHING`) and
+    /// answers whether all of them went in; if only some did, takes those out again (they are
+    /// this binding's own rows), so the caller can go key by key with `insert_route`. MySQL:
+    /// false at once (its route inserts go by savepoint).
+    async fn insert_routes_at_once(
+        &self,
+        tx: &DatabaseTransaction,
+        n: &str,
+        keys: &[String],
+        id: &str,
+    ) -> T<bool> {
+        if self.backend == sea_orm::DbBackend::MySql {
+            return Ok(false);
+        }
+        let rows = keys.iter().map(|k| route::ActiveModel {
+            number: Set(n.to_owned()),
+            route_key: Set(k.clone()),
+            binding_id: Set(id.to_owned()),
+            ..Default::default()
+        });
+        let on_taken = OnConflict::columns([route::Column::Number, route::Column::RouteKey])
+            .do_nothing()
+            .to_owned();
+        let inserted = route::Entity::insert_many(rows)
+            .on_conflict(on_taken)
+            .exec_without_returning(tx)
+            .await?;
+        if inserted == keys.len() as u64 {
+            return Ok(true);
+        }
+        if inserted > 0 {
+            route::Entity::delete_many()
+                .filter(route::Column::Number.eq(n))
+                .filter(route::Column::BindingId.eq(id))
+                .filter(route::Column::RouteKey.is_in(keys.iter().cloned()))
+                .exec(tx)
+                .await?;
+        }
+        Ok(false)
+    }
+
     /// MySQL's route insert: `INSERT IGNORE` would also turn other errors into warnings, so a
     /// taken key is a unique violation rolled back to a savepoint. Returns whether it inserted.
     async fn insert_route_savepoint(
@@ -529,6 +582,12 @@ impl Store {
             }
         }
     }
+}
+
+/// The `i`-th auto extension to try on a number whose extension counter is `seq` (3 digits,
+/// from `AUTO_EXTENSION_FIRST`, wrapping after `AUTO_EXTENSION_COUNT`).
+fn auto_extension(seq: i64, i: i64) -> String {
+    (AUTO_EXTENSION_FIRST + (seq - 1 + i).rem_euclid(AUTO_EXTENSION_COUNT)).to_string()
 }
 
 /// How a claim's candidate query locks the row it picks (PostgreSQL, MySQL; SQLite: `None`).

@@ -251,7 +251,7 @@ impl Store {
         let res = group_tx!(self, [cmd, id, pool, fp, a, now], |this, tx| {
             let mut draft = cmd.draft(id.clone(), Provider::Local, BindingState::Axn, now);
             let claimed = claim(&tx, &draft, &cmd.tenant, &pool, &fp).await?;
-            let (x, seq) = match &cmd.number_x {
+            let (x, seq, auto_ext) = match &cmd.number_x {
                 Some(x) => {
                     let seq = this
                         .share_fixed_axn(&tx, &pool, x.as_str(), cmd.extension.is_none(), now)
@@ -267,8 +267,9 @@ impl Store {
                         ))
                         .into());
                     }
-                    (x.as_str().to_owned(), seq)
+                    (x.as_str().to_owned(), seq, None)
                 }
+                // (With an auto extension it usually takes the extension's route too.)
                 None => this.share_any_axn(&tx, &pool, &cmd, &id, now).await?,
             };
             let extension = match &cmd.extension {
@@ -285,7 +286,10 @@ impl Store {
                     }
                     e.as_str().to_owned()
                 }
-                None => this.assign_extension(&tx, &x, seq, &id, now).await?,
+                None => match auto_ext {
+                    Some(e) => e,
+                    None => this.assign_extension(&tx, &x, seq, &id, now).await?,
+                },
             };
             (draft.number_x, draft.extension) = (x, Some(extension));
             let row = settle(&tx, &draft, claimed, &cmd.tenant, &pool, &fp).await?;
