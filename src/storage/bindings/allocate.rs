@@ -362,7 +362,12 @@ impl Store {
                             .filter(number::Column::ExtCount.lt(AUTO_EXTENSION_COUNT))
                             .filter(not_routed(&key));
                         q = if packed {
+                            // `shared_count > 0` is implied (every extension is a share; `check`
+                            // holds `ext_count` ≤ `shared_count`), and says it to the allocation
+                            // index: its scan in share-count order then starts past the free
+                            // numbers instead of walking all of them on every bind.
                             q.filter(number::Column::ExtCount.gt(0))
+                                .filter(number::Column::SharedCount.gt(0))
                         } else {
                             q.filter(number::Column::ExtCount.eq(0))
                         };
