@@ -196,14 +196,7 @@ async fn a_batch_of_binds_that_all_succeed_shares_one_savepoint() {
 async fn an_auto_extension_whose_first_choice_is_taken_gets_the_next() {
     let s = TestServer::start().await;
     pool_with(&s, "wp", "8522114", 1, "").await;
-    let first = s
-        .bindings()
-        .bind_axn_extension(axn("wp", "8613800000021", 3600))
-        .await
-        .expect("first")
-        .into_inner()
-        .binding
-        .expect("binding");
+    let first = axn_bound(&s, axn("wp", "8613800000021", 3600)).await;
     assert_eq!(
         first.extension, "100",
         "counter 1: the first auto extension"
@@ -213,18 +206,8 @@ async fn an_auto_extension_whose_first_choice_is_taken_gets_the_next() {
     let mut explicit = axn("wp", "8613800000022", 3600);
     explicit.number_x = first.number_x.clone();
     explicit.extension = "102".into();
-    s.bindings()
-        .bind_axn_extension(explicit)
-        .await
-        .expect("explicit 102");
-    let third = s
-        .bindings()
-        .bind_axn_extension(axn("wp", "8613800000023", 3600))
-        .await
-        .expect("third")
-        .into_inner()
-        .binding
-        .expect("binding");
+    axn_bound(&s, explicit).await;
+    let third = axn_bound(&s, axn("wp", "8613800000023", 3600)).await;
     assert_eq!(third.number_x, first.number_x);
     assert_eq!(third.extension, "103");
 
@@ -249,4 +232,14 @@ async fn an_auto_extension_whose_first_choice_is_taken_gets_the_next() {
             .into_inner();
         assert_eq!(r.connect_to, a, "extension {ext}");
     }
+}
+
+async fn axn_bound(s: &TestServer, req: pb::BindAxnExtensionRequest) -> pb::Binding {
+    s.bindings()
+        .bind_axn_extension(req)
+        .await
+        .expect("AXN bind")
+        .into_inner()
+        .binding
+        .expect("binding")
 }
