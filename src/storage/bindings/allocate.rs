@@ -482,23 +482,14 @@ impl Store {
         now: Millis,
     ) -> T<bool> {
         for attempt in 0..2 {
-            let row = route::ActiveModel {
-                number: Set(n.to_owned()),
-                route_key: Set(key.to_owned()),
-                binding_id: Set(id.to_owned()),
-                ..Default::default()
-            };
+            let row = route_row(n, key, id);
             let inserted = if self.backend == sea_orm::DbBackend::MySql {
                 self.insert_route_savepoint(tx, row).await?
             } else {
                 // One statement: a taken key inserts nothing (no savepoint, no error to roll
                 // back), so a bind costs no extra round trips per route.
-                let on_taken =
-                    OnConflict::columns([route::Column::Number, route::Column::RouteKey])
-                        .do_nothing()
-                        .to_owned();
                 route::Entity::insert(row)
-                    .on_conflict(on_taken)
+                    .on_conflict(route_taken())
                     .exec_without_returning(tx)
                     .await?
                     == 1
@@ -535,17 +526,8 @@ impl Store {
         if self.backend == sea_orm::DbBackend::MySql {
             return Ok(false);
         }
-        let rows = keys.iter().map(|k| route::ActiveModel {
-            number: Set(n.to_owned()),
-            route_key: Set(k.clone()),
-            binding_id: Set(id.to_owned()),
-            ..Default::default()
-        });
-        let on_taken = OnConflict::columns([route::Column::Number, route::Column::RouteKey])
-            .do_nothing()
-            .to_owned();
-        let inserted = route::Entity::insert_many(rows)
-            .on_conflict(on_taken)
+        let inserted = route::Entity::insert_many(keys.iter().map(|k| route_row(n, k, id)))
+            .on_conflict(route_taken())
             .exec_without_returning(tx)
             .await?;
         if inserted == keys.len() as u64 {
@@ -587,6 +569,22 @@ impl Store {
             }
         }
     }
+}
+
+fn route_row(n: &str, key: &str, id: &str) -> route::ActiveModel {
+    route::ActiveModel {
+        number: Set(n.to_owned()),
+        route_key: Set(key.to_owned()),
+        binding_id: Set(id.to_owned()),
+        ..Default::default()
+    }
+}
+
+/// `ON CONFLICT (number, route_key) DO NOTHING`: a taken route key inserts nothing.
+fn route_taken() -> OnConflict {
+    OnConflict::columns([route::Column::Number, route::Column::RouteKey])
+        .do_nothing()
+        .to_owned()
 }
 
 /// The `i`-th auto extension to try on a number whose extension counter is `seq` (3 digits,

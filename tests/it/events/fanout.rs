@@ -72,12 +72,7 @@ async fn drain_until_cut_off(stuck: &mut tonic::Streaming<pb::Event>) -> i64 {
 
 #[tokio::test]
 async fn streams_are_capped_and_a_subscriber_that_stops_reading_is_cut_off() {
-    let s = TestServer::start_with(Settings {
-        max_event_streams: 2,
-        stream_cutoff: Duration::from_millis(300),
-        ..Settings::default()
-    })
-    .await;
+    let s = capped_server(2).await;
     let numbers = pool_with(&s, "p", "8521313", 1, "").await;
     // A client that reads nothing.
     let mut stuck = never_reading(&s).await;
@@ -203,12 +198,7 @@ async fn reader(s: &TestServer, pool: &str, n: usize) -> tokio::task::JoinHandle
 #[tokio::test]
 async fn a_stuck_subscriber_is_cut_off_while_filtered_readers_keep_receiving() {
     const BINDS: usize = 20; // per pool, before and again after the cut-off
-    let s = TestServer::start_with(Settings {
-        max_event_streams: 3,
-        stream_cutoff: Duration::from_millis(300),
-        ..Settings::default()
-    })
-    .await;
+    let s = capped_server(3).await;
     let flood = pool_with(&s, "flood", "8521313", 1, "").await;
     pool_with(&s, "p", "8521314", 1, "").await;
     pool_with(&s, "q", "8521315", 1, "").await;
@@ -260,4 +250,14 @@ async fn a_stuck_subscriber_is_cut_off_while_filtered_readers_keep_receiving() {
     }
     // The stuck stream: what it had buffered, in order, then the resumable status.
     drain_until_cut_off(&mut stuck).await;
+}
+
+/// A server allowing `max` event streams that cuts a non-reading one off after 300 ms.
+async fn capped_server(max: usize) -> TestServer {
+    TestServer::start_with(Settings {
+        max_event_streams: max,
+        stream_cutoff: Duration::from_millis(300),
+        ..Settings::default()
+    })
+    .await
 }
