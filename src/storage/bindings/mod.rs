@@ -158,7 +158,7 @@ impl Store {
         let b = cmd.phone_b.as_str();
         let res = group_tx!(self, [cmd, id, pool, fp, b, now], |this, tx| {
             let mut draft = cmd.draft(id.clone(), Provider::Local, BindingState::Xyb, now);
-            let claimed = claim(&tx, &draft, &cmd.tenant, &pool, &fp).await?;
+            claim(&tx, &draft, &cmd.tenant, &pool, &fp).await?;
             let x = match &cmd.number_x {
                 Some(x) => this.lock_fixed(&tx, &pool, x.as_str(), &id, now).await?,
                 None => this
@@ -183,7 +183,7 @@ impl Store {
                 })
             };
             (draft.number_x, draft.number_y) = (x, y);
-            let row = settle(&tx, &draft, claimed, &cmd.tenant, &pool, &fp).await?;
+            let row = settle(&tx, &draft, &cmd.tenant, &pool, &fp).await?;
             // Events: last statement, so the event counter lock is held only until commit.
             let seq = events::append_for_row(&tx, BINDING_CREATED, &row, now).await?;
             Ok((row, seq))
@@ -250,7 +250,7 @@ impl Store {
         let a = cmd.phone_a.as_str();
         let res = group_tx!(self, [cmd, id, pool, fp, a, now], |this, tx| {
             let mut draft = cmd.draft(id.clone(), Provider::Local, BindingState::Axn, now);
-            let claimed = claim(&tx, &draft, &cmd.tenant, &pool, &fp).await?;
+            claim(&tx, &draft, &cmd.tenant, &pool, &fp).await?;
             let (x, seq, auto_ext) = match &cmd.number_x {
                 Some(x) => {
                     let seq = this
@@ -292,7 +292,7 @@ impl Store {
                 },
             };
             (draft.number_x, draft.extension) = (x, Some(extension));
-            let row = settle(&tx, &draft, claimed, &cmd.tenant, &pool, &fp).await?;
+            let row = settle(&tx, &draft, &cmd.tenant, &pool, &fp).await?;
             // Events: last statement, so the event counter lock is held only until commit.
             let seq = events::append_for_row(&tx, BINDING_CREATED, &row, now).await?;
             Ok((row, seq))
@@ -314,22 +314,21 @@ impl Store {
 /// the id, so a concurrent request with the same id waits here (PostgreSQL) and then replays,
 /// instead of racing for numbers it will not keep (or finding its fixed X locked by its twin).
 /// Without one there is nothing to claim and the row is inserted once, complete, by `settle`.
-/// Returns whether it inserted.
 async fn claim(
     tx: &DatabaseTransaction,
     draft: &Binding,
     tenant: &str,
     pool: &pool::Model,
     fp: &str,
-) -> Result<bool, DbErr> {
+) -> Result<(), DbErr> {
     if draft.customer_bind_id.is_none() {
-        return Ok(false);
+        return Ok(());
     }
     let row = convert::new_row(draft, draft.state.as_str(), tenant, pool, fp, None);
     binding::Entity::insert(row)
         .exec_without_returning(tx)
         .await?;
-    Ok(true)
+    Ok(())
 }
 
 /// Stores the allocated binding — the numbers into the row `claim` inserted, or the whole row —
@@ -337,13 +336,13 @@ async fn claim(
 async fn settle(
     tx: &DatabaseTransaction,
     b: &Binding,
-    claimed: bool,
     tenant: &str,
     pool: &pool::Model,
     fp: &str,
 ) -> Result<binding::Model, DbErr> {
     let row = convert::new_row(b, b.state.as_str(), tenant, pool, fp, None);
-    if claimed {
+    if b.customer_bind_id.is_some() {
+        // `claim` inserted it.
         // (No rows-affected check: MySQL counts changed rows only. The row was inserted in
         // this same write, under its savepoint.)
         binding::Entity::update_many()
