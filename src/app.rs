@@ -203,6 +203,12 @@ pub async fn run(
     // Whether the database connection is encrypted (PostgreSQL): operators see what the URL's
     // sslmode (or the loopback default, `storage::loopback_without_sslmode`) came to.
     let db_tls = store.connection_encrypted().await.ok().flatten();
+    if store.sqlite_plans_stable().await.ok().flatten() == Some(false) {
+        tracing::warn!(
+            "this build's SQLite lacks SQLITE_ENABLE_QPSG (built without the project's \
+             .cargo/config.toml?): statements ending in LIMIT ? are re-planned on every run"
+        );
+    }
     tracing::info!(addr = %front.grpc_addr, tls = settings.net.tls.is_some(), db = store.backend_name(), db_tls = ?db_tls, "gRPC listening");
     Server::builder()
         // Request ids, metrics and rejection logs of every call (`grpc::observe`).

@@ -424,6 +424,30 @@ impl Store {
         row.map(|r| r.try_get::<bool>("", "ssl")).transpose()
     }
 
+    /// Whether the linked SQLite was built with the query-planner stability guarantee
+    /// (`SQLITE_ENABLE_QPSG`, set for every build in `.cargo/config.toml`): without it, SQLite
+    /// re-plans every statement ending in `LIMIT ?` each time it runs (sea-orm's `.one()`, the
+    /// claim of a number, the event tailer's page), on the one writer connection. `None` on
+    /// the other backends.
+    pub async fn sqlite_plans_stable(&self) -> Result<Option<bool>, DbErr> {
+        use sea_orm::{ConnectionTrait, Statement};
+        if self.backend != DbBackend::Sqlite {
+            return Ok(None);
+        }
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_string(
+                self.backend,
+                "PRAGMA compile_options",
+            ))
+            .await?;
+        let mut found = false;
+        for r in rows {
+            found |= r.try_get_by_index::<String>(0)? == "ENABLE_QPSG";
+        }
+        Ok(Some(found))
+    }
+
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.db.ping().await
     }
