@@ -1,21 +1,24 @@
-//! The end of a group-commit batch (see `writer`): the connected extension calls' last
-//! parties, then every event of the batch, in one savepoint.
+//! The end of a group-commit batch (see `writer`): the batch's new binding rows, the
+//! connected extension calls' last parties, then every event of the batch, in one savepoint.
 
-use sea_orm::{DatabaseTransaction, TransactionTrait};
+use sea_orm::{DatabaseTransaction, EntityTrait, TransactionTrait};
 
-use super::events::{Appended, append_events};
+use super::entities::binding;
+use super::events::{Appended, MAX_BIND_PARAMS, append_events};
 use super::is_retryable;
 use super::writer::ATTEMPTS;
 use crate::domain::{DomainError, NewEvent};
 
-/// The end of a batch: the last parties, then every event, under a savepoint (retried after
-/// retryable errors; its failure fails the appends, and the writes if they had events).
+/// The end of a batch: the new binding rows, the last parties, then every event, under a
+/// savepoint (retried after retryable errors; its failure fails the appends, and the writes
+/// if they had rows or events).
 pub(super) async fn append_all(
     tx: &DatabaseTransaction,
+    rows: Vec<binding::ActiveModel>,
     events: Vec<NewEvent>,
     touches: Vec<LastParty>,
 ) -> Result<Vec<Appended>, DomainError> {
-    if events.is_empty() {
+    if events.is_empty() && rows.is_empty() {
         return Ok(Vec::new());
     }
     let mut attempt = 0;
@@ -23,6 +26,7 @@ pub(super) async fn append_all(
         attempt += 1;
         let sp = tx.begin().await.map_err(DomainError::from)?;
         let res = async {
+            insert_rows(&sp, &rows).await?;
             LastParty::write_all(&sp, &touches).await?;
             append_events(&sp, events.clone()).await
         }
@@ -41,6 +45,22 @@ pub(super) async fn append_all(
             }
         }
     }
+}
+
+/// The batch's new binding rows (`deferred::defer_insert`): one multi-row INSERT per chunk of
+/// at most `MAX_BIND_PARAMS` parameters.
+async fn insert_rows(
+    tx: &DatabaseTransaction,
+    rows: &[binding::ActiveModel],
+) -> Result<(), sea_orm::DbErr> {
+    use sea_orm::Iterable;
+    let per_insert = MAX_BIND_PARAMS / binding::Column::iter().count();
+    for chunk in rows.chunks(per_insert) {
+        binding::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(tx)
+            .await?;
+    }
+    Ok(())
 }
 
 /// A connected extension call's one change: the binding's last party (where A's call-back

@@ -20,6 +20,7 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
+use super::entities::binding;
 use crate::domain::NewEvent;
 
 /// What one attempt of one write left for its batch.
@@ -27,7 +28,16 @@ use crate::domain::NewEvent;
 pub(crate) struct Deferred {
     /// (event, whether it changes routing).
     events: Mutex<Vec<(NewEvent, bool)>>,
+    /// New binding rows, inserted by the batch (see `defer_insert`).
+    rows: Mutex<Vec<binding::ActiveModel>>,
     took_counter: AtomicBool,
+}
+
+/// What a write left for its batch's end: its events, then the binding rows it made.
+#[derive(Default)]
+pub(crate) struct Left {
+    pub(crate) events: Vec<(NewEvent, bool)>,
+    pub(crate) rows: Vec<binding::ActiveModel>,
 }
 
 tokio::task_local! {
@@ -43,9 +53,12 @@ impl Deferred {
         CURRENT.scope(self, f).await
     }
 
-    /// The events deferred by this attempt (in the order they were written).
-    pub(crate) fn take_events(&self) -> Vec<(NewEvent, bool)> {
-        std::mem::take(&mut *self.events.lock().unwrap_or_else(|p| p.into_inner()))
+    /// What this attempt deferred (events in the order they were written).
+    pub(crate) fn take(&self) -> Left {
+        Left {
+            events: std::mem::take(&mut *self.events.lock().unwrap_or_else(|p| p.into_inner())),
+            rows: std::mem::take(&mut *self.rows.lock().unwrap_or_else(|p| p.into_inner())),
+        }
     }
 
     /// Whether this attempt appended events itself (it holds the event counter's row lock).
@@ -76,6 +89,26 @@ fn keep(events: &mut Vec<NewEvent>, routing: bool) -> bool {
                 .extend(events.drain(..).map(|e| (e, routing)))
         })
         .is_ok()
+}
+
+/// Inside a batch's write: keeps a new binding row for the batch, which inserts every write's
+/// new rows with one multi-row INSERT at its end, before its events (the row's id is a fresh
+/// UUIDv7 and it carries no `customer_bind_id` — see `bindings::settle` — so nothing can
+/// collide with it, and nothing in the batch reads it before then: no one knows its id yet).
+/// If that INSERT fails, no write of the batch is acknowledged. Outside a batch: the row back,
+/// for the caller to insert itself.
+pub(crate) fn defer_insert(row: binding::ActiveModel) -> Option<binding::ActiveModel> {
+    let mut row = Some(row);
+    let kept = CURRENT.try_with(|d| {
+        d.rows
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(row.take())
+    });
+    match kept {
+        Ok(()) => None,
+        Err(_) => row,
+    }
 }
 
 /// Whether the running code is a write of a batch (its events are deferred).

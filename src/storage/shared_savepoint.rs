@@ -10,8 +10,8 @@
 //! anything — and the writer runs them all again, each under its own savepoint, exactly as it
 //! does without this. A panic under the shared savepoint fails the whole batch (none of it is
 //! acknowledged; see `Shared::Broken`). Writes may run more than once by contract (they are retried
-//! after retryable database errors), and a write's deferred events are kept only from the run
-//! whose changes are kept.
+//! after retryable database errors), and what a write deferred (events, new rows) is kept only
+//! from the run whose changes are kept.
 
 use std::{
     future::Future,
@@ -22,8 +22,7 @@ use std::{
 
 use sea_orm::{DatabaseTransaction, DbErr, TransactionTrait};
 
-use super::deferred::Deferred;
-use crate::domain::NewEvent;
+use super::deferred::{Deferred, Left};
 
 /// After a shared run failed, how many batches run every write under its own savepoint before
 /// the writer tries a shared one again (a workload where writes fail often — an exhausted pool,
@@ -33,8 +32,8 @@ pub(super) const AFTER_FAILURE: u32 = 16;
 /// What a shared run came to.
 pub(super) enum Shared<O> {
     /// Every write succeeded and the shared savepoint is released: each write's result and
-    /// the events it deferred, in order.
-    Done(Vec<(O, Vec<(NewEvent, bool)>)>),
+    /// what it deferred to the batch's end, in order.
+    Done(Vec<(O, Left)>),
     /// A write failed; nothing of the run is left (the savepoint is rolled back, or was never
     /// taken). Run the writes again, each under a savepoint of its own.
     Failed,
@@ -66,7 +65,7 @@ where
         };
         shared = back;
         match res {
-            Ok(v) => outs.push((v, mine.take_events())),
+            Ok(v) => outs.push((v, mine.take())),
             Err(_) => {
                 return match shared.rollback().await {
                     Ok(()) => Shared::Failed,

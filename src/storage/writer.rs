@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub(crate) use super::batch_end::LastParty;
 use super::batch_end::append_all;
-use super::deferred::Deferred;
+use super::deferred::{Deferred, Left};
 use super::events::Appended;
 use super::shared_savepoint::{self, Shared};
 use super::{TxError, is_retryable, is_unavailable};
@@ -292,6 +292,8 @@ impl Writer {
         let mut lock_wait = false;
         // The writes' deferred events, then the appends' events: one append at the end.
         let mut deferred = Vec::new();
+        // The writes' new binding rows: one multi-row INSERT at the end (`defer_insert`).
+        let mut rows = Vec::new();
         // Appends wait for the end of the batch: (how many events, who gets them).
         let mut appends: Vec<(usize, AppendReply)> = Vec::new();
         let mut events = Vec::new();
@@ -316,8 +318,9 @@ impl Writer {
                 Shared::Done(outs) => {
                     held += outs.len();
                     for (reply, (out, mine)) in replies.into_iter().zip(outs) {
-                        let range = deferred.len()..deferred.len() + mine.len();
-                        deferred.extend(mine);
+                        let range = deferred.len()..deferred.len() + mine.events.len();
+                        deferred.extend(mine.events);
+                        rows.extend(mine.rows);
                         answers.push((reply, Ok(out), range));
                     }
                     others
@@ -365,7 +368,14 @@ impl Writer {
                             break;
                         }
                     }
-                    let (res, mine, took_counter) = run_one(&tx, &mut op).await;
+                    let (
+                        res,
+                        Left {
+                            events: mine,
+                            rows: new_rows,
+                        },
+                        took_counter,
+                    ) = run_one(&tx, &mut op).await;
                     if !first_op && is_lock_timeout(&res) {
                         // It waited for another batch's row lock while this one holds rows:
                         // commit what ran, and run it first in the next transaction (where it
@@ -378,6 +388,7 @@ impl Writer {
                     first_op = false;
                     let range = deferred.len()..deferred.len() + mine.len();
                     deferred.extend(mine);
+                    rows.extend(new_rows);
                     answers.push((reply, res, range));
                     if took_counter && self.concurrent {
                         // It holds the counter until commit: commit now, so this transaction
@@ -405,9 +416,10 @@ impl Writer {
         metrics::histogram!(crate::telemetry::metrics::DB_COMMIT_WRITES).record(held as f64);
 
         let ops_events = deferred.len();
+        let ops_rows = rows.len();
         let (mut all, routing): (Vec<NewEvent>, Vec<bool>) = deferred.into_iter().unzip();
         all.extend(events);
-        let appended = match append_all(&tx, all, touches).await {
+        let appended = match append_all(&tx, rows, all, touches).await {
             Ok(mut items) => {
                 let calls = items.split_off(ops_events.min(items.len()));
                 let max = items
@@ -418,8 +430,9 @@ impl Writer {
                     .max();
                 Ok((max, items, calls))
             }
-            Err(e) if ops_events > 0 => {
-                // The writes' own events could not be stored: none of them may be acknowledged.
+            Err(e) if ops_events > 0 || ops_rows > 0 => {
+                // The writes' own rows or events could not be stored: none of them may be
+                // acknowledged.
                 tracing::warn!(error = %e, writes = answers.len() + appends.len(), "batch events failed; no write of it is acknowledged");
                 let _ = tx.rollback().await;
                 let fail = || TxError::Domain(clone_error(&e));
@@ -524,17 +537,14 @@ impl Job {
 }
 
 /// One write under its own savepoint, retried after retryable database errors: its result,
-/// the events it deferred to the batch's end, and whether it took the event counter itself.
-async fn run_one(
-    tx: &DatabaseTransaction,
-    op: &mut Op,
-) -> (Result<Out, TxError>, Vec<(NewEvent, bool)>, bool) {
+/// what it deferred to the batch's end, and whether it took the event counter itself.
+async fn run_one(tx: &DatabaseTransaction, op: &mut Op) -> (Result<Out, TxError>, Left, bool) {
     let mut attempt = 0;
     loop {
         attempt += 1;
         let sp = match tx.begin().await {
             Ok(sp) => sp,
-            Err(e) => return (Err(e.into()), Vec::new(), false),
+            Err(e) => return (Err(e.into()), Left::default(), false),
         };
         let mine = Arc::new(Deferred::default());
         // Run on a task of its own, so a panicking write fails alone instead of the writer.
@@ -542,23 +552,23 @@ async fn run_one(
             Ok(done) => done,
             Err(e) => {
                 let e = DomainError::Internal(format!("write panicked: {e}"));
-                return (Err(TxError::Domain(e)), Vec::new(), false);
+                return (Err(TxError::Domain(e)), Left::default(), false);
             }
         };
         match res {
             Ok(v) => {
                 if let Err(e) = sp.commit().await {
-                    return (Err(e.into()), Vec::new(), false);
+                    return (Err(e.into()), Left::default(), false);
                 }
-                return (Ok(v), mine.take_events(), mine.took_counter());
+                return (Ok(v), mine.take(), mine.took_counter());
             }
             Err(e) => {
                 if let Err(r) = sp.rollback().await {
-                    return (Err(r.into()), Vec::new(), false);
+                    return (Err(r.into()), Left::default(), false);
                 }
                 match e {
                     TxError::Db(d) if is_retryable(&d) && attempt < ATTEMPTS => continue,
-                    other => return (Err(other), Vec::new(), false),
+                    other => return (Err(other), Left::default(), false),
                 }
             }
         }

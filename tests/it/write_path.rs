@@ -9,8 +9,8 @@ use pns_gateway::grpc::pb;
 use crate::support::{TestServer, fixtures::*};
 
 /// Statements of one lone XYB bind with Y delayed and no `customer_bind_id`: the claim of X
-/// (`UPDATE … RETURNING`), the binding's INSERT, and its batch's event append (counter UPDATE,
-/// event INSERT). Before: pool read, candidate SELECT, claim UPDATE, INSERT, fill UPDATE,
+/// (`UPDATE … RETURNING`), then its batch's end: the binding's INSERT (one multi-row INSERT for
+/// every bind of the batch), the event append (counter UPDATE, event INSERT). Before: pool read, candidate SELECT, claim UPDATE, INSERT, fill UPDATE,
 /// read-back SELECT, plus the append.
 const XYB_DELAYED: u64 = 4;
 /// An AXN bind with auto X and auto extension: the claim of X (`UPDATE … RETURNING`, which
@@ -28,6 +28,19 @@ fn assert_budget(s: &TestServer, what: &str, n: u64, budget: u64) {
     eprintln!("{what}: {n} statements on {}", s.store.backend_name());
     if s.store.backend_name() == "sqlite" {
         assert!(n <= budget, "{what} ran {n} statements, budget {budget}");
+    }
+}
+
+/// SQLite is built with the query-planner stability guarantee (`.cargo/config.toml`): without
+/// it every statement ending in `LIMIT ?` is re-parsed and re-planned on each run (perf under
+/// NotifyCallIn: `sqlite3Reprepare`, ~3 % of all CPU, on the writer's connection).
+#[tokio::test]
+async fn sqlite_is_built_with_stable_plans() {
+    let s = TestServer::start().await;
+    let stable = s.store.sqlite_plans_stable().await.expect("ask");
+    match s.store.backend_name() {
+        "sqlite" => assert_eq!(stable, Some(true), "SQLITE_ENABLE_QPSG missing"),
+        _ => assert_eq!(stable, None),
     }
 }
 
@@ -242,4 +255,83 @@ async fn axn_bound(s: &TestServer, req: pb::BindAxnExtensionRequest) -> pb::Bind
         .into_inner()
         .binding
         .expect("binding")
+}
+
+/// A batch inserts its binds' new rows in one statement at its end, after every bind of it
+/// claimed its number. If that insert fails, no bind of the batch is acknowledged and nothing
+/// of the batch stays: every number is free again and `check` is clean. Planted: a trigger that
+/// refuses one B's row (SQLite and PostgreSQL, the group-commit backends; MySQL writes each
+/// bind in a transaction of its own and inserts the row at once).
+#[tokio::test]
+async fn a_batch_whose_new_rows_cannot_be_stored_acknowledges_none_of_them() {
+    use sea_orm::{ConnectionTrait, Database};
+    let s = TestServer::start().await;
+    let plant = match s.store.backend_name() {
+        "sqlite" => vec![
+            "CREATE TRIGGER planted BEFORE INSERT ON bindings WHEN NEW.phone_b = '8613999999999' \
+             BEGIN SELECT RAISE(ABORT, 'planted refusal'); END",
+        ],
+        "postgres" => vec![
+            "CREATE FUNCTION planted() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.phone_b = '8613999999999' THEN RAISE EXCEPTION 'planted refusal'; END IF; \
+             RETURN NEW; END $$",
+            "CREATE TRIGGER planted BEFORE INSERT ON bindings FOR EACH ROW EXECUTE FUNCTION planted()",
+        ],
+        other => {
+            eprintln!("{other}: no group-commit batch; nothing deferred to test");
+            return;
+        }
+    };
+    pool_with(&s, "wp", "8522115", 300, "").await;
+    let db = Database::connect(&s.db.url).await.expect("connect");
+    for stmt in plant {
+        db.execute_unprepared(stmt).await.expect(stmt);
+    }
+    // Rounds of concurrent binds, one of them refused by the trigger: its batch fails whole.
+    let mut refused = 0;
+    for round in 0..5 {
+        let binds = futures_util::future::join_all((0..40).map(|i| {
+            let mut c = s.bindings();
+            let b = if i == 20 {
+                "8613999999999".to_owned()
+            } else {
+                format!("8613{round}{i:08}")
+            };
+            let mut r = xyb("wp", &b);
+            r.delayed_y = true;
+            async move { c.bind_xyb(r).await }
+        }))
+        .await;
+        for r in binds {
+            match r {
+                Ok(b) => {
+                    let b = b.into_inner().binding.expect("binding");
+                    assert_ne!(
+                        b.phone_b, "8613999999999",
+                        "the refused row was acknowledged"
+                    );
+                    assert_eq!(get_binding(&s, &b.binding_id).await.number_x, b.number_x);
+                }
+                Err(e) => {
+                    refused += 1;
+                    assert_eq!(e.code(), tonic::Code::Internal, "{e:?}");
+                }
+            }
+        }
+    }
+    assert!(refused >= 5, "the refused bind failed every round");
+    let found = s.store.check_invariants().await.expect("check runs");
+    assert!(found.is_empty(), "{found:?}");
+    // Every acknowledged bind holds one number; every other number is free.
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT (SELECT COUNT(*) FROM numbers WHERE locked_by IS NOT NULL) - \
+             (SELECT COUNT(*) FROM bindings WHERE active = 1) AS d",
+        ))
+        .await
+        .expect("count")
+        .expect("a row");
+    assert_eq!(row.try_get::<i64>("", "d").expect("d"), 0);
+    db.close().await.ok();
 }

@@ -331,8 +331,9 @@ async fn claim(
     Ok(())
 }
 
-/// Stores the allocated binding — the numbers into the row `claim` inserted, or the whole row —
-/// and returns the row as stored, built from the values written (no read back).
+/// Stores the allocated binding — the numbers into the row `claim` inserted, or the whole row
+/// (in a batch: at the batch's end, `deferred::defer_insert`) — and returns the row as stored,
+/// built from the values written (no read back).
 async fn settle(
     tx: &DatabaseTransaction,
     b: &Binding,
@@ -352,8 +353,10 @@ async fn settle(
             .filter(binding::Column::Id.eq(b.id.as_str()))
             .exec(tx)
             .await?;
-    } else {
-        binding::Entity::insert(row.clone())
+    } else if let Some(row) = super::deferred::defer_insert(row.clone()) {
+        // Not in a group-commit batch: insert it now (in a batch, the batch inserts it with
+        // every other new binding row of the batch, in one statement at its end).
+        binding::Entity::insert(row)
             .exec_without_returning(tx)
             .await?;
     }
