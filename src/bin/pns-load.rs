@@ -529,6 +529,7 @@ async fn measure(cli: &Cli, servers: &Servers, local: Option<&Store>) -> Result<
         let gc0 = local.and_then(Store::group_commit_stats);
         let st0 = local.map(Store::statements);
         let sh0 = local.and_then(Store::group_commit_shared);
+        let pc0 = local.and_then(Store::group_commit_pre_claimed);
         let res = match s {
             Scenario::Health => scenarios::health(&ctx).await,
             Scenario::Notify => scenarios::notify(&ctx).await,
@@ -603,8 +604,15 @@ async fn measure(cli: &Cli, servers: &Servers, local: Option<&Store>) -> Result<
                             ),
                             _ => String::new(),
                         };
+                        let pre = match (local.and_then(Store::group_commit_pre_claimed), pc0) {
+                            (Some(p1), Some(p0)) if p1 > p0 => format!(
+                                "; {} numbers claimed for their batch's binds at once",
+                                p1 - p0
+                            ),
+                            _ => String::new(),
+                        };
                         eprintln!(
-                            "{}: group commit: {w} writes in {b} transactions ({:.1} per transaction){shared}",
+                            "{}: group commit: {w} writes in {b} transactions ({:.1} per transaction){shared}{pre}",
                             s.name(),
                             w as f64 / b.max(1) as f64
                         );

@@ -30,6 +30,8 @@ pub(crate) struct Deferred {
     events: Mutex<Vec<(NewEvent, bool)>>,
     /// New binding rows, inserted by the batch (see `defer_insert`).
     rows: Mutex<Vec<binding::ActiveModel>>,
+    /// The number the batch claimed for this write (`bindings::pre_claim`), until it takes it.
+    pre_claimed: Mutex<Option<String>>,
     took_counter: AtomicBool,
 }
 
@@ -51,6 +53,22 @@ impl Deferred {
         f: F,
     ) -> F::Output {
         CURRENT.scope(self, f).await
+    }
+
+    /// A write whose batch claimed `number` for it (`bindings::pre_claim`).
+    pub(crate) fn with_pre_claimed(number: Option<String>) -> Self {
+        Self {
+            pre_claimed: Mutex::new(number),
+            ..Self::default()
+        }
+    }
+
+    /// Whether the number claimed for this write is still there (the write did not take it).
+    pub(crate) fn pre_claim_left(&self) -> bool {
+        self.pre_claimed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
     }
 
     /// What this attempt deferred (events in the order they were written).
@@ -109,6 +127,19 @@ pub(crate) fn defer_insert(row: binding::ActiveModel) -> Option<binding::ActiveM
         Ok(()) => None,
         Err(_) => row,
     }
+}
+
+/// The number the running write's batch claimed for it, if any (taken once).
+pub(crate) fn take_pre_claimed() -> Option<String> {
+    CURRENT
+        .try_with(|d| {
+            d.pre_claimed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+        })
+        .ok()
+        .flatten()
 }
 
 /// Whether the running code is a write of a batch (its events are deferred).

@@ -290,6 +290,32 @@ impl Store {
     /// (`deferred::defer_own`; none without group commit: the write appended them itself).
     pub(crate) async fn run_write_events<T, F>(
         &self,
+        op: F,
+    ) -> Result<(T, Vec<events::Appended>), TxError>
+    where
+        T: Send + 'static,
+        F: FnMut(DatabaseTransaction) -> writer::OpFuture<T> + Send + 'static,
+    {
+        self.run_write_claiming(None, op).await
+    }
+
+    /// As `run_write`; `claim`: an XYB bind that takes any free number, whose number its batch
+    /// may claim with every other such bind's (`bindings::pre_claim`).
+    pub(crate) async fn run_write_pre_claimed<T, F>(
+        &self,
+        claim: Option<bindings::pre_claim::PreClaim>,
+        op: F,
+    ) -> Result<T, TxError>
+    where
+        T: Send + 'static,
+        F: FnMut(DatabaseTransaction) -> writer::OpFuture<T> + Send + 'static,
+    {
+        Ok(self.run_write_claiming(claim, op).await?.0)
+    }
+
+    async fn run_write_claiming<T, F>(
+        &self,
+        claim: Option<bindings::pre_claim::PreClaim>,
         mut op: F,
     ) -> Result<(T, Vec<events::Appended>), TxError>
     where
@@ -302,7 +328,7 @@ impl Store {
             )));
         }
         if let Some(w) = &self.writer {
-            return w.submit_events(op).await;
+            return w.submit_events(claim, op).await;
         }
         let mut attempt = 0u32;
         loop {
@@ -375,6 +401,12 @@ impl Store {
     /// without group commit. See `shared_savepoint`.
     pub fn group_commit_shared(&self) -> Option<(u64, u64)> {
         self.writer.as_ref().map(writer::GroupWriter::shared_stats)
+    }
+
+    /// Numbers XYB binds took from their batch's one claim (`bindings::pre_claim`) so far;
+    /// `None` without group commit.
+    pub fn group_commit_pre_claimed(&self) -> Option<u64> {
+        self.writer.as_ref().map(writer::GroupWriter::pre_claimed)
     }
 
     /// Group commit so far: (transactions, writes they held); `None` without group commit.
@@ -537,16 +569,19 @@ impl From<DbErr> for DomainError {
 /// `group_tx!(@events self, …)`: the same through `Store::run_write_events`.
 macro_rules! group_tx {
     ($store:expr, [$($cap:ident),* $(,)?], |$this:ident, $tx:ident| $body:expr) => {
-        crate::storage::group_tx!(@with run_write, $store, [$($cap),*], |$this, $tx| $body)
+        crate::storage::group_tx!(@with run_write(), $store, [$($cap),*], |$this, $tx| $body)
     };
     (@events $store:expr, [$($cap:ident),* $(,)?], |$this:ident, $tx:ident| $body:expr) => {
-        crate::storage::group_tx!(@with run_write_events, $store, [$($cap),*], |$this, $tx| $body)
+        crate::storage::group_tx!(@with run_write_events(), $store, [$($cap),*], |$this, $tx| $body)
     };
-    (@with $run:ident, $store:expr, [$($cap:ident),* $(,)?], |$this:ident, $tx:ident| $body:expr) => {{
+    (@pre_claim $claim:expr, $store:expr, [$($cap:ident),* $(,)?], |$this:ident, $tx:ident| $body:expr) => {
+        crate::storage::group_tx!(@with run_write_pre_claimed($claim,), $store, [$($cap),*], |$this, $tx| $body)
+    };
+    (@with $run:ident($($arg:expr,)?), $store:expr, [$($cap:ident),* $(,)?], |$this:ident, $tx:ident| $body:expr) => {{
         let __store = $store.clone();
         $( let $cap = $cap.to_owned(); )*
         $store
-            .$run(move |$tx: sea_orm::DatabaseTransaction| {
+            .$run($($arg,)? move |$tx: sea_orm::DatabaseTransaction| {
                 let $this = __store.clone();
                 $( let $cap = $cap.clone(); )*
                 let __f: crate::storage::writer::OpFuture<_> = Box::pin(async move {

@@ -22,6 +22,7 @@ use std::{
 
 use sea_orm::{DatabaseTransaction, DbErr, TransactionTrait};
 
+use super::bindings::pre_claim::{self, PreClaim};
 use super::deferred::{Deferred, Left};
 
 /// After a shared run failed, how many batches run every write under its own savepoint before
@@ -32,8 +33,8 @@ pub(super) const AFTER_FAILURE: u32 = 16;
 /// What a shared run came to.
 pub(super) enum Shared<O> {
     /// Every write succeeded and the shared savepoint is released: each write's result and
-    /// what it deferred to the batch's end, in order.
-    Done(Vec<(O, Left)>),
+    /// what it deferred to the batch's end, in order; how many took a pre-claimed number.
+    Done(Vec<(O, Left)>, u64),
     /// A write failed; nothing of the run is left (the savepoint is rolled back, or was never
     /// taken). Run the writes again, each under a savepoint of its own.
     Failed,
@@ -43,17 +44,38 @@ pub(super) enum Shared<O> {
     Broken(DbErr),
 }
 
-/// Runs `ops` in order under one savepoint of `tx` (see the module's documentation).
-pub(super) async fn run<O, F>(tx: &DatabaseTransaction, ops: &mut [F]) -> Shared<O>
+/// Runs `ops` in order under one savepoint of `tx` (see the module's documentation), first
+/// claiming a number for each op with a `PreClaim` (`bindings::pre_claim`; `claims` is in
+/// the order of `ops`).
+pub(super) async fn run<O, F>(
+    tx: &DatabaseTransaction,
+    ops: &mut [F],
+    claims: &[Option<PreClaim>],
+) -> Shared<O>
 where
     F: FnMut(DatabaseTransaction) -> super::writer::OpFuture<O>,
 {
     let Ok(mut shared) = tx.begin().await else {
         return Shared::Failed;
     };
+    let wanted: Vec<&PreClaim> = claims.iter().flatten().collect();
+    let mut pre_claimed = if wanted.is_empty() {
+        Default::default()
+    } else {
+        match pre_claim::claim_all(&shared, &wanted).await {
+            Ok(got) => got,
+            Err(_) => return rolled_back(shared).await,
+        }
+    };
     let mut outs = Vec::with_capacity(ops.len());
-    for op in ops.iter_mut() {
-        let mine = Arc::new(Deferred::default());
+    let mut took = 0;
+    for (i, op) in ops.iter_mut().enumerate() {
+        let number = claims
+            .get(i)
+            .and_then(Option::as_ref)
+            .and_then(|c| pre_claimed.remove(&c.binding_id));
+        took += u64::from(number.is_some());
+        let mine = Arc::new(Deferred::with_pre_claimed(number));
         let Some((back, res)) = unless_it_panics(mine.clone().scope(op(shared))).await else {
             // The savepoint went down with the panicking write: its rollback is left to a
             // drop that cannot report failure, so the batch's transaction is not trusted with
@@ -65,17 +87,24 @@ where
         };
         shared = back;
         match res {
+            // A write that did not take the number claimed for it would leave it locked by a
+            // binding that is not there: run the batch again write by write.
+            Ok(_) if mine.pre_claim_left() => return rolled_back(shared).await,
             Ok(v) => outs.push((v, mine.take())),
-            Err(_) => {
-                return match shared.rollback().await {
-                    Ok(()) => Shared::Failed,
-                    Err(e) => Shared::Broken(e),
-                };
-            }
+            Err(_) => return rolled_back(shared).await,
         }
     }
     match shared.commit().await {
-        Ok(()) => Shared::Done(outs),
+        Ok(()) => Shared::Done(outs, took),
+        Err(e) => Shared::Broken(e),
+    }
+}
+
+/// Rolls the shared savepoint back: `Failed` (run every write again on its own), or `Broken`
+/// if even that failed.
+async fn rolled_back<O>(shared: DatabaseTransaction) -> Shared<O> {
+    match shared.rollback().await {
+        Ok(()) => Shared::Failed,
         Err(e) => Shared::Broken(e),
     }
 }

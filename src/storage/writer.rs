@@ -36,6 +36,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub(crate) use super::batch_end::LastParty;
 use super::batch_end::append_all;
+use super::bindings::pre_claim::PreClaim;
 use super::deferred::{Deferred, Left};
 use super::events::Appended;
 use super::shared_savepoint::{self, Shared};
@@ -68,6 +69,8 @@ enum Job {
     /// A write of its own, under a savepoint.
     Op {
         op: Op,
+        /// An XYB bind that takes any free number: its batch may claim it (`pre_claim`).
+        claim: Option<PreClaim>,
         /// Its result and the `Appended` of the events it deferred (in order).
         reply: oneshot::Sender<Result<(Out, Vec<Appended>), TxError>>,
     },
@@ -108,6 +111,9 @@ struct Stats {
     /// a write failed and every write ran again under its own.
     shared: AtomicU64,
     shared_failed: AtomicU64,
+    /// Numbers binds took from their batch's claim (`bindings::pre_claim`) in shared runs that
+    /// were kept.
+    pre_claimed: AtomicU64,
 }
 
 impl GroupWriter {
@@ -162,9 +168,18 @@ impl GroupWriter {
         )
     }
 
+    /// Numbers binds took from their batch's claim (`bindings::pre_claim`) so far.
+    pub(crate) fn pre_claimed(&self) -> u64 {
+        self.stats.pre_claimed.load(Ordering::Relaxed)
+    }
+
     /// Runs `op` in the next batch; answers after that batch committed, with the `Appended`
     /// of the events `op` deferred (`deferred::defer_own`).
-    pub(crate) async fn submit_events<T, F>(&self, mut op: F) -> Result<(T, Vec<Appended>), TxError>
+    pub(crate) async fn submit_events<T, F>(
+        &self,
+        claim: Option<PreClaim>,
+        mut op: F,
+    ) -> Result<(T, Vec<Appended>), TxError>
     where
         T: Send + 'static,
         F: FnMut(DatabaseTransaction) -> OpFuture<T> + Send + 'static,
@@ -178,7 +193,11 @@ impl GroupWriter {
         });
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job::Op { op: erased, reply })
+            .send(Job::Op {
+                op: erased,
+                claim,
+                reply,
+            })
             .await
             .map_err(|_| stopped())?;
         let (out, appended) = answer.await.map_err(|_| stopped())??;
@@ -303,19 +322,24 @@ impl Writer {
         let writes = batch.iter().filter(|j| matches!(j, Job::Op { .. })).count();
         if !self.concurrent && writes > 1 && self.shared_due() {
             // SQLite: the writes under one shared savepoint first (see `shared_savepoint`).
-            let (mut ops, mut replies, mut others) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut ops, mut claims, mut replies, mut others) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for job in batch {
                 match job {
-                    Job::Op { op, reply } => {
+                    Job::Op { op, claim, reply } => {
                         ops.push(op);
+                        claims.push(claim);
                         replies.push(reply);
                     }
                     other => others.push(other),
                 }
             }
             self.stats.shared.fetch_add(1, Ordering::Relaxed);
-            batch = match shared_savepoint::run(&tx, &mut ops).await {
-                Shared::Done(outs) => {
+            batch = match shared_savepoint::run(&tx, &mut ops, &claims).await {
+                Shared::Done(outs, pre_claimed) => {
+                    self.stats
+                        .pre_claimed
+                        .fetch_add(pre_claimed, Ordering::Relaxed);
                     held += outs.len();
                     for (reply, (out, mine)) in replies.into_iter().zip(outs) {
                         let range = deferred.len()..deferred.len() + mine.events.len();
@@ -329,10 +353,15 @@ impl Writer {
                     self.stats.shared_failed.fetch_add(1, Ordering::Relaxed);
                     self.skip_shared
                         .store(shared_savepoint::AFTER_FAILURE, Ordering::Relaxed);
+                    // Write by write, each claiming its own number.
                     let ops = ops.into_iter().zip(replies);
-                    ops.map(|(op, reply)| Job::Op { op, reply })
-                        .chain(others)
-                        .collect()
+                    ops.map(|(op, reply)| Job::Op {
+                        op,
+                        claim: None,
+                        reply,
+                    })
+                    .chain(others)
+                    .collect()
                 }
                 Shared::Broken(e) => {
                     self.stats.batches.fetch_add(1, Ordering::Relaxed);
@@ -355,12 +384,12 @@ impl Writer {
         for job in jobs.by_ref() {
             held += 1;
             match job {
-                Job::Op { op, reply } if self.concurrent && ops == MAX_OPS_CONCURRENT => {
+                Job::Op { op, claim, reply } if self.concurrent && ops == MAX_OPS_CONCURRENT => {
                     held -= 1;
-                    requeued = Some(Job::Op { op, reply });
+                    requeued = Some(Job::Op { op, claim, reply });
                     break;
                 }
-                Job::Op { mut op, reply } => {
+                Job::Op { mut op, reply, .. } => {
                     ops += 1;
                     if self.concurrent && !first_op && !std::mem::replace(&mut lock_wait, true) {
                         if let Err(e) = set_lock_timeout(&tx, LOCK_WAIT_MS).await {
@@ -382,7 +411,11 @@ impl Writer {
                         // may wait, holding nothing), so batches never wait on each other in a
                         // cycle (a deadlock PostgreSQL would only break after a second).
                         held -= 1;
-                        requeued = Some(Job::Op { op, reply });
+                        requeued = Some(Job::Op {
+                            op,
+                            claim: None,
+                            reply,
+                        });
                         break;
                     }
                     first_op = false;

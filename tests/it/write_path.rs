@@ -323,6 +323,89 @@ async fn a_batch_whose_new_rows_cannot_be_stored_acknowledges_none_of_them() {
     let found = s.store.check_invariants().await.expect("check runs");
     assert!(found.is_empty(), "{found:?}");
     // Every acknowledged bind holds one number; every other number is free.
+    db.close().await.ok();
+    assert_eq!(locked_minus_active(&s).await, 0);
+}
+
+/// Concurrent XYB binds that take any X get their numbers from ONE claim per batch (SQLite's
+/// shared batch: `bindings::pre_claim`), not one statement each: every X is handed out once,
+/// each binding holds the number locked for it, and `check` is clean.
+#[tokio::test]
+async fn a_batch_of_any_x_binds_claims_its_numbers_at_once() {
+    let s = TestServer::start().await;
+    pool_with(&s, "wp", "8522116", 150, "").await;
+    let before = s.store.group_commit_pre_claimed();
+    let (binds, n) = counted(
+        &s,
+        futures_util::future::join_all((0..100).map(|i| {
+            let mut c = s.bindings();
+            let mut r = xyb("wp", &format!("86137{i:08}"));
+            r.delayed_y = true;
+            async move { c.bind_xyb(r).await }
+        })),
+    )
+    .await;
+    let mut xs = std::collections::HashSet::new();
+    for r in binds {
+        let b = r.expect("bind").into_inner().binding.expect("binding");
+        assert!(xs.insert(b.number_x.clone()), "X handed out twice: {b:?}");
+        assert_eq!(get_binding(&s, &b.binding_id).await.number_x, b.number_x);
+    }
+    assert_eq!(locked_minus_active(&s).await, 0);
+    let found = s.store.check_invariants().await.expect("check runs");
+    assert!(found.is_empty(), "{found:?}");
+    eprintln!("100 concurrent binds: {n} statements");
+    if s.store.backend_name() == "sqlite" {
+        let taken = s.store.group_commit_pre_claimed().expect("group commit")
+            - before.expect("group commit");
+        assert!(taken > 0, "no bind took a number its batch claimed");
+        // A claim per bind would be 100 statements, plus each batch's end.
+        assert!(n < 100, "100 binds ran {n} statements");
+    }
+}
+
+/// A batch whose numbers were claimed at once, where one bind fails (its fixed Y is not in the
+/// pool) and the pool runs out: the shared run is rolled back with its claim, every bind runs
+/// again on its own; the good ones get distinct numbers, the rest precise errors, and no number
+/// stays locked without its binding.
+#[tokio::test]
+async fn a_failed_bind_in_a_pre_claimed_batch_leaves_no_number_locked() {
+    let s = TestServer::start().await;
+    pool_with(&s, "wp", "8522117", 30, "").await;
+    for round in 0..3 {
+        let binds = futures_util::future::join_all((0..20).map(|i| {
+            let mut c = s.bindings();
+            let mut r = xyb("wp", &format!("8613{round}{i:08}"));
+            if i == 7 {
+                r.number_y = "8529999999999".into();
+            } else {
+                r.delayed_y = true;
+            }
+            async move { (i, c.bind_xyb(r).await) }
+        }))
+        .await;
+        for (i, r) in binds {
+            match r {
+                Ok(b) => {
+                    assert_ne!(i, 7, "a Y outside the pool was accepted");
+                    let b = b.into_inner().binding.expect("binding");
+                    assert_eq!(get_binding(&s, &b.binding_id).await.number_x, b.number_x);
+                }
+                // (Or, once the pool is exhausted, it fails at X like the others.)
+                Err(e) if i == 7 && e.code() == tonic::Code::NotFound => {}
+                Err(e) => assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}"),
+            }
+        }
+    }
+    assert_eq!(locked_minus_active(&s).await, 0);
+    let found = s.store.check_invariants().await.expect("check runs");
+    assert!(found.is_empty(), "{found:?}");
+}
+
+/// Numbers locked minus active bindings (each active XYB binding holds exactly one).
+async fn locked_minus_active(s: &TestServer) -> i64 {
+    use sea_orm::{ConnectionTrait, Database};
+    let db = Database::connect(&s.db.url).await.expect("connect");
     let row = db
         .query_one_raw(sea_orm::Statement::from_string(
             db.get_database_backend(),
@@ -332,6 +415,6 @@ async fn a_batch_whose_new_rows_cannot_be_stored_acknowledges_none_of_them() {
         .await
         .expect("count")
         .expect("a row");
-    assert_eq!(row.try_get::<i64>("", "d").expect("d"), 0);
     db.close().await.ok();
+    row.try_get::<i64>("", "d").expect("d")
 }

@@ -7,10 +7,7 @@ impl Store {
     // ---- allocation -------------------------------------------------------------------------
 
     pub(super) fn free_numbers(&self, pool_id: i64) -> sea_orm::Select<number::Entity> {
-        number::Entity::find()
-            .filter(number::Column::PoolId.eq(pool_id))
-            .filter(number::Column::State.eq(AVAILABLE))
-            .filter(number::Column::LockedBy.is_null())
+        free_numbers_of(pool_id)
     }
 
     /// Locks a given X for an XYB binding.
@@ -92,7 +89,8 @@ impl Store {
         }
     }
 
-    /// Locks any free number of the pool for an XYB binding.
+    /// Locks any free number of the pool for an XYB binding (or takes the one its batch
+    /// claimed for it: `pre_claim`).
     pub(super) async fn lock_any(
         &self,
         tx: &DatabaseTransaction,
@@ -101,6 +99,9 @@ impl Store {
         id: &str,
         now: Millis,
     ) -> T<Option<String>> {
+        if let Some(n) = crate::storage::deferred::take_pre_claimed() {
+            return Ok(Some(n));
+        }
         // PostgreSQL, MySQL: first SKIP LOCKED, so concurrent binds take different rows instead of
         // queueing on one; then a plain FOR UPDATE, which waits for rows held by in-flight
         // transactions (they may roll back) before concluding the pool is exhausted.
@@ -688,6 +689,14 @@ impl Store {
             None => Claim::Lost,
         })
     }
+}
+
+/// The free numbers of a pool (not locked, available).
+pub(super) fn free_numbers_of(pool_id: i64) -> sea_orm::Select<number::Entity> {
+    number::Entity::find()
+        .filter(number::Column::PoolId.eq(pool_id))
+        .filter(number::Column::State.eq(AVAILABLE))
+        .filter(number::Column::LockedBy.is_null())
 }
 
 pub(super) fn no_number(pool: &pool::Model, detail: Option<String>) -> DomainError {

@@ -8,6 +8,7 @@
 
 mod allocate;
 mod ending;
+pub(crate) mod pre_claim;
 mod queries;
 
 use sea_orm::{
@@ -156,7 +157,12 @@ impl Store {
         }
         let id = uuid::Uuid::now_v7().to_string();
         let b = cmd.phone_b.as_str();
-        let res = group_tx!(self, [cmd, id, pool, fp, b, now], |this, tx| {
+        let any_x = cmd.number_x.is_none().then(|| pre_claim::PreClaim {
+            pool_id: pool.id,
+            iso2: cmd.iso2_x.clone(),
+            binding_id: id.clone(),
+        });
+        let res = group_tx!(@pre_claim any_x, self, [cmd, id, pool, fp, b, now], |this, tx| {
             let mut draft = cmd.draft(id.clone(), Provider::Local, BindingState::Xyb, now);
             claim(&tx, &draft, &cmd.tenant, &pool, &fp).await?;
             let x = match &cmd.number_x {
