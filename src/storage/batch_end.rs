@@ -49,7 +49,7 @@ pub(super) async fn append_all(
 
 /// The batch's new binding rows (`deferred::defer_insert`): one multi-row INSERT per chunk of
 /// at most `MAX_BIND_PARAMS` parameters.
-async fn insert_rows(
+pub(super) async fn insert_rows(
     tx: &DatabaseTransaction,
     rows: &[binding::ActiveModel],
 ) -> Result<(), sea_orm::DbErr> {

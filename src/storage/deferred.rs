@@ -1,4 +1,6 @@
-//! Events a write of a group-commit batch leaves for the end of its batch.
+//! What a write of a group-commit batch leaves for the end of its batch — its events and its
+//! new binding rows (`defer_insert`) — and the number its batch claimed for it, if any
+//! (`bindings::pre_claim`).
 //!
 //! A write running in the writer (see `writer`) does not append its lifecycle events (those
 //! without a dedupe key) itself: it hands them to its batch, which appends every write's events
@@ -110,10 +112,12 @@ fn keep(events: &mut Vec<NewEvent>, routing: bool) -> bool {
 }
 
 /// Inside a batch's write: keeps a new binding row for the batch, which inserts every write's
-/// new rows with one multi-row INSERT at its end, before its events (the row's id is a fresh
-/// UUIDv7 and it carries no `customer_bind_id` — see `bindings::settle` — so nothing can
-/// collide with it, and nothing in the batch reads it before then: no one knows its id yet).
-/// If that INSERT fails, no write of the batch is acknowledged. Outside a batch: the row back,
+/// new rows with one multi-row INSERT at its end, before its events — or earlier, right before
+/// a write of the batch that is not a bind (it may read bindings: a call-in on the database
+/// path following a route to its binding; see `pre_claim::NewBinding`). Binds do not read one
+/// another's rows (a fixed X held by a pending bind is "locked" either way). The row's id is a
+/// fresh UUIDv7 and it carries no `customer_bind_id` (see `bindings::settle`), so nothing can
+/// collide with it. If that INSERT fails, no write of the batch is acknowledged. Outside a batch: the row back,
 /// for the caller to insert itself.
 pub(crate) fn defer_insert(row: binding::ActiveModel) -> Option<binding::ActiveModel> {
     let mut row = Some(row);

@@ -296,26 +296,29 @@ impl Store {
         T: Send + 'static,
         F: FnMut(DatabaseTransaction) -> writer::OpFuture<T> + Send + 'static,
     {
-        self.run_write_claiming(None, op).await
+        self.run_write_as(None, op).await
     }
 
-    /// As `run_write`; `claim`: an XYB bind that takes any free number, whose number its batch
-    /// may claim with every other such bind's (`bindings::pre_claim`).
-    pub(crate) async fn run_write_pre_claimed<T, F>(
+    /// As `run_write`, for a bind: a write that makes a new binding (its row may wait for the
+    /// end of its batch) and, if `any_x`, takes any free X of a pool (its batch may claim it
+    /// with the others': `bindings::pre_claim`, SQLite only).
+    pub(crate) async fn run_bind<T, F>(
         &self,
-        claim: Option<bindings::pre_claim::PreClaim>,
+        any_x: Option<bindings::pre_claim::PreClaim>,
         op: F,
     ) -> Result<T, TxError>
     where
         T: Send + 'static,
         F: FnMut(DatabaseTransaction) -> writer::OpFuture<T> + Send + 'static,
     {
-        Ok(self.run_write_claiming(claim, op).await?.0)
+        let any_x = any_x.filter(|_| self.backend == DbBackend::Sqlite);
+        let new = bindings::pre_claim::NewBinding { any_x };
+        Ok(self.run_write_as(Some(new), op).await?.0)
     }
 
-    async fn run_write_claiming<T, F>(
+    async fn run_write_as<T, F>(
         &self,
-        claim: Option<bindings::pre_claim::PreClaim>,
+        new_binding: Option<bindings::pre_claim::NewBinding>,
         mut op: F,
     ) -> Result<(T, Vec<events::Appended>), TxError>
     where
@@ -328,7 +331,7 @@ impl Store {
             )));
         }
         if let Some(w) = &self.writer {
-            return w.submit_events(claim, op).await;
+            return w.submit_events(new_binding, op).await;
         }
         let mut attempt = 0u32;
         loop {
@@ -403,10 +406,19 @@ impl Store {
         self.writer.as_ref().map(writer::GroupWriter::shared_stats)
     }
 
-    /// Numbers XYB binds took from their batch's one claim (`bindings::pre_claim`) so far;
+    /// Numbers XYB binds took from their batch's claim (one statement per pool:
+    /// `bindings::pre_claim`) so far;
     /// `None` without group commit.
     pub fn group_commit_pre_claimed(&self) -> Option<u64> {
         self.writer.as_ref().map(writer::GroupWriter::pre_claimed)
+    }
+
+    /// Numbers claimed for batches of binds so far, including those whose batch's shared run
+    /// was rolled back (a write of it failed); `None` without group commit.
+    pub fn group_commit_pre_claims_made(&self) -> Option<u64> {
+        self.writer
+            .as_ref()
+            .map(writer::GroupWriter::pre_claims_made)
     }
 
     /// Group commit so far: (transactions, writes they held); `None` without group commit.
@@ -566,7 +578,8 @@ impl From<DbErr> for DomainError {
 /// `group_tx!(self, [captured, locals], |this, tx| body)`. The body runs on the writer's task, so
 /// it owns what it uses: `this` is a clone of the store, each listed local is cloned (`&T` into
 /// `T`), `tx` is the write's (savepoint) transaction. It may run more than once (retries).
-/// `group_tx!(@events self, …)`: the same through `Store::run_write_events`.
+/// `group_tx!(@events self, …)`: the same through `Store::run_write_events`;
+/// `group_tx!(@bind any_x, self, …)`: a bind, through `Store::run_bind`.
 macro_rules! group_tx {
     ($store:expr, [$($cap:ident),* $(,)?], |$this:ident, $tx:ident| $body:expr) => {
         crate::storage::group_tx!(@with run_write(), $store, [$($cap),*], |$this, $tx| $body)
@@ -574,8 +587,8 @@ macro_rules! group_tx {
     (@events $store:expr, [$($cap:ident),* $(,)?], |$this:ident, $tx:ident| $body:expr) => {
         crate::storage::group_tx!(@with run_write_events(), $store, [$($cap),*], |$this, $tx| $body)
     };
-    (@pre_claim $claim:expr, $store:expr, [$($cap:ident),* $(,)?], |$this:ident, $tx:ident| $body:expr) => {
-        crate::storage::group_tx!(@with run_write_pre_claimed($claim,), $store, [$($cap),*], |$this, $tx| $body)
+    (@bind $any_x:expr, $store:expr, [$($cap:ident),* $(,)?], |$this:ident, $tx:ident| $body:expr) => {
+        crate::storage::group_tx!(@with run_bind($any_x,), $store, [$($cap),*], |$this, $tx| $body)
     };
     (@with $run:ident($($arg:expr,)?), $store:expr, [$($cap:ident),* $(,)?], |$this:ident, $tx:ident| $body:expr) => {{
         let __store = $store.clone();

@@ -11,7 +11,9 @@
 //! does without this. A panic under the shared savepoint fails the whole batch (none of it is
 //! acknowledged; see `Shared::Broken`). Writes may run more than once by contract (they are retried
 //! after retryable database errors), and what a write deferred (events, new rows) is kept only
-//! from the run whose changes are kept.
+//! from the run whose changes are kept. In a batch of nothing but binds, the numbers of those
+//! that take any X are claimed first, under the shared savepoint, in one statement
+//! (`bindings::pre_claim`); the write-by-write rerun claims as usual.
 
 use std::{
     future::Future,
@@ -22,7 +24,8 @@ use std::{
 
 use sea_orm::{DatabaseTransaction, DbErr, TransactionTrait};
 
-use super::bindings::pre_claim::{self, PreClaim};
+use super::batch_end::insert_rows;
+use super::bindings::pre_claim::{self, NewBinding};
 use super::deferred::{Deferred, Left};
 
 /// After a shared run failed, how many batches run every write under its own savepoint before
@@ -44,13 +47,15 @@ pub(super) enum Shared<O> {
     Broken(DbErr),
 }
 
-/// Runs `ops` in order under one savepoint of `tx` (see the module's documentation), first
-/// claiming a number for each op with a `PreClaim` (`bindings::pre_claim`; `claims` is in
-/// the order of `ops`).
+/// Runs `ops` in order under one savepoint of `tx` (see the module's documentation). `binds`
+/// (in the order of `ops`): which are binds (`NewBinding`); if all are, first claims a number
+/// for each that takes any X (`bindings::pre_claim`; counted in `claimed`). Before a write that is not a bind, the
+/// binds' pending rows so far are inserted (it may read them).
 pub(super) async fn run<O, F>(
     tx: &DatabaseTransaction,
     ops: &mut [F],
-    claims: &[Option<PreClaim>],
+    binds: &[Option<NewBinding>],
+    claimed: &std::sync::atomic::AtomicU64,
 ) -> Shared<O>
 where
     F: FnMut(DatabaseTransaction) -> super::writer::OpFuture<O>,
@@ -58,21 +63,40 @@ where
     let Ok(mut shared) = tx.begin().await else {
         return Shared::Failed;
     };
-    let wanted: Vec<&PreClaim> = claims.iter().flatten().collect();
-    let mut pre_claimed = if wanted.is_empty() {
+    let only_binds = binds.len() == ops.len() && binds.iter().all(Option::is_some);
+    let claims: Vec<_> = binds
+        .iter()
+        .map(|b| b.as_ref().and_then(|b| b.any_x.as_ref()))
+        .collect();
+    let wanted: Vec<_> = claims.iter().flatten().copied().collect();
+    let mut pre_claimed = if wanted.is_empty() || !only_binds {
         Default::default()
     } else {
         match pre_claim::claim_all(&shared, &wanted).await {
-            Ok(got) => got,
+            Ok(got) => {
+                claimed.fetch_add(got.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                got
+            }
             Err(_) => return rolled_back(shared).await,
         }
     };
     let mut outs = Vec::with_capacity(ops.len());
     let mut took = 0;
     for (i, op) in ops.iter_mut().enumerate() {
+        let is_bind = binds.get(i).is_some_and(Option::is_some);
+        if !is_bind {
+            let pending: Vec<_> = outs
+                .iter_mut()
+                .flat_map(|(_, left): &mut (O, Left)| std::mem::take(&mut left.rows))
+                .collect();
+            if !pending.is_empty() && insert_rows(&shared, &pending).await.is_err() {
+                return rolled_back(shared).await;
+            }
+        }
         let number = claims
             .get(i)
-            .and_then(Option::as_ref)
+            .copied()
+            .flatten()
             .and_then(|c| pre_claimed.remove(&c.binding_id));
         took += u64::from(number.is_some());
         let mine = Arc::new(Deferred::with_pre_claimed(number));

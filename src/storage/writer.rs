@@ -36,7 +36,8 @@ use tokio::sync::{mpsc, oneshot};
 
 pub(crate) use super::batch_end::LastParty;
 use super::batch_end::append_all;
-use super::bindings::pre_claim::PreClaim;
+use super::batch_end::insert_rows;
+use super::bindings::pre_claim::NewBinding;
 use super::deferred::{Deferred, Left};
 use super::events::Appended;
 use super::shared_savepoint::{self, Shared};
@@ -69,8 +70,8 @@ enum Job {
     /// A write of its own, under a savepoint.
     Op {
         op: Op,
-        /// An XYB bind that takes any free number: its batch may claim it (`pre_claim`).
-        claim: Option<PreClaim>,
+        /// A bind (it makes a new binding; `pre_claim::NewBinding`), or any other write.
+        new_binding: Option<NewBinding>,
         /// Its result and the `Appended` of the events it deferred (in order).
         reply: oneshot::Sender<Result<(Out, Vec<Appended>), TxError>>,
     },
@@ -114,6 +115,8 @@ struct Stats {
     /// Numbers binds took from their batch's claim (`bindings::pre_claim`) in shared runs that
     /// were kept.
     pre_claimed: AtomicU64,
+    /// Numbers claimed for batches of binds, whether their shared run was kept or not.
+    pre_claims_made: AtomicU64,
 }
 
 impl GroupWriter {
@@ -173,11 +176,16 @@ impl GroupWriter {
         self.stats.pre_claimed.load(Ordering::Relaxed)
     }
 
+    /// Numbers claimed for batches of binds so far, kept or rolled back.
+    pub(crate) fn pre_claims_made(&self) -> u64 {
+        self.stats.pre_claims_made.load(Ordering::Relaxed)
+    }
+
     /// Runs `op` in the next batch; answers after that batch committed, with the `Appended`
     /// of the events `op` deferred (`deferred::defer_own`).
     pub(crate) async fn submit_events<T, F>(
         &self,
-        claim: Option<PreClaim>,
+        new_binding: Option<NewBinding>,
         mut op: F,
     ) -> Result<(T, Vec<Appended>), TxError>
     where
@@ -195,7 +203,7 @@ impl GroupWriter {
         self.jobs
             .send(Job::Op {
                 op: erased,
-                claim,
+                new_binding,
                 reply,
             })
             .await
@@ -322,20 +330,26 @@ impl Writer {
         let writes = batch.iter().filter(|j| matches!(j, Job::Op { .. })).count();
         if !self.concurrent && writes > 1 && self.shared_due() {
             // SQLite: the writes under one shared savepoint first (see `shared_savepoint`).
-            let (mut ops, mut claims, mut replies, mut others) =
+            let (mut ops, mut binds, mut replies, mut others) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for job in batch {
                 match job {
-                    Job::Op { op, claim, reply } => {
+                    Job::Op {
+                        op,
+                        new_binding,
+                        reply,
+                    } => {
                         ops.push(op);
-                        claims.push(claim);
+                        binds.push(new_binding);
                         replies.push(reply);
                     }
                     other => others.push(other),
                 }
             }
             self.stats.shared.fetch_add(1, Ordering::Relaxed);
-            batch = match shared_savepoint::run(&tx, &mut ops, &claims).await {
+            batch = match shared_savepoint::run(&tx, &mut ops, &binds, &self.stats.pre_claims_made)
+                .await
+            {
                 Shared::Done(outs, pre_claimed) => {
                     self.stats
                         .pre_claimed
@@ -354,10 +368,10 @@ impl Writer {
                     self.skip_shared
                         .store(shared_savepoint::AFTER_FAILURE, Ordering::Relaxed);
                     // Write by write, each claiming its own number.
-                    let ops = ops.into_iter().zip(replies);
-                    ops.map(|(op, reply)| Job::Op {
+                    let ops = ops.into_iter().zip(binds).zip(replies);
+                    ops.map(|((op, new_binding), reply)| Job::Op {
                         op,
-                        claim: None,
+                        new_binding: new_binding.map(|_| NewBinding::default()),
                         reply,
                     })
                     .chain(others)
@@ -382,14 +396,45 @@ impl Writer {
         let mut ops = 0usize;
         let mut requeued = None;
         for job in jobs.by_ref() {
+            if matches!(
+                &job,
+                Job::Op {
+                    new_binding: None,
+                    ..
+                }
+            ) && !rows.is_empty()
+            {
+                // Not a bind: it may read bindings (a call-in on the database path), so the
+                // binds' pending rows go in first, as if each had inserted its own.
+                if let Err(e) = insert_rows(&tx, &rows).await {
+                    let e = DomainError::from(e);
+                    tracing::warn!(error = %e, writes = answers.len(), "batch rows failed; no write of it is acknowledged");
+                    let _ = tx.rollback().await;
+                    fail_all(answers, appends, &e);
+                    return std::iter::once(job).chain(jobs).collect();
+                }
+                rows.clear();
+            }
             held += 1;
             match job {
-                Job::Op { op, claim, reply } if self.concurrent && ops == MAX_OPS_CONCURRENT => {
+                Job::Op {
+                    op,
+                    new_binding,
+                    reply,
+                } if self.concurrent && ops == MAX_OPS_CONCURRENT => {
                     held -= 1;
-                    requeued = Some(Job::Op { op, claim, reply });
+                    requeued = Some(Job::Op {
+                        op,
+                        new_binding,
+                        reply,
+                    });
                     break;
                 }
-                Job::Op { mut op, reply, .. } => {
+                Job::Op {
+                    mut op,
+                    new_binding,
+                    reply,
+                } => {
                     ops += 1;
                     if self.concurrent && !first_op && !std::mem::replace(&mut lock_wait, true) {
                         if let Err(e) = set_lock_timeout(&tx, LOCK_WAIT_MS).await {
@@ -413,7 +458,7 @@ impl Writer {
                         held -= 1;
                         requeued = Some(Job::Op {
                             op,
-                            claim: None,
+                            new_binding,
                             reply,
                         });
                         break;
@@ -468,13 +513,7 @@ impl Writer {
                 // acknowledged.
                 tracing::warn!(error = %e, writes = answers.len() + appends.len(), "batch events failed; no write of it is acknowledged");
                 let _ = tx.rollback().await;
-                let fail = || TxError::Domain(clone_error(&e));
-                for (reply, res, _) in answers {
-                    let _ = reply.send(res.and_then(|_| Err(fail())));
-                }
-                for (_, reply) in appends {
-                    let _ = reply.send(Err(fail()));
-                }
+                fail_all(answers, appends, &e);
                 return rest;
             }
             Err(e) => Err(e),
@@ -547,6 +586,18 @@ fn is_lock_timeout(res: &Result<Out, TxError>) -> bool {
     }
 }
 
+/// Answers every write and append of a batch that was rolled back with `e` (a write that
+/// failed on its own keeps its own error).
+fn fail_all(answers: Vec<Answer>, appends: Vec<(usize, AppendReply)>, e: &DomainError) {
+    let fail = || TxError::Domain(clone_error(e));
+    for (reply, res, _) in answers {
+        let _ = reply.send(res.and_then(|_| Err(fail())));
+    }
+    for (_, reply) in appends {
+        let _ = reply.send(Err(fail()));
+    }
+}
+
 fn clone_error(e: &DomainError) -> DomainError {
     match e {
         DomainError::Unavailable(m) => DomainError::Unavailable(m.clone()),
@@ -555,6 +606,12 @@ fn clone_error(e: &DomainError) -> DomainError {
 }
 
 type AppendReply = oneshot::Sender<Result<Vec<Appended>, TxError>>;
+/// A write that ran: who gets its answer, its result, its events among the batch's.
+type Answer = (
+    oneshot::Sender<Result<(Out, Vec<Appended>), TxError>>,
+    Result<Out, TxError>,
+    std::ops::Range<usize>,
+);
 
 impl Job {
     fn fail(self, e: TxError) {

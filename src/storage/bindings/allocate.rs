@@ -7,7 +7,10 @@ impl Store {
     // ---- allocation -------------------------------------------------------------------------
 
     pub(super) fn free_numbers(&self, pool_id: i64) -> sea_orm::Select<number::Entity> {
-        free_numbers_of(pool_id)
+        number::Entity::find()
+            .filter(number::Column::PoolId.eq(pool_id))
+            .filter(number::Column::State.eq(AVAILABLE))
+            .filter(number::Column::LockedBy.is_null())
     }
 
     /// Locks a given X for an XYB binding.
@@ -689,14 +692,6 @@ impl Store {
             None => Claim::Lost,
         })
     }
-}
-
-/// The free numbers of a pool (not locked, available).
-pub(super) fn free_numbers_of(pool_id: i64) -> sea_orm::Select<number::Entity> {
-    number::Entity::find()
-        .filter(number::Column::PoolId.eq(pool_id))
-        .filter(number::Column::State.eq(AVAILABLE))
-        .filter(number::Column::LockedBy.is_null())
 }
 
 pub(super) fn no_number(pool: &pool::Model, detail: Option<String>) -> DomainError {

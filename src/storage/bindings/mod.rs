@@ -162,7 +162,7 @@ impl Store {
             iso2: cmd.iso2_x.clone(),
             binding_id: id.clone(),
         });
-        let res = group_tx!(@pre_claim any_x, self, [cmd, id, pool, fp, b, now], |this, tx| {
+        let res = group_tx!(@bind any_x, self, [cmd, id, pool, fp, b, now], |this, tx| {
             let mut draft = cmd.draft(id.clone(), Provider::Local, BindingState::Xyb, now);
             claim(&tx, &draft, &cmd.tenant, &pool, &fp).await?;
             let x = match &cmd.number_x {
@@ -254,7 +254,7 @@ impl Store {
         }
         let id = uuid::Uuid::now_v7().to_string();
         let a = cmd.phone_a.as_str();
-        let res = group_tx!(self, [cmd, id, pool, fp, a, now], |this, tx| {
+        let res = group_tx!(@bind None, self, [cmd, id, pool, fp, a, now], |this, tx| {
             let mut draft = cmd.draft(id.clone(), Provider::Local, BindingState::Axn, now);
             claim(&tx, &draft, &cmd.tenant, &pool, &fp).await?;
             let (x, seq, auto_ext) = match &cmd.number_x {
@@ -319,7 +319,8 @@ impl Store {
 /// With a `customer_bind_id`, inserts the new binding's row first in its transaction: it claims
 /// the id, so a concurrent request with the same id waits here (PostgreSQL) and then replays,
 /// instead of racing for numbers it will not keep (or finding its fixed X locked by its twin).
-/// Without one there is nothing to claim and the row is inserted once, complete, by `settle`.
+/// Without one there is nothing to claim and the row is inserted once, complete, by `settle`
+/// (in a group-commit batch: by the batch, `deferred::defer_insert`).
 async fn claim(
     tx: &DatabaseTransaction,
     draft: &Binding,

@@ -1,14 +1,16 @@
-//! Numbers claimed for a whole batch of XYB binds in two statements (SQLite's shared batch; see
-//! `shared_savepoint`).
+//! Numbers claimed for a whole batch of XYB binds in one statement per pool (SQLite's shared
+//! batch; see `shared_savepoint`).
 //!
 //! An XYB bind that takes any free X claims one with one statement — a round trip to the
 //! database's connection thread, on the one serial path every SQLite write takes; a batch of
 //! 120 binds spent most of its time on those 120 round trips. A bind that takes any X of a pool
 //! says so when it is submitted (`PreClaim`: pool, country, its binding id). Before a shared
 //! batch runs its writes, every such bind of the batch gets its number here: one UPDATE of
-//! free numbers per pool (and country) that locks each to its bind
-//! (`CLAIM_ALL`: the same conditions as a lone claim, `RETURNING` what it locked). The bind's `lock_any` then takes its number from
-//! `deferred` without a statement. All of it runs under the batch's shared savepoint: if any
+//! free numbers per pool (and country) that locks each to its bind (`CLAIM_ALL`: the same
+//! conditions as a lone claim, `RETURNING` what it locked). The bind's `lock_any` then takes
+//! its number from `deferred` without a statement. Only a batch of nothing but binds is
+//! claimed for: a number locked for a bind that has not run yet has no binding row, and any
+//! other write (a call-in on the database path) could meet it. All of it runs under the batch's shared savepoint: if any
 //! write of the batch fails — or does not take the number claimed for it — the savepoint is
 //! rolled back, these locks with it, and every write runs again on its own, claiming as usual.
 //! SQLite only (the shared batch is; the statement is SQLite's: `UPDATE … FROM`, `json_each`).
@@ -16,6 +18,18 @@
 use std::collections::HashMap;
 
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement};
+
+/// What a write that makes a new binding (a bind) says of itself when it is submitted. A
+/// batch runs such writes with their new rows pending (`deferred::defer_insert`); before any
+/// other write of the batch runs — one that may read bindings, such as a call-in on the
+/// database path — the pending rows are inserted, so it reads the batch as if each bind had
+/// inserted its row itself.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct NewBinding {
+    /// It takes any free X of a pool: in a batch of binds only, its number may be claimed
+    /// with the others' (see the module's documentation).
+    pub(crate) any_x: Option<PreClaim>,
+}
 
 /// An XYB bind that takes any free X of a pool.
 #[derive(Clone, Debug)]
@@ -25,7 +39,7 @@ pub(crate) struct PreClaim {
     pub(crate) binding_id: String,
 }
 
-/// Claims and locks up to `?3` free numbers of pool `?1` (country `?2`, if not NULL), the
+/// Claims and locks up to `?3` free numbers (state `?5`) of pool `?1` (country `?2`, if not NULL), the
 /// i-th to the i-th binding id of the JSON array `?4`; returns each number with its binding.
 /// One statement of one text whatever the batch's size (prepared once; a `CASE` of one `WHEN`
 /// per bind was a new text per batch size, parsed every time: 1.3–3.2 ms a batch of ~120).
@@ -38,7 +52,7 @@ FROM (
   FROM (
     SELECT id, row_number() OVER () - 1 AS rn FROM (
       SELECT id FROM numbers
-      WHERE pool_id = ?1 AND state = 'available' AND locked_by IS NULL AND shared_count = 0
+      WHERE pool_id = ?1 AND state = ?5 AND locked_by IS NULL AND shared_count = 0
         AND (?2 IS NULL OR iso2 = ?2)
       LIMIT ?3
     )
@@ -72,6 +86,7 @@ pub(crate) async fn claim_all(
                     iso2.map(str::to_owned).into(),
                     (ids.len() as i64).into(),
                     json.into(),
+                    super::AVAILABLE.into(),
                 ],
             ))
             .await?;
