@@ -449,7 +449,22 @@ impl Writer {
                             rows: new_rows,
                         },
                         took_counter,
+                        broken,
                     ) = run_one(&tx, &mut op).await;
+                    if broken {
+                        // Its savepoint could be neither released nor rolled back: what it
+                        // changed may or may not be in the transaction (a number locked for
+                        // a binding row it never left, say). Nothing of the batch is kept.
+                        let e = match &res {
+                            Err(TxError::Db(e)) => batch_failure(e),
+                            _ => DomainError::Internal("a write's savepoint failed".into()),
+                        };
+                        tracing::warn!(error = %e, writes = answers.len() + 1, "batch savepoint failed; no write of it is acknowledged");
+                        let _ = tx.rollback().await;
+                        answers.push((reply, res, 0..0));
+                        fail_all(answers, appends, &e);
+                        return jobs.collect();
+                    }
                     if !first_op && is_lock_timeout(&res) {
                         // It waited for another batch's row lock while this one holds rows:
                         // commit what ran, and run it first in the next transaction (where it
@@ -559,11 +574,15 @@ impl Writer {
 
 /// The error every write of a failed batch gets (none of them was committed).
 fn batch_error(e: &sea_orm::DbErr) -> TxError {
-    TxError::Domain(if is_unavailable(e) {
+    TxError::Domain(batch_failure(e))
+}
+
+fn batch_failure(e: &sea_orm::DbErr) -> DomainError {
+    if is_unavailable(e) {
         DomainError::Unavailable(e.to_string())
     } else {
         DomainError::Internal(format!("batch transaction failed: {e}"))
-    })
+    }
 }
 
 /// `SET LOCAL lock_timeout` (PostgreSQL; 0: none) for the rest of the batch's transaction.
@@ -627,14 +646,19 @@ impl Job {
 }
 
 /// One write under its own savepoint, retried after retryable database errors: its result,
-/// what it deferred to the batch's end, and whether it took the event counter itself.
-async fn run_one(tx: &DatabaseTransaction, op: &mut Op) -> (Result<Out, TxError>, Left, bool) {
+/// what it deferred to the batch's end, whether it took the event counter itself, and whether
+/// its savepoint failed to end (released or rolled back): then the batch's transaction is in
+/// an unknown state and must be rolled back whole.
+async fn run_one(
+    tx: &DatabaseTransaction,
+    op: &mut Op,
+) -> (Result<Out, TxError>, Left, bool, bool) {
     let mut attempt = 0;
     loop {
         attempt += 1;
         let sp = match tx.begin().await {
             Ok(sp) => sp,
-            Err(e) => return (Err(e.into()), Left::default(), false),
+            Err(e) => return (Err(e.into()), Left::default(), false, false),
         };
         let mine = Arc::new(Deferred::default());
         // Run on a task of its own, so a panicking write fails alone instead of the writer.
@@ -642,23 +666,23 @@ async fn run_one(tx: &DatabaseTransaction, op: &mut Op) -> (Result<Out, TxError>
             Ok(done) => done,
             Err(e) => {
                 let e = DomainError::Internal(format!("write panicked: {e}"));
-                return (Err(TxError::Domain(e)), Left::default(), false);
+                return (Err(TxError::Domain(e)), Left::default(), false, false);
             }
         };
         match res {
             Ok(v) => {
                 if let Err(e) = sp.commit().await {
-                    return (Err(e.into()), Left::default(), false);
+                    return (Err(e.into()), Left::default(), false, true);
                 }
-                return (Ok(v), mine.take(), mine.took_counter());
+                return (Ok(v), mine.take(), mine.took_counter(), false);
             }
             Err(e) => {
                 if let Err(r) = sp.rollback().await {
-                    return (Err(r.into()), Left::default(), false);
+                    return (Err(r.into()), Left::default(), false, true);
                 }
                 match e {
                     TxError::Db(d) if is_retryable(&d) && attempt < ATTEMPTS => continue,
-                    other => return (Err(other), Left::default(), false),
+                    other => return (Err(other), Left::default(), false, false),
                 }
             }
         }
