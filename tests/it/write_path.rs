@@ -176,19 +176,8 @@ async fn a_batch_of_binds_that_all_succeed_shares_one_savepoint() {
     let s = TestServer::start().await;
     pool_with(&s, "wp", "8522113", 120, "").await;
     let before = s.store.group_commit_shared();
-    let binds = futures_util::future::join_all((0..100).map(|i| {
-        let mut c = s.bindings();
-        let mut r = xyb("wp", &format!("86139{i:08}"));
-        r.delayed_y = true;
-        async move { c.bind_xyb(r).await }
-    }))
-    .await;
-    let mut xs = std::collections::HashSet::new();
-    for r in binds {
-        let b = r.expect("bind").into_inner().binding.expect("binding");
-        assert!(xs.insert(b.number_x.clone()), "X handed out twice: {b:?}");
-        assert_eq!(get_binding(&s, &b.binding_id).await.number_x, b.number_x);
-    }
+    let bound = hundred_binds_each_with_its_own_x(&s, "86139").await;
+    stored_as_acknowledged(&s, &bound).await;
     let found = s.store.check_invariants().await.expect("check runs");
     assert!(found.is_empty(), "{found:?}");
     if s.store.backend_name() == "sqlite" {
@@ -335,22 +324,8 @@ async fn a_batch_of_any_x_binds_claims_its_numbers_at_once() {
     let s = TestServer::start().await;
     pool_with(&s, "wp", "8522116", 150, "").await;
     let before = s.store.group_commit_pre_claimed();
-    let (binds, n) = counted(
-        &s,
-        futures_util::future::join_all((0..100).map(|i| {
-            let mut c = s.bindings();
-            let mut r = xyb("wp", &format!("86137{i:08}"));
-            r.delayed_y = true;
-            async move { c.bind_xyb(r).await }
-        })),
-    )
-    .await;
-    let mut xs = std::collections::HashSet::new();
-    for r in binds {
-        let b = r.expect("bind").into_inner().binding.expect("binding");
-        assert!(xs.insert(b.number_x.clone()), "X handed out twice: {b:?}");
-        assert_eq!(get_binding(&s, &b.binding_id).await.number_x, b.number_x);
-    }
+    let (bound, n) = counted(&s, hundred_binds_each_with_its_own_x(&s, "86137")).await;
+    stored_as_acknowledged(&s, &bound).await;
     assert_eq!(locked_minus_active(&s).await, 0);
     let found = s.store.check_invariants().await.expect("check runs");
     assert!(found.is_empty(), "{found:?}");
@@ -411,6 +386,33 @@ async fn a_failed_bind_in_a_pre_claimed_batch_leaves_no_number_locked() {
     assert!(found.is_empty(), "{found:?}");
     if s.store.backend_name() == "sqlite" {
         assert!(rolled_back, "no batch claimed numbers and was rolled back");
+    }
+}
+
+/// 100 concurrent XYB binds (any X, Y delayed) on pool "wp", B = `prefix` + 8 digits: each is
+/// acknowledged with an X of its own.
+async fn hundred_binds_each_with_its_own_x(s: &TestServer, prefix: &str) -> Vec<pb::Binding> {
+    let binds = futures_util::future::join_all((0..100).map(|i| {
+        let mut c = s.bindings();
+        let mut r = xyb("wp", &format!("{prefix}{i:08}"));
+        r.delayed_y = true;
+        async move { c.bind_xyb(r).await }
+    }))
+    .await;
+    let mut xs = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for r in binds {
+        let b = r.expect("bind").into_inner().binding.expect("binding");
+        assert!(xs.insert(b.number_x.clone()), "X handed out twice: {b:?}");
+        out.push(b);
+    }
+    out
+}
+
+/// Each binding is stored with the X it was acknowledged with.
+async fn stored_as_acknowledged(s: &TestServer, bindings: &[pb::Binding]) {
+    for b in bindings {
+        assert_eq!(get_binding(s, &b.binding_id).await.number_x, b.number_x);
     }
 }
 
