@@ -110,6 +110,9 @@ pub fn normalize_url(url: &str) -> String {
     }
 }
 
+/// The libpq environment variables that choose TLS for a PostgreSQL connection.
+const PG_TLS_ENV: [&str; 4] = ["PGSSLMODE", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY"];
+
 /// Whether a PostgreSQL URL names a loopback host and leaves the TLS mode to the default (no
 /// `sslmode` in the URL, no `PGSSLMODE`). The driver's default, `prefer`, negotiates TLS with
 /// any server that offers it — Debian's PostgreSQL does, with its snakeoil certificate — and
@@ -132,9 +135,7 @@ pub fn loopback_without_sslmode(url: &str) -> bool {
     ]
     .iter()
     .any(|p| url.contains(p))
-        || ["PGSSLMODE", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY"]
-            .iter()
-            .any(|v| std::env::var_os(v).is_some());
+        || PG_TLS_ENV.iter().any(|v| std::env::var_os(v).is_some());
     if explicit || !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         return false;
     }
@@ -648,7 +649,7 @@ mod tests {
     #[test]
     fn loopback_postgres_without_sslmode_connects_without_tls() {
         // With TLS settings in the environment every URL's choice is explicit.
-        if ["PGSSLMODE", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY"]
+        if super::PG_TLS_ENV
             .iter()
             .any(|v| std::env::var_os(v).is_some())
         {

@@ -63,7 +63,7 @@ where
     let Ok(mut shared) = tx.begin().await else {
         return Shared::Failed;
     };
-    let only_binds = binds.len() == ops.len() && binds.iter().all(Option::is_some);
+    let only_binds = binds.iter().all(Option::is_some);
     let claims: Vec<_> = binds
         .iter()
         .map(|b| b.as_ref().and_then(|b| b.any_x.as_ref()))
@@ -80,8 +80,9 @@ where
             Err(_) => return rolled_back(shared).await,
         }
     };
+    // Every number claimed goes to its write, which must take it (below): a kept run took all.
+    let took = pre_claimed.len() as u64;
     let mut outs = Vec::with_capacity(ops.len());
-    let mut took = 0;
     for (i, op) in ops.iter_mut().enumerate() {
         let is_bind = binds.get(i).is_some_and(Option::is_some);
         if !is_bind {
@@ -98,7 +99,6 @@ where
             .copied()
             .flatten()
             .and_then(|c| pre_claimed.remove(&c.binding_id));
-        took += u64::from(number.is_some());
         let mine = Arc::new(Deferred::with_pre_claimed(number));
         let Some((back, res)) = unless_it_panics(mine.clone().scope(op(shared))).await else {
             // The savepoint went down with the panicking write: its rollback is left to a

@@ -367,11 +367,12 @@ impl Writer {
                     self.stats.shared_failed.fetch_add(1, Ordering::Relaxed);
                     self.skip_shared
                         .store(shared_savepoint::AFTER_FAILURE, Ordering::Relaxed);
-                    // Write by write, each claiming its own number.
+                    // Write by write (each claims its own number: only a shared run claims for
+                    // the batch).
                     let ops = ops.into_iter().zip(binds).zip(replies);
                     ops.map(|((op, new_binding), reply)| Job::Op {
                         op,
-                        new_binding: new_binding.map(|_| NewBinding::default()),
+                        new_binding,
                         reply,
                     })
                     .chain(others)
