@@ -83,6 +83,12 @@ pub trait Repository: Send + Sync + 'static {
     /// sequence it published). A hint only; events written by other replicas do not move it,
     /// so readers also poll the database.
     fn subscribe(&self) -> tokio::sync::watch::Receiver<i64>;
+    /// Events this process committed that continue the log right after `after` (contiguous,
+    /// in order, as `read_events` would give them), taken from memory; empty when the next one
+    /// is not at hand (the caller reads the log). Each is given once.
+    fn committed_after(&self, _after: i64) -> Vec<Event> {
+        Vec::new()
+    }
     /// The event tailer read `events` (contiguous, in order) and has scanned up to `up_to`;
     /// `caught_up_at`: a moment such that every event committed before it has now been read
     /// (`None` when the scan has not reached such a moment yet). Keeps the route index coherent

@@ -288,47 +288,80 @@ impl EventHub {
     }
 
     /// The tailer: runs until `stop`. Starts at the current end of the log (subscribers that
-    /// want older events read them from the database).
+    /// want older events read them from the database). This process's own commits it takes
+    /// from memory (`Repository::committed_after`) when they continue where it stopped; it
+    /// reads the log when they do not (another replica's events, a gap) and at least every
+    /// [`POLL`] (which is what tells it that it reached the log's head: the staleness bound of
+    /// the route index).
     pub async fn run<R: Repository>(self, repo: Arc<R>, mut stop: watch::Receiver<bool>) {
         let mut wake = repo.subscribe();
-        let mut scanned: Option<i64> = None;
-        let mut head: Option<(i64, Instant)> = None;
+        let mut t = Tail::default();
         loop {
-            match self.scan(repo.as_ref(), &mut scanned, &mut head).await {
-                Ok(true) => continue, // a full page: more may be waiting
+            let published = *wake.borrow_and_update();
+            match self.scan(repo.as_ref(), &mut t, published).await {
+                Ok(true) => continue, // more may be waiting
                 Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "event tailer could not read the log; retrying")
                 }
             }
+            let poll = POLL.saturating_sub(t.read_at.map_or(POLL, |at| at.elapsed()));
             tokio::select! {
                 r = wake.changed() => if r.is_err() { return },
-                _ = tokio::time::sleep(POLL) => {}
+                _ = tokio::time::sleep(poll) => {}
                 _ = stop.changed() => return,
             }
         }
     }
 
-    /// One step; `Ok(true)` when a full page was read. `head`: the oldest log head read (with
-    /// when) that the scan has not reached yet — reaching it means every event committed before
-    /// that moment has been applied (what the route index's staleness bound needs).
+    /// One step; `Ok(true)` when it moved and more may be waiting. `published`: the highest
+    /// sequence this process says it committed.
     async fn scan<R: Repository>(
         &self,
         repo: &R,
-        scanned: &mut Option<i64>,
-        head: &mut Option<(i64, Instant)>,
+        t: &mut Tail,
+        published: i64,
     ) -> Result<bool, DomainError> {
+        if let Some(from) = t.scanned
+            && t.read_at.is_some_and(|at| at.elapsed() < POLL)
+        {
+            let mine = repo.committed_after(from);
+            if let Some(last) = mine.last().map(|e| e.sequence) {
+                // Reaching the oldest head read (not reached yet) bounds staleness as a read
+                // of the log would.
+                let caught_up_at = match t.head {
+                    Some((seq, at)) if last >= seq => {
+                        t.head = None;
+                        Some(at)
+                    }
+                    _ => None,
+                };
+                repo.observe_log(&mine, last, caught_up_at);
+                self.push(mine, last);
+                t.scanned = Some(last);
+                return Ok(true);
+            }
+            if published <= from {
+                return Ok(false); // nothing new of this process's; others' wait for the poll
+            }
+        }
+        self.read_log(repo, t).await
+    }
+
+    /// Reads the log after where the tailer stopped (a page at most).
+    async fn read_log<R: Repository>(&self, repo: &R, t: &mut Tail) -> Result<bool, DomainError> {
         let read_at = Instant::now();
         let latest = repo.latest_sequence().await?;
-        let Some(from) = *scanned else {
-            *scanned = Some(latest);
+        t.read_at = Some(read_at);
+        let Some(from) = t.scanned else {
+            t.scanned = Some(latest);
             self.ring.write().expect("event ring lock").start = latest + 1;
             repo.observe_log(&[], latest, Some(read_at));
             self.push(Vec::new(), latest);
             return Ok(false);
         };
         if latest <= from {
-            *head = None;
+            t.head = None;
             repo.observe_log(&[], from, Some(read_at));
             return Ok(false);
         }
@@ -351,17 +384,17 @@ impl EventHub {
             latest
         };
         let caught_up_at = if up_to >= latest {
-            *head = None;
+            t.head = None;
             Some(read_at)
         } else {
-            match *head {
+            match t.head {
                 Some((seq, at)) if up_to >= seq => {
-                    *head = Some((latest, read_at));
+                    t.head = Some((latest, read_at));
                     Some(at)
                 }
                 Some(_) => None,
                 None => {
-                    *head = Some((latest, read_at));
+                    t.head = Some((latest, read_at));
                     None
                 }
             }
@@ -369,9 +402,22 @@ impl EventHub {
         // The route index first: once a subscriber can see an event, routing reflects it.
         repo.observe_log(&page, up_to, caught_up_at);
         self.push(page, up_to);
-        *scanned = Some(up_to);
+        t.scanned = Some(up_to);
         Ok(full)
     }
+}
+
+/// Where the tailer is.
+#[derive(Default)]
+struct Tail {
+    /// The highest sequence applied (`None` before the first read of the log).
+    scanned: Option<i64>,
+    /// The oldest log head read (with when) that the tailer has not reached yet — reaching it
+    /// means every event committed before that moment has been applied (what the route
+    /// index's staleness bound needs).
+    head: Option<(i64, Instant)>,
+    /// When the log was last read.
+    read_at: Option<Instant>,
 }
 
 #[cfg(test)]

@@ -1,25 +1,25 @@
 //! The end of a group-commit batch (see `writer`): the batch's new binding rows, the
 //! connected extension calls' last parties, then every event of the batch, in one savepoint.
 
-use sea_orm::{DatabaseTransaction, EntityTrait, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, EntityTrait, TransactionTrait};
 
 use super::entities::binding;
 use super::events::{Appended, MAX_BIND_PARAMS, append_events};
 use super::is_retryable;
 use super::writer::ATTEMPTS;
-use crate::domain::{DomainError, NewEvent};
+use crate::domain::{DomainError, Event, NewEvent};
 
 /// The end of a batch: the new binding rows, the last parties, then every event, under a
 /// savepoint (retried after retryable errors; its failure fails the appends, and the writes
-/// if they had rows or events).
+/// if they had rows or events). Gives each event's `Appended` and the events it stored.
 pub(super) async fn append_all(
     tx: &DatabaseTransaction,
     rows: Vec<binding::ActiveModel>,
     events: Vec<NewEvent>,
     touches: Vec<LastParty>,
-) -> Result<Vec<Appended>, DomainError> {
+) -> Result<(Vec<Appended>, Vec<Event>), DomainError> {
     if events.is_empty() && rows.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let mut attempt = 0;
     loop {
@@ -34,7 +34,7 @@ pub(super) async fn append_all(
         match res {
             Ok(r) => {
                 sp.commit().await.map_err(DomainError::from)?;
-                return Ok(r.items);
+                return Ok((r.items, r.stored));
             }
             Err(e) => {
                 let _ = sp.rollback().await;
@@ -77,8 +77,9 @@ impl LastParty {
     }
 
     /// Every last party of a batch in one UPDATE per chunk
-    /// (`SET last_party = CASE id WHEN … THEN … END WHERE id IN (…)`); of several calls to one
-    /// binding, the last one's caller is kept.
+    /// (`SET last_party = CASE id WHEN … THEN … END WHERE id IN (…)`; on SQLite one UPDATE of
+    /// one text, `sqlite_json`); of several calls to one binding, the last one's caller is
+    /// kept.
     pub(crate) async fn write_all(
         tx: &DatabaseTransaction,
         touches: &[LastParty],
@@ -94,6 +95,16 @@ impl LastParty {
             .rev()
             .filter(|t| seen.insert(t.binding_id.as_str()))
             .collect();
+        if last.is_empty() {
+            return Ok(());
+        }
+        if tx.get_database_backend() == sea_orm::DbBackend::Sqlite {
+            let parties: Vec<(&str, &str)> = last
+                .iter()
+                .map(|t| (t.binding_id.as_str(), t.caller.as_str()))
+                .collect();
+            return super::sqlite_json::set_last_parties(tx, &parties).await;
+        }
         for chunk in last.chunks(super::events::MAX_BIND_PARAMS / 3) {
             // `active = 1` in the CASE, not the WHERE: with it in the WHERE and more than ~20
             // ids, SQLite (no statistics) plans the UPDATE by the `active` index and visits

@@ -63,7 +63,10 @@ impl Store {
             });
             let res = res.map(|((d, known, trace), deferred)| {
                 let (seq, new) = known.unwrap_or_else(|| {
-                    let r = events::AppendResult { items: deferred };
+                    let r = events::AppendResult {
+                        items: deferred,
+                        ..Default::default()
+                    };
                     (r.items.last().map(|a| a.seq).unwrap_or(0), r.last_new())
                 });
                 (d, seq, new, trace)

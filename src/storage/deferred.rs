@@ -23,7 +23,7 @@ use std::sync::{
 };
 
 use super::entities::binding;
-use crate::domain::NewEvent;
+use crate::domain::{Event, NewEvent};
 
 /// What one attempt of one write left for its batch.
 #[derive(Default)]
@@ -35,6 +35,8 @@ pub(crate) struct Deferred {
     /// The number the batch claimed for this write (`bindings::pre_claim`), until it takes it.
     pre_claimed: Mutex<Option<String>>,
     took_counter: AtomicBool,
+    /// Events the write appended itself (`note_stored`), for `handoff` after the commit.
+    stored: Mutex<Vec<Event>>,
 }
 
 /// What a write left for its batch's end: its events, then the binding rows it made.
@@ -42,6 +44,8 @@ pub(crate) struct Deferred {
 pub(crate) struct Left {
     pub(crate) events: Vec<(NewEvent, bool)>,
     pub(crate) rows: Vec<binding::ActiveModel>,
+    /// Events it appended itself (with their sequences), to hand on after the commit.
+    pub(crate) stored: Vec<Event>,
 }
 
 tokio::task_local! {
@@ -78,6 +82,7 @@ impl Deferred {
         Left {
             events: std::mem::take(&mut *self.events.lock().unwrap_or_else(|p| p.into_inner())),
             rows: std::mem::take(&mut *self.rows.lock().unwrap_or_else(|p| p.into_inner())),
+            stored: std::mem::take(&mut *self.stored.lock().unwrap_or_else(|p| p.into_inner())),
         }
     }
 
@@ -154,4 +159,14 @@ pub(crate) fn in_batch() -> bool {
 /// Notes that the running write (if in a batch) appended events itself.
 pub(crate) fn note_counter_taken() {
     let _ = CURRENT.try_with(|d| d.took_counter.store(true, Ordering::Relaxed));
+}
+
+/// Notes events the running write (if in a batch) appended itself, as stored.
+pub(crate) fn note_stored(events: &[Event]) {
+    let _ = CURRENT.try_with(|d| {
+        d.stored
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(events)
+    });
 }

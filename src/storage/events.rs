@@ -53,9 +53,12 @@ pub(crate) struct Appended {
     pub(crate) duplicate: bool,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct AppendResult {
     pub(crate) items: Vec<Appended>,
+    /// The events this call stored, as the log will read them once committed (for
+    /// `handoff::Committed`).
+    pub(crate) stored: Vec<Event>,
 }
 
 impl AppendResult {
@@ -90,8 +93,12 @@ pub(crate) async fn append_events(
     // From here to commit this transaction holds the counter (a batch's write: see `deferred`).
     super::deferred::note_counter_taken();
     let keys: Vec<String> = events.iter().filter_map(|e| e.dedupe_key.clone()).collect();
-    let mut stored: HashMap<String, i64> = HashMap::new();
-    if !keys.is_empty() {
+    let sqlite = tx.get_database_backend() == DbBackend::Sqlite;
+    let mut known: HashMap<String, i64> = HashMap::new();
+    if sqlite && !keys.is_empty() {
+        // One writer at a time (`BEGIN IMMEDIATE`): nothing to lock; one statement.
+        known = super::sqlite_json::stored_keys(tx, &keys).await?;
+    } else if !keys.is_empty() {
         // Lock the counter before looking: a concurrent writer of the same key either committed
         // before we got the lock (READ COMMITTED takes a fresh snapshot per statement, so the
         // lookup sees it) or waits for us. The unique index is the backstop.
@@ -110,7 +117,7 @@ pub(crate) async fn append_events(
                 .await?;
             for (k, seq) in found {
                 if let Some(k) = k {
-                    stored.insert(k, seq);
+                    known.insert(k, seq);
                 }
             }
         }
@@ -121,7 +128,7 @@ pub(crate) async fn append_events(
     let mut batch: HashMap<String, i64> = HashMap::new();
     for e in events {
         match e.dedupe_key.as_ref() {
-            Some(k) if stored.contains_key(k) => slots.push(Slot::Stored(stored[k])),
+            Some(k) if known.contains_key(k) => slots.push(Slot::Stored(known[k])),
             Some(k) if batch.contains_key(k) => slots.push(Slot::Repeat(batch[k])),
             _ => {
                 let i = fresh.len() as i64;
@@ -155,22 +162,27 @@ pub(crate) async fn append_events(
             },
         })
         .collect();
-    if !fresh.is_empty() {
+    let stored: Vec<Event> = fresh
+        .into_iter()
+        .zip(first..)
+        .map(|(e, seq)| stored_event(e, seq))
+        .collect();
+    if sqlite && !stored.is_empty() {
+        super::sqlite_json::insert_events(tx, &stored, now_ms()).await?;
+        super::deferred::note_stored(&stored);
+    } else if !stored.is_empty() {
         let created = now_ms();
         let per_insert = MAX_BIND_PARAMS / event::Column::iter().count();
-        let mut rows = fresh
-            .into_iter()
-            .zip(first..)
-            .map(|(e, seq)| row(e, seq, created))
-            .peekable();
-        while rows.peek().is_some() {
-            let chunk: Vec<_> = rows.by_ref().take(per_insert).collect();
-            event::Entity::insert_many(chunk)
+        for chunk in stored.chunks(per_insert) {
+            let rows = chunk.iter().map(|e| row(e, created));
+            event::Entity::insert_many(rows)
                 .exec_without_returning(tx)
                 .await?;
         }
+        // A write of a batch that appends itself: its batch hands these on after its commit.
+        super::deferred::note_stored(&stored);
     }
-    Ok(AppendResult { items })
+    Ok(AppendResult { items, stored })
 }
 
 /// Takes `n` sequence numbers with ONE statement; returns the last of them.
@@ -220,26 +232,49 @@ pub(super) async fn counter_in(tx: &DatabaseTransaction) -> Result<i64, DbErr> {
         .unwrap_or(0))
 }
 
-fn row(e: NewEvent, seq: i64, created: Millis) -> event::ActiveModel {
+/// `e` as the log reads it back once stored with sequence `seq` (`to_event`).
+fn stored_event(e: NewEvent, seq: i64) -> Event {
+    Event {
+        sequence: seq,
+        kind: e.kind,
+        tenant: e.tenant,
+        binding_id: e.binding_id,
+        pool_key: e.pool_key,
+        provider: e.provider,
+        customer_bind_id: e.customer_bind_id,
+        customer_user_id: e.customer_user_id,
+        ext: e.ext,
+        out_id: e.out_id,
+        call_id: e.call_id,
+        caller: e.caller,
+        called: e.called,
+        callee: e.callee,
+        detail: e.detail,
+        occurred_at: e.occurred_at,
+        dedupe_key: e.dedupe_key,
+    }
+}
+
+fn row(e: &Event, created: Millis) -> event::ActiveModel {
     event::ActiveModel {
-        seq: Set(seq),
-        kind: Set(e.kind),
-        tenant: Set(e.tenant),
-        binding_id: Set(e.binding_id),
-        pool_key: Set(e.pool_key),
+        seq: Set(e.sequence),
+        kind: Set(e.kind.clone()),
+        tenant: Set(e.tenant.clone()),
+        binding_id: Set(e.binding_id.clone()),
+        pool_key: Set(e.pool_key.clone()),
         provider: Set(e.provider.map(|p| p.as_str().to_owned())),
-        customer_bind_id: Set(e.customer_bind_id),
-        customer_user_id: Set(e.customer_user_id),
-        ext: Set(e.ext),
-        out_id: Set(e.out_id),
-        call_id: Set(e.call_id),
-        caller: Set(e.caller),
-        called: Set(e.called),
-        callee: Set(e.callee),
+        customer_bind_id: Set(e.customer_bind_id.clone()),
+        customer_user_id: Set(e.customer_user_id.clone()),
+        ext: Set(e.ext.clone()),
+        out_id: Set(e.out_id.clone()),
+        call_id: Set(e.call_id.clone()),
+        caller: Set(e.caller.clone()),
+        called: Set(e.called.clone()),
+        callee: Set(e.callee.clone()),
         detail_json: Set(e.detail.to_string()),
         occurred_at: Set(e.occurred_at),
         created_at: Set(created),
-        dedupe_key: Set(e.dedupe_key),
+        dedupe_key: Set(e.dedupe_key.clone()),
     }
 }
 

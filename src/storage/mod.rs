@@ -16,6 +16,7 @@ mod convert;
 mod deferred;
 pub mod entities;
 pub(crate) mod events;
+mod handoff;
 mod health;
 mod migration;
 mod mysql;
@@ -26,6 +27,7 @@ mod reports;
 mod retention;
 pub mod route_cache;
 mod shared_savepoint;
+mod sqlite_json;
 pub(crate) mod writer;
 
 use std::{
@@ -66,6 +68,8 @@ pub struct Store {
     writer: Option<writer::GroupWriter>,
     /// Routing decisions answered from memory (see `route_cache`); shared by clones.
     routes: Arc<route_cache::RouteCache>,
+    /// Events the group writer committed, for this process's event tailer (see `handoff`).
+    committed: Arc<handoff::Committed>,
     /// Pool rows for binds (see `pools::PoolCache`); shared by clones.
     pools: Arc<pools::PoolCache>,
     /// Statements run on `db` so far (not BEGIN, SAVEPOINT or COMMIT); shared by clones.
@@ -230,12 +234,19 @@ impl Store {
         };
         let routes = Arc::new(route_cache::RouteCache::new());
         let events = Arc::new(tokio::sync::watch::channel(0).0);
+        let committed = Arc::new(handoff::Committed::default());
         let writer = (writers > 0).then(|| {
             let (routes, wake) = (routes.clone(), events.clone());
             let on_commit: writer::OnCommit =
                 Arc::new(move |seq| events::publish(&routes, &wake, seq, true));
             let concurrent = backend != DbBackend::Sqlite;
-            writer::GroupWriter::start(db.clone(), writers, concurrent, on_commit)
+            writer::GroupWriter::start(
+                db.clone(),
+                writers,
+                concurrent,
+                on_commit,
+                committed.clone(),
+            )
         });
         Ok(Self {
             db,
@@ -243,6 +254,7 @@ impl Store {
             backend,
             writer,
             routes,
+            committed,
             pools: Arc::default(),
             statements,
             events,
@@ -376,6 +388,12 @@ impl Store {
             }
             Ok(events::append_events(&tx, evs).await?.items)
         })?)
+    }
+
+    /// Events this process committed that its event tailer took from memory (not read back
+    /// from the log) so far (see `handoff`).
+    pub fn events_handed_to_tailer(&self) -> u64 {
+        self.committed.taken()
     }
 
     /// Call-ins the route index answered (from memory) so far.

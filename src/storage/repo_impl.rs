@@ -106,6 +106,9 @@ impl Repository for Store {
     fn subscribe(&self) -> tokio::sync::watch::Receiver<i64> {
         self.subscribe_impl()
     }
+    fn committed_after(&self, after: i64) -> Vec<Event> {
+        self.committed.take_after(after)
+    }
     fn observe_log(&self, events: &[Event], up_to: i64, caught_up_at: Option<std::time::Instant>) {
         self.routes.observe(events, up_to, caught_up_at);
     }

@@ -40,6 +40,7 @@ use super::batch_end::insert_rows;
 use super::bindings::pre_claim::NewBinding;
 use super::deferred::{Deferred, Left};
 use super::events::Appended;
+use super::handoff::Committed;
 use super::shared_savepoint::{self, Shared};
 use super::{TxError, is_retryable, is_unavailable};
 use crate::domain::{DomainError, NewEvent};
@@ -128,6 +129,7 @@ impl GroupWriter {
         writers: usize,
         concurrent: bool,
         on_commit: OnCommit,
+        handoff: Arc<Committed>,
     ) -> Self {
         let (jobs, rx) = mpsc::channel(QUEUE);
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -135,6 +137,7 @@ impl GroupWriter {
         let writer = || Writer {
             db: db.clone(),
             stats: stats.clone(),
+            handoff: handoff.clone(),
             concurrent,
             on_commit: on_commit.clone(),
             skip_shared: AtomicU32::new(0),
@@ -245,6 +248,8 @@ fn stopped() -> TxError {
 struct Writer {
     db: DatabaseConnection,
     stats: Arc<Stats>,
+    /// Where a batch's stored events go after its commit (for this process's event tailer).
+    handoff: Arc<Committed>,
     concurrent: bool,
     on_commit: OnCommit,
     /// Batches left to run with a savepoint per write after a shared run failed.
@@ -325,6 +330,8 @@ impl Writer {
         let mut appends: Vec<(usize, AppendReply)> = Vec::new();
         let mut events = Vec::new();
         let mut touches = Vec::new();
+        // Events the writes appended themselves, as stored (for `handoff`).
+        let mut stored = Vec::new();
         let mut held = 0usize;
         let mut batch = batch;
         let writes = batch.iter().filter(|j| matches!(j, Job::Op { .. })).count();
@@ -359,6 +366,7 @@ impl Writer {
                         let range = deferred.len()..deferred.len() + mine.events.len();
                         deferred.extend(mine.events);
                         rows.extend(mine.rows);
+                        stored.extend(mine.stored);
                         answers.push((reply, Ok(out), range));
                     }
                     others
@@ -448,6 +456,7 @@ impl Writer {
                         Left {
                             events: mine,
                             rows: new_rows,
+                            stored: appended_itself,
                         },
                         took_counter,
                         broken,
@@ -483,6 +492,7 @@ impl Writer {
                     let range = deferred.len()..deferred.len() + mine.len();
                     deferred.extend(mine);
                     rows.extend(new_rows);
+                    stored.extend(appended_itself);
                     answers.push((reply, res, range));
                     if took_counter && self.concurrent {
                         // It holds the counter until commit: commit now, so this transaction
@@ -514,7 +524,8 @@ impl Writer {
         let (mut all, routing): (Vec<NewEvent>, Vec<bool>) = deferred.into_iter().unzip();
         all.extend(events);
         let appended = match append_all(&tx, rows, all, touches).await {
-            Ok(mut items) => {
+            Ok((mut items, at_end)) => {
+                stored.extend(at_end);
                 let calls = items.split_off(ops_events.min(items.len()));
                 let max = items
                     .iter()
@@ -536,6 +547,8 @@ impl Writer {
         };
         match tx.commit().await {
             Ok(()) => {
+                // Before anything is answered or woken: the tailer finds them here.
+                self.handoff.offer(stored);
                 let (ops_items, mut items) = match appended {
                     Ok((max, ops_items, calls)) => {
                         if let Some(seq) = max {

@@ -1,0 +1,130 @@
+//! A batch's set statements on SQLite, each ONE statement text whatever the batch's size: the
+//! rows travel as one JSON array bound to one parameter and `json_each` spreads them out.
+//!
+//! Why: a multi-row `INSERT … VALUES (…), (…)` or an `IN (…)` list is a new statement text for
+//! every batch size, so the statement cache misses and SQLite parses and plans it again on
+//! every batch (perf under NotifyCallIn: `sqlite3_prepare_v3` 2.7 % of all CPU, plus building
+//! 18 bound values per event and binding each). One text is prepared once per connection;
+//! serialising the rows is a single string.
+
+use std::collections::HashMap;
+
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement};
+use serde::ser::{Serialize, SerializeSeq, Serializer};
+
+use crate::domain::{Event, Millis};
+
+/// The events' columns, in the order of each JSON row.
+const INSERT_EVENTS: &str = "\
+INSERT INTO events (seq, kind, tenant, binding_id, pool_key, provider, customer_bind_id,
+  customer_user_id, ext, out_id, call_id, caller, called, callee, detail_json, occurred_at,
+  created_at, dedupe_key)
+SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7,
+  value->>8, value->>9, value->>10, value->>11, value->>12, value->>13, value->>14, value->>15,
+  value->>16, value->>17
+FROM json_each(?1)";
+
+/// The stored events whose dedupe key is one of the JSON array `?1`.
+const STORED_KEYS: &str = "\
+SELECT dedupe_key, seq FROM events WHERE dedupe_key IN (SELECT value FROM json_each(?1))";
+
+/// Sets each binding's `last_party` (the JSON array `?1` of `[id, caller]`; ids distinct) if
+/// it is active. `+active`: not by the `active` index — with it SQLite (no statistics) would
+/// visit every active binding instead of looking each id up (BENCHMARKS.md, preload).
+const SET_LAST_PARTIES: &str = "\
+UPDATE bindings SET last_party = j.value->>1
+FROM json_each(?1) AS j
+WHERE bindings.id = j.value->>0 AND +bindings.active = 1";
+
+/// One event as a JSON row of `INSERT_EVENTS`.
+struct Row<'a>(&'a Event, Millis);
+
+impl Serialize for Row<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (e, created) = (self.0, self.1);
+        let mut r = s.serialize_seq(Some(18))?;
+        r.serialize_element(&e.sequence)?;
+        r.serialize_element(&e.kind)?;
+        r.serialize_element(&e.tenant)?;
+        r.serialize_element(&e.binding_id)?;
+        r.serialize_element(&e.pool_key)?;
+        r.serialize_element(&e.provider.map(|p| p.as_str()))?;
+        r.serialize_element(&e.customer_bind_id)?;
+        r.serialize_element(&e.customer_user_id)?;
+        r.serialize_element(&e.ext)?;
+        r.serialize_element(&e.out_id)?;
+        r.serialize_element(&e.call_id)?;
+        r.serialize_element(&e.caller)?;
+        r.serialize_element(&e.called)?;
+        r.serialize_element(&e.callee)?;
+        r.serialize_element(&e.detail.to_string())?;
+        r.serialize_element(&e.occurred_at)?;
+        r.serialize_element(&created)?;
+        r.serialize_element(&e.dedupe_key)?;
+        r.end()
+    }
+}
+
+fn json<T: Serialize + ?Sized>(v: &T) -> Result<String, DbErr> {
+    serde_json::to_string(v).map_err(|e| DbErr::Custom(format!("batch rows as JSON: {e}")))
+}
+
+/// Inserts `events` (sequences assigned) with one statement.
+pub(super) async fn insert_events(
+    tx: &DatabaseTransaction,
+    events: &[Event],
+    created: Millis,
+) -> Result<(), DbErr> {
+    let rows: Vec<Row<'_>> = events.iter().map(|e| Row(e, created)).collect();
+    let res = tx
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            INSERT_EVENTS,
+            [json(&rows)?.into()],
+        ))
+        .await?;
+    if res.rows_affected() != events.len() as u64 {
+        return Err(DbErr::Custom(format!(
+            "{} of {} events inserted",
+            res.rows_affected(),
+            events.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The sequences of the stored events with one of `keys`, by key, with one statement.
+pub(super) async fn stored_keys(
+    tx: &DatabaseTransaction,
+    keys: &[String],
+) -> Result<HashMap<String, i64>, DbErr> {
+    let rows = tx
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            STORED_KEYS,
+            [json(keys)?.into()],
+        ))
+        .await?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in rows {
+        found.insert(
+            row.try_get::<String>("", "dedupe_key")?,
+            row.try_get::<i64>("", "seq")?,
+        );
+    }
+    Ok(found)
+}
+
+/// Sets the last party of each `(binding id, caller)` (ids distinct) with one statement.
+pub(super) async fn set_last_parties(
+    tx: &DatabaseTransaction,
+    parties: &[(&str, &str)],
+) -> Result<(), DbErr> {
+    tx.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        SET_LAST_PARTIES,
+        [json(parties)?.into()],
+    ))
+    .await?;
+    Ok(())
+}
