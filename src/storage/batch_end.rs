@@ -78,7 +78,7 @@ impl LastParty {
 
     /// Every last party of a batch in one UPDATE per chunk
     /// (`SET last_party = CASE id WHEN … THEN … END WHERE id IN (…)`; on SQLite one UPDATE of
-    /// one text, `sqlite_json`); of several calls to one binding, the last one's caller is
+    /// one text, `json_rows`; PostgreSQL too); of several calls to one binding, the last one's caller is
     /// kept.
     pub(crate) async fn write_all(
         tx: &DatabaseTransaction,
@@ -98,12 +98,12 @@ impl LastParty {
         if last.is_empty() {
             return Ok(());
         }
-        if tx.get_database_backend() == sea_orm::DbBackend::Sqlite {
+        if super::json_rows::supported(tx.get_database_backend()) {
             let parties: Vec<(&str, &str)> = last
                 .iter()
                 .map(|t| (t.binding_id.as_str(), t.caller.as_str()))
                 .collect();
-            return super::sqlite_json::set_last_parties(tx, &parties).await;
+            return super::json_rows::set_last_parties(tx, &parties).await;
         }
         for chunk in last.chunks(super::events::MAX_BIND_PARAMS / 3) {
             // `active = 1` in the CASE, not the WHERE: with it in the WHERE and more than ~20

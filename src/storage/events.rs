@@ -93,31 +93,36 @@ pub(crate) async fn append_events(
     // From here to commit this transaction holds the counter (a batch's write: see `deferred`).
     super::deferred::note_counter_taken();
     let keys: Vec<String> = events.iter().filter_map(|e| e.dedupe_key.clone()).collect();
-    let sqlite = tx.get_database_backend() == DbBackend::Sqlite;
+    let backend = tx.get_database_backend();
+    let one_text = super::json_rows::supported(backend);
     let mut known: HashMap<String, i64> = HashMap::new();
-    if sqlite && !keys.is_empty() {
-        // One writer at a time (`BEGIN IMMEDIATE`): nothing to lock; one statement.
-        known = super::sqlite_json::stored_keys(tx, &keys).await?;
-    } else if !keys.is_empty() {
-        // Lock the counter before looking: a concurrent writer of the same key either committed
-        // before we got the lock (READ COMMITTED takes a fresh snapshot per statement, so the
-        // lookup sees it) or waits for us. The unique index is the backstop.
-        event_seq::Entity::find_by_id(1i64)
-            .lock_exclusive()
-            .one(tx)
-            .await?;
-        for chunk in keys.chunks(MAX_BIND_PARAMS) {
-            let found: Vec<(Option<String>, i64)> = event::Entity::find()
-                .select_only()
-                .column(event::Column::DedupeKey)
-                .column(event::Column::Seq)
-                .filter(event::Column::DedupeKey.is_in(chunk.iter().cloned()))
-                .into_tuple()
-                .all(tx)
+    if !keys.is_empty() {
+        if backend != DbBackend::Sqlite {
+            // Lock the counter before looking: a concurrent writer of the same key either
+            // committed before we got the lock (READ COMMITTED takes a fresh snapshot per
+            // statement, so the lookup sees it) or waits for us. The unique index is the
+            // backstop. (SQLite: one writer at a time, `BEGIN IMMEDIATE`.)
+            event_seq::Entity::find_by_id(1i64)
+                .lock_exclusive()
+                .one(tx)
                 .await?;
-            for (k, seq) in found {
-                if let Some(k) = k {
-                    known.insert(k, seq);
+        }
+        if one_text {
+            known = super::json_rows::stored_keys(tx, &keys).await?;
+        } else {
+            for chunk in keys.chunks(MAX_BIND_PARAMS) {
+                let found: Vec<(Option<String>, i64)> = event::Entity::find()
+                    .select_only()
+                    .column(event::Column::DedupeKey)
+                    .column(event::Column::Seq)
+                    .filter(event::Column::DedupeKey.is_in(chunk.iter().cloned()))
+                    .into_tuple()
+                    .all(tx)
+                    .await?;
+                for (k, seq) in found {
+                    if let Some(k) = k {
+                        known.insert(k, seq);
+                    }
                 }
             }
         }
@@ -167,8 +172,8 @@ pub(crate) async fn append_events(
         .zip(first..)
         .map(|(e, seq)| stored_event(e, seq))
         .collect();
-    if sqlite && !stored.is_empty() {
-        super::sqlite_json::insert_events(tx, &stored, now_ms()).await?;
+    if one_text && !stored.is_empty() {
+        super::json_rows::insert_events(tx, &stored, now_ms()).await?;
         super::deferred::note_stored(&stored);
     } else if !stored.is_empty() {
         let created = now_ms();

@@ -18,6 +18,7 @@ pub mod entities;
 pub(crate) mod events;
 mod handoff;
 mod health;
+mod json_rows;
 mod migration;
 mod mysql;
 mod pools;
@@ -27,7 +28,6 @@ mod reports;
 mod retention;
 pub mod route_cache;
 mod shared_savepoint;
-mod sqlite_json;
 pub(crate) mod writer;
 
 use std::{
