@@ -1,5 +1,7 @@
 //! The per-process event fan-out. One tailer follows the event log (woken at once by this
-//! process's commits, polling for other replicas' every 100 ms) and keeps the most recent events
+//! process's commits, whose events it takes from memory when they continue the log — see
+//! `storage::handoff` — and reading the log for other replicas' at least every 100 ms) and keeps
+//! the most recent events
 //! in a bounded ring; live `WatchEvents` subscribers are served from the ring with their filters
 //! applied in memory, so N idle subscribers cost no database query at all. Only a subscriber that
 //! resumes from before the ring, or falls behind it, reads the database (page by page).

@@ -17,9 +17,11 @@
 //! reader then delivers 8, resumes "after 8" and never sees 7. On SQLite every write
 //! transaction is `BEGIN IMMEDIATE`, so writers are serialised anyway and the same holds.
 //!
-//! A big append (an Aliyun batch of ~50,000 minimal receipts fits in the 1 MiB push limit) is
+//! On SQLite and PostgreSQL an append's dedupe lookup and INSERT are one statement each, the
+//! rows in one JSON parameter (`json_rows`: one statement text whatever the size). On MySQL a
+//! big append (an Aliyun batch of ~50,000 minimal receipts fits in the 1 MiB push limit) is
 //! split into statements of at most [`MAX_BIND_PARAMS`] bound parameters — the dedupe lookup
-//! into `IN (...)` chunks, the INSERT into multi-row chunks — all in the caller's one
+//! into `IN (...)` chunks, the INSERT into multi-row chunks. All of it runs in the caller's one
 //! transaction and under the one `event_seq` lock, so the invariants above hold unchanged: the
 //! numbers of one call are taken by one UPDATE and are contiguous, and nothing is visible before
 //! the commit.
