@@ -300,14 +300,15 @@ impl EventHub {
         let mut t = Tail::default();
         loop {
             let published = *wake.borrow_and_update();
-            match self.scan(repo.as_ref(), &mut t, published).await {
+            let poll = match self.scan(repo.as_ref(), &mut t, published).await {
                 Ok(true) => continue, // more may be waiting
-                Ok(false) => {}
+                // The next read of the log is due POLL after the last one.
+                Ok(false) => POLL.saturating_sub(t.read_at.map_or(POLL, |at| at.elapsed())),
                 Err(e) => {
-                    tracing::warn!(error = %e, "event tailer could not read the log; retrying")
+                    tracing::warn!(error = %e, "event tailer could not read the log; retrying");
+                    POLL
                 }
-            }
-            let poll = POLL.saturating_sub(t.read_at.map_or(POLL, |at| at.elapsed()));
+            };
             tokio::select! {
                 r = wake.changed() => if r.is_err() { return },
                 _ = tokio::time::sleep(poll) => {}

@@ -76,10 +76,9 @@ impl LastParty {
         Self::write_all(tx, std::slice::from_ref(self)).await
     }
 
-    /// Every last party of a batch in one UPDATE per chunk
-    /// (`SET last_party = CASE id WHEN … THEN … END WHERE id IN (…)`; on SQLite one UPDATE of
-    /// one text, `json_rows`; PostgreSQL too); of several calls to one binding, the last one's caller is
-    /// kept.
+    /// Every last party of a batch: on SQLite and PostgreSQL one UPDATE of one text
+    /// (`json_rows`), on MySQL one per chunk (`SET last_party = CASE id WHEN … THEN … END
+    /// WHERE id IN (…)`); of several calls to one binding, the last one's caller is kept.
     pub(crate) async fn write_all(
         tx: &DatabaseTransaction,
         touches: &[LastParty],
@@ -106,9 +105,9 @@ impl LastParty {
             return super::json_rows::set_last_parties(tx, &parties).await;
         }
         for chunk in last.chunks(super::events::MAX_BIND_PARAMS / 3) {
-            // `active = 1` in the CASE, not the WHERE: with it in the WHERE and more than ~20
-            // ids, SQLite (no statistics) plans the UPDATE by the `active` index and visits
-            // every active binding (~250 ms a batch at 1,000,000; BENCHMARKS.md, preload).
+            // `active = 1` in the CASE, not the WHERE, so the UPDATE is planned by the ids
+            // (SQLite, without statistics, chose the `active` index and visited every active
+            // binding: ~250 ms a batch at 1,000,000; BENCHMARKS.md, preload).
             let mut case = CaseStatement::new();
             for t in chunk {
                 case = case.case(

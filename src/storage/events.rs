@@ -173,7 +173,7 @@ pub(crate) async fn append_events(
         .into_iter()
         .zip(first..)
         .map(|(e, seq)| stored_event(e, seq))
-        .collect();
+        .collect::<Result<_, _>>()?;
     if one_text && !stored.is_empty() {
         super::json_rows::insert_events(tx, &stored, now_ms()).await?;
         super::deferred::note_stored(&stored);
@@ -239,9 +239,13 @@ pub(super) async fn counter_in(tx: &DatabaseTransaction) -> Result<i64, DbErr> {
         .unwrap_or(0))
 }
 
-/// `e` as the log reads it back once stored with sequence `seq` (`to_event`).
-fn stored_event(e: NewEvent, seq: i64) -> Event {
-    Event {
+/// `e` as the log reads it back once stored with sequence `seq` (`to_event`): its detail too
+/// goes through its stored text (a float in a carrier's raw push need not parse back to the
+/// very same value).
+fn stored_event(e: NewEvent, seq: i64) -> Result<Event, DbErr> {
+    let detail = serde_json::from_str(&e.detail.to_string())
+        .map_err(|err| DbErr::Custom(format!("event detail does not parse back: {err}")))?;
+    Ok(Event {
         sequence: seq,
         kind: e.kind,
         tenant: e.tenant,
@@ -256,10 +260,10 @@ fn stored_event(e: NewEvent, seq: i64) -> Event {
         caller: e.caller,
         called: e.called,
         callee: e.callee,
-        detail: e.detail,
+        detail,
         occurred_at: e.occurred_at,
         dedupe_key: e.dedupe_key,
-    }
+    })
 }
 
 fn row(e: &Event, created: Millis) -> event::ActiveModel {

@@ -16,7 +16,7 @@ use std::{
     collections::BTreeMap,
     sync::{
         Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
@@ -28,38 +28,48 @@ pub(crate) const CAP: usize = 16_384;
 /// See the module documentation.
 #[derive(Default)]
 pub(crate) struct Committed {
-    /// Contiguous runs of committed events, by the sequence of their first.
-    runs: Mutex<BTreeMap<i64, Vec<Event>>>,
+    held: Mutex<Held>,
     /// Events taken by the tailer so far.
     taken: AtomicU64,
+    /// A tailer has taken from here (until then nothing is held: a process without one, such
+    /// as the load tool's bulk preload, keeps nothing).
+    tailing: AtomicBool,
+}
+
+#[derive(Default)]
+struct Held {
+    /// Contiguous runs of committed events, by the sequence of their first.
+    runs: BTreeMap<i64, Vec<Event>>,
+    /// Events in `runs`.
+    len: usize,
 }
 
 impl Committed {
     /// Events of one committed transaction, in sequence order (held as contiguous runs).
     pub(crate) fn offer(&self, events: Vec<Event>) {
-        if events.is_empty() {
+        if events.is_empty() || !self.tailing.load(Ordering::Relaxed) {
             return;
         }
-        let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
-        let held: usize = runs.values().map(Vec::len).sum();
-        if held + events.len() > CAP {
-            runs.clear();
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if held.len + events.len() > CAP {
+            *held = Held::default();
             if events.len() > CAP {
                 return;
             }
         }
+        held.len += events.len();
         let mut run: Vec<Event> = Vec::new();
         for e in events {
             if let Some(last) = run.last()
                 && last.sequence + 1 != e.sequence
             {
                 let done = std::mem::take(&mut run);
-                runs.insert(done[0].sequence, done);
+                held.runs.insert(done[0].sequence, done);
             }
             run.push(e);
         }
         if !run.is_empty() {
-            runs.insert(run[0].sequence, run);
+            held.runs.insert(run[0].sequence, run);
         }
     }
 
@@ -67,14 +77,17 @@ impl Committed {
     /// `after + 2`, …, as far as they are held without a gap), in order; empty when the next one
     /// is not held. Everything held at or below `after` is dropped (the tailer has it).
     pub(crate) fn take_after(&self, after: i64) -> Vec<Event> {
-        let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        self.tailing.store(true, Ordering::Relaxed);
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         let mut out: Vec<Event> = Vec::new();
         let mut next = after + 1;
-        while let Some(entry) = runs.first_entry() {
+        while let Some(entry) = held.runs.first_entry() {
             let first = *entry.key();
-            let last = first + entry.get().len() as i64 - 1;
+            let n = entry.get().len();
+            let last = first + n as i64 - 1;
             if last < next {
                 entry.remove();
+                held.len -= n;
                 continue;
             }
             if first > next {
@@ -82,6 +95,7 @@ impl Committed {
             }
             // `first <= next <= last`: the part from `next` on continues the log.
             let run = entry.remove();
+            held.len -= n;
             out.extend(run.into_iter().filter(|e| e.sequence >= next));
             next = last + 1;
         }
@@ -112,9 +126,28 @@ mod tests {
         events.iter().map(|e| e.sequence).collect()
     }
 
+    /// A hand-over a tailer takes from.
+    fn tailed() -> Committed {
+        let c = Committed::default();
+        assert!(c.take_after(0).is_empty());
+        c
+    }
+
+    #[test]
+    fn nothing_is_held_before_a_tailer_takes() {
+        let c = Committed::default();
+        c.offer(evs(1..=3));
+        assert!(
+            c.take_after(0).is_empty(),
+            "offered before any tailer: not held"
+        );
+        c.offer(evs(4..=5));
+        assert_eq!(seqs(&c.take_after(3)), vec![4, 5]);
+    }
+
     #[test]
     fn only_the_run_that_continues_the_log_is_taken() {
-        let c = Committed::default();
+        let c = tailed();
         c.offer(evs(11..=20));
         assert!(c.take_after(5).is_empty(), "6..=10 are not held: a gap");
         // Another writer's earlier batch arrives late; together they continue the log.
@@ -125,12 +158,14 @@ mod tests {
 
     #[test]
     fn what_the_tailer_read_from_the_log_is_dropped() {
-        let c = Committed::default();
+        let c = tailed();
         c.offer(evs(1..=10));
         c.offer(evs(15..=16));
         // The tailer read 1..=12 from the database (it found a gap, say).
         assert!(c.take_after(12).is_empty(), "13 and 14 are not held");
-        assert_eq!(c.runs.lock().unwrap().len(), 1, "1..=10 dropped");
+        let held = c.held.lock().unwrap();
+        assert_eq!((held.runs.len(), held.len), (1, 2), "1..=10 dropped");
+        drop(held);
         // A run straddling the cursor gives only what follows it.
         c.offer(evs(12..=14));
         assert_eq!(seqs(&c.take_after(12)), vec![13, 14, 15, 16]);
@@ -138,7 +173,7 @@ mod tests {
 
     #[test]
     fn an_offer_with_a_gap_is_held_as_runs() {
-        let c = Committed::default();
+        let c = tailed();
         c.offer(evs([1, 2, 4]));
         assert_eq!(seqs(&c.take_after(0)), vec![1, 2]);
         assert!(c.take_after(2).is_empty(), "3 is someone else's");
@@ -147,14 +182,15 @@ mod tests {
 
     #[test]
     fn it_is_bounded() {
-        let c = Committed::default();
+        let c = tailed();
         c.offer(evs(1..=CAP as i64));
         c.offer(evs(CAP as i64 + 1..=CAP as i64 + 5));
         assert!(c.take_after(0).is_empty(), "the oldest were dropped");
         assert_eq!(seqs(&c.take_after(CAP as i64)).len(), 5);
         c.offer(evs(1..=CAP as i64 + 1));
+        let held = c.held.lock().unwrap();
         assert!(
-            c.runs.lock().unwrap().is_empty(),
+            held.runs.is_empty() && held.len == 0,
             "an offer past the cap is not held"
         );
     }
