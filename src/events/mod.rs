@@ -325,11 +325,11 @@ impl EventHub {
         t: &mut Tail,
         published: i64,
     ) -> Result<bool, DomainError> {
-        if let Some(from) = t.scanned
-            && t.read_at.is_some_and(|at| at.elapsed() < POLL)
-        {
+        if let Some(from) = t.scanned {
+            // This process's own events first, whether or not a read of the log is due.
             let mine = repo.committed_after(from);
-            if let Some(last) = mine.last().map(|e| e.sequence) {
+            let moved = mine.last().map(|e| e.sequence);
+            if let Some(last) = moved {
                 // Reaching the oldest head read (not reached yet) bounds staleness as a read
                 // of the log would.
                 let caught_up_at = match t.head {
@@ -342,10 +342,14 @@ impl EventHub {
                 repo.observe_log(&mine, last, caught_up_at);
                 self.push(mine, last);
                 t.scanned = Some(last);
-                return Ok(true);
             }
-            if published <= from {
-                return Ok(false); // nothing new of this process's; others' wait for the poll
+            if t.read_at.is_some_and(|at| at.elapsed() < POLL) {
+                if published <= moved.unwrap_or(from) {
+                    return Ok(moved.is_some()); // others' events wait for the poll
+                }
+                if moved.is_some() {
+                    return Ok(true); // more of this process's may follow; a gap is read next
+                }
             }
         }
         self.read_log(repo, t).await
