@@ -55,6 +55,29 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
+    /// The event as the log holds it once stored with `sequence` (what `read_events` gives).
+    pub fn stored(self, sequence: i64) -> Event {
+        Event {
+            sequence,
+            kind: self.kind,
+            tenant: self.tenant,
+            binding_id: self.binding_id,
+            pool_key: self.pool_key,
+            provider: self.provider,
+            customer_bind_id: self.customer_bind_id,
+            customer_user_id: self.customer_user_id,
+            ext: self.ext,
+            out_id: self.out_id,
+            call_id: self.call_id,
+            caller: self.caller,
+            called: self.called,
+            callee: self.callee,
+            detail: self.detail,
+            occurred_at: self.occurred_at,
+            dedupe_key: self.dedupe_key,
+        }
+    }
+
     /// A lifecycle event of `b`; `detail` carries the binding's state, mode, virtual numbers and
     /// expiry (not the real numbers: subscribers that need them call `GetBinding`).
     pub fn for_binding(kind: &str, b: &Binding, now: Millis) -> Self {

@@ -339,9 +339,7 @@ impl EventHub {
                     }
                     _ => None,
                 };
-                repo.observe_log(&mine, last, caught_up_at);
-                self.push(mine, last);
-                t.scanned = Some(last);
+                self.apply(repo, t, mine, last, caught_up_at);
             }
             if t.read_at.is_some_and(|at| at.elapsed() < POLL) {
                 if published <= moved.unwrap_or(from) {
@@ -406,11 +404,23 @@ impl EventHub {
                 }
             }
         };
-        // The route index first: once a subscriber can see an event, routing reflects it.
-        repo.observe_log(&page, up_to, caught_up_at);
-        self.push(page, up_to);
-        t.scanned = Some(up_to);
+        self.apply(repo, t, page, up_to, caught_up_at);
         Ok(full)
+    }
+
+    /// Applies `events` (contiguous, after where the tailer stopped) up to `up_to`: the route
+    /// index first — once a subscriber can see an event, routing reflects it — then the ring.
+    fn apply<R: Repository>(
+        &self,
+        repo: &R,
+        t: &mut Tail,
+        events: Vec<Event>,
+        up_to: i64,
+        caught_up_at: Option<Instant>,
+    ) {
+        repo.observe_log(&events, up_to, caught_up_at);
+        self.push(events, up_to);
+        t.scanned = Some(up_to);
     }
 }
 

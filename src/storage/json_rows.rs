@@ -1,6 +1,5 @@
-//! A batch's set statements on SQLite and PostgreSQL, each ONE statement text whatever the
-//! batch's size: the rows travel as one JSON array bound to one parameter and `jsonb_each`
-//! (PostgreSQL: `jsonb_array_elements`) spreads them out
+//! A batch's set statements on SQLite, each ONE statement text whatever the batch's size: the
+//! rows travel as one JSON array bound to one parameter and `jsonb_each` spreads them out
 //! (`jsonb_`: each row comes out as binary JSON, so `value->>i` reads its fields without
 //! parsing text — `json_each` turned every row back into text and each `->>` parsed it again:
 //! callgrind, NotifyCallIn, 530 k instructions per call-in against 395 k with `jsonb_each`).
@@ -8,10 +7,11 @@
 //! Why: a multi-row `INSERT … VALUES (…), (…)` or an `IN (…)` list is a new statement text for
 //! every batch size, so the statement cache misses and SQLite parses and plans it again on
 //! every batch (perf under NotifyCallIn: `sqlite3_prepare_v3` 2.7 % of all CPU, plus building
-//! 18 bound values per event and binding each; on PostgreSQL each new text is also a Parse
-//! round trip and the plan of a statement of up to 4,608 parameters). One text is prepared
-//! once per connection; serialising the rows is a single string. MySQL keeps the multi-row
-//! statements (`events`, `batch_end`).
+//! 18 bound values per event and binding each). One text is prepared once per connection;
+//! serialising the rows is a single string. PostgreSQL and MySQL keep sea-orm's multi-row
+//! statements (`events`, `batch_end`): PostgreSQL ran these same statements with
+//! `jsonb_array_elements` and its call-ins and binds did not move (bound by its writers' round
+//! trips), so the simpler path stays there.
 
 use std::collections::HashMap;
 
@@ -21,7 +21,7 @@ use serde::ser::{Serialize, SerializeSeq, Serializer};
 use crate::domain::{Event, Millis};
 
 /// The events' columns, in the order of each JSON row.
-const INSERT_EVENTS_SQLITE: &str = "\
+const INSERT_EVENTS: &str = "\
 INSERT INTO events (seq, kind, tenant, binding_id, pool_key, provider, customer_bind_id,
   customer_user_id, ext, out_id, call_id, caller, called, callee, detail_json, occurred_at,
   created_at, dedupe_key)
@@ -30,53 +30,19 @@ SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->
   value->>16, value->>17
 FROM jsonb_each(?1)";
 
-const INSERT_EVENTS_PG: &str = "\
-INSERT INTO events (seq, kind, tenant, binding_id, pool_key, provider, customer_bind_id,
-  customer_user_id, ext, out_id, call_id, caller, called, callee, detail_json, occurred_at,
-  created_at, dedupe_key)
-SELECT (r->>0)::bigint, r->>1, r->>2, r->>3, r->>4, r->>5, r->>6, r->>7, r->>8, r->>9, r->>10,
-  r->>11, r->>12, r->>13, r->>14, (r->>15)::bigint, (r->>16)::bigint, r->>17
-FROM jsonb_array_elements($1::jsonb) AS r";
-
 /// The stored events whose dedupe key is one of the JSON array `?1`.
-const STORED_KEYS_SQLITE: &str = "\
+const STORED_KEYS: &str = "\
 SELECT dedupe_key, seq FROM events WHERE dedupe_key IN (SELECT value FROM json_each(?1))";
-
-const STORED_KEYS_PG: &str = "\
-SELECT dedupe_key, seq FROM events
-WHERE dedupe_key IN (SELECT jsonb_array_elements_text($1::jsonb))";
 
 /// Sets each binding's `last_party` (the JSON array `?1` of `[id, caller]`; ids distinct) if
 /// it is active. `+active`: not by the `active` index — with it SQLite (no statistics) would
 /// visit every active binding instead of looking each id up (BENCHMARKS.md, preload).
-const SET_LAST_PARTIES_SQLITE: &str = "\
+const SET_LAST_PARTIES: &str = "\
 UPDATE bindings SET last_party = j.value->>1
 FROM jsonb_each(?1) AS j
 WHERE bindings.id = j.value->>0 AND +bindings.active = 1";
 
-const SET_LAST_PARTIES_PG: &str = "\
-UPDATE bindings SET last_party = r->>1
-FROM jsonb_array_elements($1::jsonb) AS r
-WHERE bindings.id = r->>0 AND bindings.active = 1";
-
-/// Whether `backend` runs these statements.
-pub(super) fn supported(backend: DbBackend) -> bool {
-    matches!(backend, DbBackend::Sqlite | DbBackend::Postgres)
-}
-
-/// `sqlite` on SQLite, else `pg` (callers check `supported` first).
-fn pick(
-    tx: &DatabaseTransaction,
-    sqlite: &'static str,
-    pg: &'static str,
-) -> (DbBackend, &'static str) {
-    match tx.get_database_backend() {
-        DbBackend::Sqlite => (DbBackend::Sqlite, sqlite),
-        b => (b, pg),
-    }
-}
-
-/// One event as a JSON row of `INSERT_EVENTS_*`.
+/// One event as a JSON row of `INSERT_EVENTS`.
 struct Row<'a>(&'a Event, Millis);
 
 impl Serialize for Row<'_> {
@@ -115,12 +81,14 @@ pub(super) async fn insert_events(
     events: &[Event],
     created: Millis,
 ) -> Result<(), DbErr> {
+    if events.is_empty() {
+        return Ok(());
+    }
     let rows: Vec<Row<'_>> = events.iter().map(|e| Row(e, created)).collect();
-    let (backend, sql) = pick(tx, INSERT_EVENTS_SQLITE, INSERT_EVENTS_PG);
     let res = tx
         .execute_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
+            DbBackend::Sqlite,
+            INSERT_EVENTS,
             [json(&rows)?.into()],
         ))
         .await?;
@@ -139,11 +107,10 @@ pub(super) async fn stored_keys(
     tx: &DatabaseTransaction,
     keys: &[String],
 ) -> Result<HashMap<String, i64>, DbErr> {
-    let (backend, sql) = pick(tx, STORED_KEYS_SQLITE, STORED_KEYS_PG);
     let rows = tx
         .query_all_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
+            DbBackend::Sqlite,
+            STORED_KEYS,
             [json(keys)?.into()],
         ))
         .await?;
@@ -162,10 +129,9 @@ pub(super) async fn set_last_parties(
     tx: &DatabaseTransaction,
     parties: &[(&str, &str)],
 ) -> Result<(), DbErr> {
-    let (backend, sql) = pick(tx, SET_LAST_PARTIES_SQLITE, SET_LAST_PARTIES_PG);
     tx.execute_raw(Statement::from_sql_and_values(
-        backend,
-        sql,
+        DbBackend::Sqlite,
+        SET_LAST_PARTIES,
         [json(parties)?.into()],
     ))
     .await?;

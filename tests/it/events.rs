@@ -2,6 +2,7 @@
 //! filters, several servers on one database, slow subscribers, invalid requests.
 
 mod fanout;
+mod handoff;
 mod replicas;
 mod typed;
 
