@@ -22,6 +22,7 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
+use super::bindings::pre_claim::Claimed;
 use super::entities::binding;
 use crate::domain::{Event, NewEvent};
 
@@ -32,8 +33,8 @@ pub(crate) struct Deferred {
     events: Mutex<Vec<(NewEvent, bool)>>,
     /// New binding rows, inserted by the batch (see `defer_insert`).
     rows: Mutex<Vec<binding::ActiveModel>>,
-    /// The number the batch claimed for this write (`bindings::pre_claim`), until it takes it.
-    pre_claimed: Mutex<Option<String>>,
+    /// What the batch claimed for this write (`bindings::pre_claim`), until it takes it.
+    pre_claimed: Mutex<Option<Claimed>>,
     took_counter: AtomicBool,
     /// Events the write appended itself (`note_stored`), for `handoff` after the commit.
     stored: Mutex<Vec<Event>>,
@@ -61,10 +62,10 @@ impl Deferred {
         CURRENT.scope(self, f).await
     }
 
-    /// A write whose batch claimed `number` for it (`bindings::pre_claim`).
-    pub(crate) fn with_pre_claimed(number: Option<String>) -> Self {
+    /// A write whose batch claimed `claimed` for it (`bindings::pre_claim`).
+    pub(crate) fn with_pre_claimed(claimed: Option<Claimed>) -> Self {
         Self {
-            pre_claimed: Mutex::new(number),
+            pre_claimed: Mutex::new(claimed),
             ..Self::default()
         }
     }
@@ -138,14 +139,39 @@ pub(crate) fn defer_insert(row: binding::ActiveModel) -> Option<binding::ActiveM
     }
 }
 
-/// The number the running write's batch claimed for it, if any (taken once).
-pub(crate) fn take_pre_claimed() -> Option<String> {
+/// The X the running write's batch claimed for it, if any (taken once).
+pub(crate) fn take_pre_claimed_x() -> Option<String> {
+    take_pre_claimed(|c| match c {
+        Claimed::X(n) => Ok(n),
+        other => Err(other),
+    })
+}
+
+/// The AXN share the running write's batch claimed for it, if any (taken once): the number,
+/// its extension counter, the extension (both routes are in).
+pub(crate) fn take_pre_claimed_axn() -> Option<(String, i64, String)> {
+    take_pre_claimed(|c| match c {
+        Claimed::Axn {
+            number,
+            seq,
+            extension,
+        } => Ok((number, seq, extension)),
+        other => Err(other),
+    })
+}
+
+/// What the running write's batch claimed for it, if `f` takes it (else it stays).
+fn take_pre_claimed<R>(f: impl FnOnce(Claimed) -> Result<R, Claimed>) -> Option<R> {
     CURRENT
         .try_with(|d| {
-            d.pre_claimed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take()
+            let mut slot = d.pre_claimed.lock().unwrap_or_else(|p| p.into_inner());
+            match f(slot.take()?) {
+                Ok(r) => Some(r),
+                Err(back) => {
+                    *slot = Some(back);
+                    None
+                }
+            }
         })
         .ok()
         .flatten()

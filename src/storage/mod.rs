@@ -313,19 +313,19 @@ impl Store {
     }
 
     /// As `run_write`, for a bind: a write that makes a new binding (its row may wait for the
-    /// end of its batch) and, if `any_x`, takes any free X of a pool (its batch may claim it
-    /// with the others': `bindings::pre_claim`, SQLite only).
+    /// end of its batch) and, if `claim`, takes any free number of a pool (its batch may claim
+    /// it with the others': `bindings::pre_claim`, SQLite only).
     pub(crate) async fn run_bind<T, F>(
         &self,
-        any_x: Option<bindings::pre_claim::PreClaim>,
+        claim: Option<bindings::pre_claim::PreClaim>,
         op: F,
     ) -> Result<T, TxError>
     where
         T: Send + 'static,
         F: FnMut(DatabaseTransaction) -> writer::OpFuture<T> + Send + 'static,
     {
-        let any_x = any_x.filter(|_| self.backend == DbBackend::Sqlite);
-        let new = bindings::pre_claim::NewBinding { any_x };
+        let claim = claim.filter(|_| self.backend == DbBackend::Sqlite);
+        let new = bindings::pre_claim::NewBinding { claim };
         Ok(self.run_write_as(Some(new), op).await?.0)
     }
 
@@ -598,7 +598,7 @@ impl From<DbErr> for DomainError {
 /// it owns what it uses: `this` is a clone of the store, each listed local is cloned (`&T` into
 /// `T`), `tx` is the write's (savepoint) transaction. It may run more than once (retries).
 /// `group_tx!(@events self, …)`: the same through `Store::run_write_events`;
-/// `group_tx!(@bind any_x, self, …)`: a bind, through `Store::run_bind`.
+/// `group_tx!(@bind claim, self, …)`: a bind, through `Store::run_bind`.
 macro_rules! group_tx {
     ($store:expr, [$($cap:ident),* $(,)?], |$this:ident, $tx:ident| $body:expr) => {
         crate::storage::group_tx!(@with run_write(), $store, [$($cap),*], |$this, $tx| $body)
@@ -606,8 +606,8 @@ macro_rules! group_tx {
     (@events $store:expr, [$($cap:ident),* $(,)?], |$this:ident, $tx:ident| $body:expr) => {
         crate::storage::group_tx!(@with run_write_events(), $store, [$($cap),*], |$this, $tx| $body)
     };
-    (@bind $any_x:expr, $store:expr, [$($cap:ident),* $(,)?], |$this:ident, $tx:ident| $body:expr) => {
-        crate::storage::group_tx!(@with run_bind($any_x,), $store, [$($cap),*], |$this, $tx| $body)
+    (@bind $claim:expr, $store:expr, [$($cap:ident),* $(,)?], |$this:ident, $tx:ident| $body:expr) => {
+        crate::storage::group_tx!(@with run_bind($claim,), $store, [$($cap),*], |$this, $tx| $body)
     };
     (@with $run:ident($($arg:expr,)?), $store:expr, [$($cap:ident),* $(,)?], |$this:ident, $tx:ident| $body:expr) => {{
         let __store = $store.clone();

@@ -66,7 +66,7 @@ where
     let only_binds = binds.iter().all(Option::is_some);
     let claims: Vec<_> = binds
         .iter()
-        .map(|b| b.as_ref().and_then(|b| b.any_x.as_ref()))
+        .map(|b| b.as_ref().and_then(|b| b.claim.as_ref()))
         .collect();
     let wanted: Vec<_> = claims.iter().flatten().copied().collect();
     let mut pre_claimed = if wanted.is_empty() || !only_binds {
@@ -94,12 +94,12 @@ where
                 return rolled_back(shared).await;
             }
         }
-        let number = claims
+        let claimed = claims
             .get(i)
             .copied()
             .flatten()
             .and_then(|c| pre_claimed.remove(&c.binding_id));
-        let mine = Arc::new(Deferred::with_pre_claimed(number));
+        let mine = Arc::new(Deferred::with_pre_claimed(claimed));
         let Some((back, res)) = unless_it_panics(mine.clone().scope(op(shared))).await else {
             // The savepoint went down with the panicking write: its rollback is left to a
             // drop that cannot report failure, so the batch's transaction is not trusted with

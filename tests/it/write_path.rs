@@ -6,6 +6,8 @@
 
 use pns_gateway::grpc::pb;
 
+mod axn_batch;
+
 use crate::support::{TestServer, fixtures::*};
 
 /// Statements of one lone XYB bind with Y delayed and no `customer_bind_id`: the claim of X

@@ -102,7 +102,7 @@ impl Store {
         id: &str,
         now: Millis,
     ) -> T<Option<String>> {
-        if let Some(n) = crate::storage::deferred::take_pre_claimed() {
+        if let Some(n) = crate::storage::deferred::take_pre_claimed_x() {
             return Ok(Some(n));
         }
         // PostgreSQL, MySQL: first SKIP LOCKED, so concurrent binds take different rows instead of
@@ -340,6 +340,10 @@ impl Store {
         id: &str,
         now: Millis,
     ) -> T<(String, i64, Option<String>)> {
+        // Its batch claimed its share, extension and routes with the others' (`pre_claim`).
+        if let Some((number, seq, extension)) = crate::storage::deferred::take_pre_claimed_axn() {
+            return Ok((number, seq, Some(extension)));
+        }
         let key = caller_key(cmd.phone_a.as_str());
         // Auto extension: its first choice follows from the counter the claim returns, so the
         // caller's route and the extension's go in together (one statement) when both are free.
@@ -593,7 +597,7 @@ fn route_taken() -> OnConflict {
 
 /// The `i`-th auto extension to try on a number whose extension counter is `seq` (3 digits,
 /// from `AUTO_EXTENSION_FIRST`, wrapping after `AUTO_EXTENSION_COUNT`).
-fn auto_extension(seq: i64, i: i64) -> String {
+pub(super) fn auto_extension(seq: i64, i: i64) -> String {
     (AUTO_EXTENSION_FIRST + (seq - 1 + i).rem_euclid(AUTO_EXTENSION_COUNT)).to_string()
 }
 

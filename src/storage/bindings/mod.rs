@@ -159,8 +159,10 @@ impl Store {
         let b = cmd.phone_b.as_str();
         let any_x = cmd.number_x.is_none().then(|| pre_claim::PreClaim {
             pool_id: pool.id,
-            iso2: cmd.iso2_x.clone(),
             binding_id: id.clone(),
+            wants: pre_claim::Wants::X {
+                iso2: cmd.iso2_x.clone(),
+            },
         });
         let res = group_tx!(@bind any_x, self, [cmd, id, pool, fp, b, now], |this, tx| {
             let mut draft = cmd.draft(id.clone(), Provider::Local, BindingState::Xyb, now);
@@ -254,7 +256,16 @@ impl Store {
         }
         let id = uuid::Uuid::now_v7().to_string();
         let a = cmd.phone_a.as_str();
-        let res = group_tx!(@bind None, self, [cmd, id, pool, fp, a, now], |this, tx| {
+        // Any X, an auto extension, any city: its batch may claim it with the others'.
+        let auto = cmd.number_x.is_none() && cmd.extension.is_none() && cmd.expect_city.is_none();
+        let share = auto.then(|| pre_claim::PreClaim {
+            pool_id: pool.id,
+            binding_id: id.clone(),
+            wants: pre_claim::Wants::Axn {
+                caller_key: caller_key(a),
+            },
+        });
+        let res = group_tx!(@bind share, self, [cmd, id, pool, fp, a, now], |this, tx| {
             let mut draft = cmd.draft(id.clone(), Provider::Local, BindingState::Axn, now);
             claim(&tx, &draft, &cmd.tenant, &pool, &fp).await?;
             let (x, seq, auto_ext) = match &cmd.number_x {

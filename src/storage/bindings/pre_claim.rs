@@ -1,23 +1,37 @@
-//! Numbers claimed for a whole batch of XYB binds in one statement per pool (SQLite's shared
-//! batch; see `shared_savepoint`).
+//! Numbers claimed for a whole batch of binds at once (SQLite's shared batch; see
+//! `shared_savepoint`).
 //!
-//! An XYB bind that takes any free X claims one with one statement — a round trip to the
-//! database's connection thread, on the one serial path every SQLite write takes; a batch of
-//! 120 binds spent most of its time on those 120 round trips. A bind that takes any X of a pool
-//! says so when it is submitted (`PreClaim`: pool, country, its binding id). Before a shared
-//! batch runs its writes, every such bind of the batch gets its number here: one UPDATE of
-//! free numbers per pool (and country) that locks each to its bind (`CLAIM_ALL`: the same
-//! conditions as a lone claim, `RETURNING` what it locked). The bind's `lock_any` then takes
-//! its number from `deferred` without a statement. Only a batch of nothing but binds is
-//! claimed for: a number locked for a bind that has not run yet has no binding row, and any
-//! other write (a call-in on the database path) could meet it. All of it runs under the batch's shared savepoint: if any
-//! write of the batch fails — or does not take the number claimed for it — the savepoint is
-//! rolled back, these locks with it, and every write runs again on its own, claiming as usual.
-//! SQLite only (the shared batch is; the statement is SQLite's: `UPDATE … FROM`, `json_each`).
+//! A bind that takes any free number claims one with its own statements — each a round trip to
+//! the database's connection thread, on the one serial path every SQLite write takes; a batch
+//! of 120 binds spent most of its time on those round trips. A bind that takes any number of a
+//! pool says so when it is submitted (`PreClaim`: pool, what it wants, its binding id). Before a
+//! shared batch runs its writes, every such bind of the batch gets its number here:
+//! - an XYB bind's X: one UPDATE of free numbers per pool (and country) that locks each to its
+//!   bind (`CLAIM_ALL`: the same conditions as a lone claim, `RETURNING` what it locked);
+//! - an AXN bind with auto X and auto extension (`claim_axns`): the numbers a lone claim would
+//!   share, read once; an UPDATE of each one's share and extension counters (a batch fills one
+//!   number before the next); one INSERT of every bind's two routes (its caller's, its
+//!   extension's) — three statements per pool and batch instead of two per bind (perf, BindAxnExtension: the per-bind claim was 15.7 % of all
+//!   samples, building its statement 6 %). A bind whose route is taken is taken out of the
+//!   claim there and then and runs on its own.
+//!
+//! The bind then takes what was claimed for it from `deferred` without a statement. Only a
+//! batch of nothing but binds is claimed for: a number claimed for a bind that has not run yet
+//! has no binding row, and any other write (a call-in on the database path) could meet it. All
+//! of it runs under the batch's shared savepoint: if any write of the batch fails — or does not
+//! take what was claimed for it — the savepoint is rolled back, the claim with it, and every
+//! write runs again on its own, claiming as usual. SQLite only (the shared batch is; the
+//! statements are SQLite's: `UPDATE … FROM`, `jsonb_each`, `RETURNING` of an upsert).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement,
+};
+
+use super::allocate::auto_extension;
+use super::{AUTO_EXTENSION_COUNT, number};
 
 /// What a write that makes a new binding (a bind) says of itself when it is submitted. A
 /// batch runs such writes with their new rows pending (`deferred::defer_insert`); before any
@@ -26,17 +40,41 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement}
 /// inserted its row itself.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct NewBinding {
-    /// It takes any free X of a pool: in a batch of binds only, its number may be claimed
+    /// It takes any free number of a pool: in a batch of binds only, its number may be claimed
     /// with the others' (see the module's documentation).
-    pub(crate) any_x: Option<PreClaim>,
+    pub(crate) claim: Option<PreClaim>,
 }
 
-/// An XYB bind that takes any free X of a pool.
+/// A bind that takes any free number of a pool.
 #[derive(Clone, Debug)]
 pub(crate) struct PreClaim {
     pub(crate) pool_id: i64,
-    pub(crate) iso2: Option<String>,
     pub(crate) binding_id: String,
+    pub(crate) wants: Wants,
+}
+
+/// What a `PreClaim` takes.
+#[derive(Clone, Debug)]
+pub(crate) enum Wants {
+    /// An XYB bind's X: a free number (of a country, if given), locked to the bind.
+    X { iso2: Option<String> },
+    /// An AXN bind with an auto-assigned X and extension and no city asked for: a share of a
+    /// number with room for an extension, with A's route (`caller_key`) and the extension's.
+    Axn { caller_key: String },
+}
+
+/// What a batch claimed for one bind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Claimed {
+    /// The X locked to it.
+    X(String),
+    /// The number it shares, its extension counter as this bind's increment left it, and the
+    /// extension that counter chose — both routes already inserted.
+    Axn {
+        number: String,
+        seq: i64,
+        extension: String,
+    },
 }
 
 /// Claims and locks up to `?3` free numbers (state `?5`) of pool `?1` (country `?2`, if not NULL), the
@@ -62,39 +100,243 @@ FROM (
 WHERE numbers.id = pick.id AND numbers.locked_by IS NULL
 RETURNING numbers.number, numbers.locked_by";
 
-/// Claims a number for as many of `claims` as there are free numbers: binding id → number.
+/// Claims a number for as many of `claims` as there are free numbers: binding id → what it got.
 pub(crate) async fn claim_all(
     tx: &DatabaseTransaction,
     claims: &[&PreClaim],
-) -> Result<HashMap<String, String>, DbErr> {
-    let mut groups: HashMap<(i64, Option<&str>), Vec<&str>> = HashMap::new();
+) -> Result<HashMap<String, Claimed>, DbErr> {
+    let mut xs: HashMap<(i64, Option<&str>), Vec<&str>> = HashMap::new();
+    let mut axns: HashMap<i64, Vec<(&str, &str)>> = HashMap::new();
     for c in claims {
-        groups
-            .entry((c.pool_id, c.iso2.as_deref()))
-            .or_default()
-            .push(&c.binding_id);
+        match &c.wants {
+            Wants::X { iso2 } => xs
+                .entry((c.pool_id, iso2.as_deref()))
+                .or_default()
+                .push(&c.binding_id),
+            Wants::Axn { caller_key } => axns
+                .entry(c.pool_id)
+                .or_default()
+                .push((&c.binding_id, caller_key)),
+        }
     }
     let mut got = HashMap::new();
-    for ((pool_id, iso2), ids) in groups {
-        let json = serde_json::to_string(&ids).map_err(|e| DbErr::Custom(e.to_string()))?;
-        let rows = tx
+    for ((pool_id, iso2), ids) in xs {
+        claim_xs(tx, pool_id, iso2, &ids, &mut got).await?;
+    }
+    for (pool_id, binds) in axns {
+        claim_axns(tx, pool_id, &binds, &mut got).await?;
+    }
+    Ok(got)
+}
+
+async fn claim_xs(
+    tx: &DatabaseTransaction,
+    pool_id: i64,
+    iso2: Option<&str>,
+    ids: &[&str],
+    got: &mut HashMap<String, Claimed>,
+) -> Result<(), DbErr> {
+    let json = serde_json::to_string(&ids).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let rows = tx
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            CLAIM_ALL,
+            [
+                pool_id.into(),
+                iso2.map(str::to_owned).into(),
+                (ids.len() as i64).into(),
+                json.into(),
+                super::AVAILABLE.into(),
+            ],
+        ))
+        .await?;
+    for row in rows {
+        let number: String = row.try_get("", "number")?;
+        let by: String = row.try_get("", "locked_by")?;
+        got.insert(by, Claimed::X(number));
+    }
+    Ok(())
+}
+
+/// Adds `?1` binds to the shares and extensions of number `?2`, if it is still free to share
+/// and has room (`?3` AVAILABLE, `?4` the auto-extension count). One statement per number: a
+/// batch's binds fill one number (900 extensions) before the next, so a batch shares one or
+/// two. (An `UPDATE … FROM jsonb_each(…)` of them all let SQLite scan every free number of the
+/// table and re-read the JSON for each: 60 ms a batch with a 60,000-number pool beside it.)
+const SHARE: &str = "\
+UPDATE numbers SET shared_count = shared_count + ?1, ext_count = ext_count + ?1,
+  ext_seq = ext_seq + ?1
+WHERE id = ?2 AND locked_by IS NULL AND state = ?3 AND ext_count + ?1 <= ?4
+RETURNING id";
+
+/// Inserts the routes of the JSON array `?1` of `[number, route_key, binding_id]` whose key is
+/// free; returns those it inserted (`WHERE true`: SQLite's upsert after a `SELECT`).
+const ROUTES_ALL: &str = "\
+INSERT INTO routes (number, route_key, binding_id)
+SELECT value->>0, value->>1, value->>2 FROM jsonb_each(?1) WHERE true
+ON CONFLICT (number, route_key) DO NOTHING
+RETURNING binding_id";
+
+/// Takes back the routes of the binding ids of the JSON array `?1`.
+const ROUTES_BACK: &str = "\
+DELETE FROM routes WHERE binding_id IN (SELECT value FROM json_each(?1))";
+
+/// Takes `?1` shares and extensions back from number `?2`; the extension counter stays where
+/// it was (as after a lone claim whose routes were taken: the next claim starts past the
+/// extension that was taken).
+const UNSHARE: &str = "\
+UPDATE numbers SET shared_count = shared_count - ?1, ext_count = ext_count - ?1 WHERE id = ?2";
+
+/// AXN binds of one pool (auto X, auto extension, any city): numbers in the lone claim's order
+/// — first those that already carry extensions, least shared first, then fresh ones — each
+/// filled to its room before the next; every bind's extension follows from the number's
+/// counter as a lone claim's would (`auto_extension`). Three statements for a group that fits
+/// on one number: read the candidates, an UPDATE of each number's counters, one INSERT of
+/// every route. A caller that appears twice in the group is claimed for once (its second bind
+/// runs on its own); a group of one is not claimed for.
+async fn claim_axns(
+    tx: &DatabaseTransaction,
+    pool_id: i64,
+    binds: &[(&str, &str)],
+    got: &mut HashMap<String, Claimed>,
+) -> Result<(), DbErr> {
+    if binds.len() < 2 {
+        // A lone bind claims in two statements itself; the set-based claim takes three.
+        return Ok(());
+    }
+    let mut callers = HashSet::new();
+    let mut left: Vec<(&str, &str)> = binds
+        .iter()
+        .copied()
+        .filter(|(_, key)| callers.insert(*key))
+        .collect();
+    left.reverse(); // popped from the end: the first submitted is served first
+    let mut shares: Vec<(i64, i64)> = Vec::new();
+    let mut routes: Vec<[String; 3]> = Vec::new();
+    let mut claimed: Vec<(&str, Claimed)> = Vec::new();
+    // (number, id) of each number shared.
+    let mut numbers: Vec<(String, i64)> = Vec::new();
+    for packed in [true, false] {
+        if left.is_empty() {
+            break;
+        }
+        let mut q = number::Entity::find()
+            .filter(number::Column::PoolId.eq(pool_id))
+            .filter(number::Column::State.eq(super::AVAILABLE))
+            .filter(number::Column::LockedBy.is_null())
+            .filter(number::Column::ExtCount.lt(AUTO_EXTENSION_COUNT));
+        q = if packed {
+            // As the lone claim says it (`share_any_axn`): the allocation index's scan in
+            // share-count order then starts past the free numbers.
+            q.filter(number::Column::ExtCount.gt(0))
+                .filter(number::Column::SharedCount.gt(0))
+        } else {
+            q.filter(number::Column::ExtCount.eq(0))
+        };
+        let candidates = q
+            .order_by_asc(number::Column::SharedCount)
+            .order_by_asc(number::Column::Id)
+            .limit(left.len() as u64)
+            .all(tx)
+            .await?;
+        for n in candidates {
+            let room = (AUTO_EXTENSION_COUNT - n.ext_count).min(left.len() as i64);
+            if room <= 0 {
+                continue;
+            }
+            for j in 0..room {
+                let Some((id, caller_key)) = left.pop() else {
+                    break;
+                };
+                let seq = n.ext_seq + 1 + j;
+                let extension = auto_extension(seq, 0);
+                routes.push([n.number.clone(), caller_key.to_owned(), id.to_owned()]);
+                routes.push([n.number.clone(), super::ext_key(&extension), id.to_owned()]);
+                claimed.push((
+                    id,
+                    Claimed::Axn {
+                        number: n.number.clone(),
+                        seq,
+                        extension,
+                    },
+                ));
+            }
+            shares.push((n.id, room));
+            numbers.push((n.number.clone(), n.id));
+            if left.is_empty() {
+                break;
+            }
+        }
+    }
+    if claimed.is_empty() {
+        return Ok(());
+    }
+    for (id, count) in &shares {
+        let changed = tx
             .query_all_raw(Statement::from_sql_and_values(
                 DbBackend::Sqlite,
-                CLAIM_ALL,
+                SHARE,
                 [
-                    pool_id.into(),
-                    iso2.map(str::to_owned).into(),
-                    (ids.len() as i64).into(),
-                    json.into(),
+                    (*count).into(),
+                    (*id).into(),
                     super::AVAILABLE.into(),
+                    AUTO_EXTENSION_COUNT.into(),
                 ],
             ))
             .await?;
-        for row in rows {
-            let number: String = row.try_get("", "number")?;
-            let by: String = row.try_get("", "locked_by")?;
-            got.insert(by, number);
+        if changed.len() != 1 {
+            return Err(DbErr::Custom(format!(
+                "number {id}, read for AXN shares, changed under the claim"
+            )));
         }
     }
-    Ok(got)
+    // Routes: a caller with a route on its number already, or an extension the counter chose
+    // that an earlier binding still holds (the counter wraps), takes that bind out of the claim
+    // — it runs on its own, as a lone claim does after the same conflict.
+    let json = serde_json::to_string(&routes).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let inserted = tx
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            ROUTES_ALL,
+            [json.into()],
+        ))
+        .await?;
+    let mut both: HashMap<String, u8> = HashMap::new();
+    for row in inserted {
+        *both.entry(row.try_get("", "binding_id")?).or_default() += 1;
+    }
+    let (kept, lost): (Vec<_>, Vec<_>) = claimed
+        .into_iter()
+        .partition(|(id, _)| both.get(*id) == Some(&2));
+    if !lost.is_empty() {
+        let ids: Vec<&str> = lost.iter().map(|(id, _)| *id).collect();
+        let mut back: HashMap<&str, i64> = HashMap::new();
+        for (_, c) in &lost {
+            if let Claimed::Axn { number, .. } = c {
+                *back.entry(number.as_str()).or_default() += 1;
+            }
+        }
+        let by_id: HashMap<&str, i64> = numbers.iter().map(|(n, id)| (n.as_str(), *id)).collect();
+        let back: Vec<(i64, i64)> = back
+            .into_iter()
+            .filter_map(|(n, k)| by_id.get(n).map(|id| (*id, k)))
+            .collect();
+        let ids = serde_json::to_string(&ids).map_err(|e| DbErr::Custom(e.to_string()))?;
+        tx.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            ROUTES_BACK,
+            [ids.into()],
+        ))
+        .await?;
+        for (id, count) in back {
+            tx.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                UNSHARE,
+                [count.into(), id.into()],
+            ))
+            .await?;
+        }
+    }
+    got.extend(kept.into_iter().map(|(id, c)| (id.to_owned(), c)));
+    Ok(())
 }
