@@ -1,6 +1,11 @@
 //! `pns-gateway`: serve, migrate, and load numbers from the command line.
 #![forbid(unsafe_code)]
 
+/// mimalloc, not glibc's malloc: a request allocates and frees many small buffers across the
+/// runtime's threads, and glibc's arenas spent a fifth of all CPU on it (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};

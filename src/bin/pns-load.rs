@@ -9,6 +9,11 @@
 //! `pns-gateway serve` processes on `--database-url` and spreads the connections over them.
 #![forbid(unsafe_code)]
 
+/// As the server's (`pns-gateway`, src/main.rs): mimalloc, not glibc's malloc: a request allocates and frees many small buffers across the
+/// runtime's threads, and glibc's arenas spent a fifth of all CPU on it (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "pns_load/driver.rs"]
 mod driver;
 #[path = "pns_load/report.rs"]
@@ -527,9 +532,10 @@ async fn measure(cli: &Cli, servers: &Servers, local: Option<&Store>) -> Result<
         let uv0 = pns_gateway::storage::unique_violations();
         let hits0 = local.map(|s| (s.route_index_hits(), s.route_index_misses()));
         let gc0 = local.and_then(Store::group_commit_stats);
-        let st0 = local.map(Store::statements);
+        let st0 = local.map(|s| (s.statements(), s.statement_time()));
         let sh0 = local.and_then(Store::group_commit_shared);
         let pc0 = local.and_then(Store::group_commit_pre_claimed);
+        let busy0 = local.and_then(Store::group_commit_busy);
         let res = match s {
             Scenario::Health => scenarios::health(&ctx).await,
             Scenario::Notify => scenarios::notify(&ctx).await,
@@ -582,14 +588,17 @@ async fn measure(cli: &Cli, servers: &Servers, local: Option<&Store>) -> Result<
                             m.unapplied - m0.unapplied,
                         );
                     }
-                    if let (Some(store), Some(st0)) = (local, st0) {
+                    if let (Some(store), Some((st0, time0))) = (local, st0) {
                         // Set-up (pools, numbers) included; on SQLite the event tailer reads
                         // through its own connection and is not counted.
                         let n = store.statements() - st0;
+                        let waited = store.statement_time() - time0;
                         eprintln!(
-                            "{}: {n} SQL statements on the main pool ({:.2} per successful request)",
+                            "{}: {n} SQL statements on the main pool ({:.2} per successful request), waited for {:.0} ms in all ({:.3} ms each)",
                             s.name(),
-                            n as f64 / ok.max(1) as f64
+                            n as f64 / ok.max(1) as f64,
+                            waited.as_secs_f64() * 1e3,
+                            waited.as_secs_f64() * 1e3 / n.max(1) as f64
                         );
                     }
                     if let (Some((b1, w1)), Some((b0, w0))) =
@@ -611,8 +620,20 @@ async fn measure(cli: &Cli, servers: &Servers, local: Option<&Store>) -> Result<
                             ),
                             _ => String::new(),
                         };
+                        let busy = match (local.and_then(Store::group_commit_busy), busy0) {
+                            (Some((t1, c1)), Some((t0w, c0))) if b > 0 => {
+                                let (t, c) = (t1 - t0w, c1 - c0);
+                                format!(
+                                    "; writers busy {:.0} % of the scenario, {:.2} ms a transaction ({:.2} ms of it committing)",
+                                    100.0 * t.as_secs_f64() / t0.elapsed().as_secs_f64(),
+                                    t.as_secs_f64() * 1e3 / b as f64,
+                                    c.as_secs_f64() * 1e3 / b as f64
+                                )
+                            }
+                            _ => String::new(),
+                        };
                         eprintln!(
-                            "{}: group commit: {w} writes in {b} transactions ({:.1} per transaction){shared}{pre}",
+                            "{}: group commit: {w} writes in {b} transactions ({:.1} per transaction){shared}{pre}{busy}",
                             s.name(),
                             w as f64 / b.max(1) as f64
                         );

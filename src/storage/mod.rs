@@ -73,7 +73,8 @@ pub struct Store {
     /// Pool rows for binds (see `pools::PoolCache`); shared by clones.
     pools: Arc<pools::PoolCache>,
     /// Statements run on `db` so far (not BEGIN, SAVEPOINT or COMMIT); shared by clones.
-    statements: Arc<AtomicU64>,
+    /// (statements run on the main pool, nanoseconds their callers waited for them).
+    statements: Arc<(AtomicU64, AtomicU64)>,
     url: String,
     opts: StoreOptions,
 }
@@ -207,10 +208,12 @@ impl Store {
                 });
         }
         let mut db = Database::connect(opts).await?;
-        let statements = Arc::new(AtomicU64::new(0));
+        let statements = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
         let counted = statements.clone();
-        db.set_metric_callback(move |_| {
-            counted.fetch_add(1, Ordering::Relaxed);
+        db.set_metric_callback(move |info| {
+            counted.0.fetch_add(1, Ordering::Relaxed);
+            let ns = u64::try_from(info.elapsed.as_nanos()).unwrap_or(u64::MAX);
+            counted.1.fetch_add(ns, Ordering::Relaxed);
         });
         let backend = db.get_database_backend();
         let reads = if backend == DbBackend::Sqlite && !url.contains("memory") {
@@ -410,7 +413,13 @@ impl Store {
     /// SAVEPOINT, COMMIT — not counted). On a SQLite file the event tailer reads through a
     /// connection of its own, so this counts the request path's statements only.
     pub fn statements(&self) -> u64 {
-        self.statements.load(Ordering::Relaxed)
+        self.statements.0.load(Ordering::Relaxed)
+    }
+
+    /// How long the callers of those statements waited for them in all (the database's work,
+    /// the hand-offs to and from its connection, and waiting to be scheduled again).
+    pub fn statement_time(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.statements.1.load(Ordering::Relaxed))
     }
 
     /// Routing decisions the route index holds now.
@@ -425,9 +434,8 @@ impl Store {
         self.writer.as_ref().map(writer::GroupWriter::shared_stats)
     }
 
-    /// Numbers XYB binds took from their batch's claim (one statement per pool:
-    /// `bindings::pre_claim`) so far;
-    /// `None` without group commit.
+    /// Numbers binds took from their batch's claim (an XYB bind's X, an AXN bind's share with
+    /// its routes: `bindings::pre_claim`) so far; `None` without group commit.
     pub fn group_commit_pre_claimed(&self) -> Option<u64> {
         self.writer.as_ref().map(writer::GroupWriter::pre_claimed)
     }
@@ -438,6 +446,12 @@ impl Store {
         self.writer
             .as_ref()
             .map(writer::GroupWriter::pre_claims_made)
+    }
+
+    /// Group commit so far: (time the writers spent on batches, of it in commits); `None`
+    /// without group commit.
+    pub fn group_commit_busy(&self) -> Option<(std::time::Duration, std::time::Duration)> {
+        self.writer.as_ref().map(writer::GroupWriter::busy)
     }
 
     /// Group commit so far: (transactions, writes they held); `None` without group commit.

@@ -118,6 +118,10 @@ struct Stats {
     pre_claimed: AtomicU64,
     /// Numbers claimed for batches of binds, whether their shared run was kept or not.
     pre_claims_made: AtomicU64,
+    /// Nanoseconds the writers spent on batches (from taking one to answering its writes), and
+    /// of those in their commits.
+    busy_ns: AtomicU64,
+    commit_ns: AtomicU64,
 }
 
 impl GroupWriter {
@@ -182,6 +186,12 @@ impl GroupWriter {
     /// Numbers claimed for batches of binds so far, kept or rolled back.
     pub(crate) fn pre_claims_made(&self) -> u64 {
         self.stats.pre_claims_made.load(Ordering::Relaxed)
+    }
+
+    /// (time the writers spent on batches, of it in commits) so far.
+    pub(crate) fn busy(&self) -> (std::time::Duration, std::time::Duration) {
+        let ns = |a: &AtomicU64| std::time::Duration::from_nanos(a.load(Ordering::Relaxed));
+        (ns(&self.stats.busy_ns), ns(&self.stats.commit_ns))
     }
 
     /// Runs `op` in the next batch; answers after that batch committed, with the `Appended`
@@ -293,10 +303,14 @@ impl Writer {
                 }
                 batch
             };
+            let started = std::time::Instant::now();
             let mut rest = batch;
             while !rest.is_empty() {
                 rest = self.execute(rest).await;
             }
+            self.stats
+                .busy_ns
+                .fetch_add(elapsed_ns(started), Ordering::Relaxed);
         }
     }
 
@@ -545,7 +559,12 @@ impl Writer {
             }
             Err(e) => Err(e),
         };
-        match tx.commit().await {
+        let committing = std::time::Instant::now();
+        let committed = tx.commit().await;
+        self.stats
+            .commit_ns
+            .fetch_add(elapsed_ns(committing), Ordering::Relaxed);
+        match committed {
             Ok(()) => {
                 // Before anything is answered or woken: the tailer finds them here.
                 self.handoff.offer(stored);
@@ -701,4 +720,8 @@ async fn run_one(
             }
         }
     }
+}
+
+fn elapsed_ns(since: std::time::Instant) -> u64 {
+    u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
