@@ -8,8 +8,8 @@
 //! shared batch runs its writes, every such bind of the batch gets its number here:
 //! - an XYB bind's X: one UPDATE of free numbers per pool (and country) that locks each to its
 //!   bind (`CLAIM_ALL`: the same conditions as a lone claim, `RETURNING` what it locked);
-//! - an AXN bind with auto X and auto extension (`claim_axns`): the numbers a lone claim would
-//!   share, read once; an UPDATE of each one's share and extension counters (a batch fills one
+//! - an AXN bind with auto X and auto extension (`claim_axns`): candidate numbers in a lone
+//!   claim's order, read once; an UPDATE of each one's share and extension counters (a batch fills one
 //!   number before the next); one INSERT of every bind's two routes (its caller's, its
 //!   extension's) — three statements per pool and batch instead of two per bind (perf, BindAxnExtension: the per-bind claim was 15.7 % of all
 //!   samples, building its statement 6 %). A bind whose route is taken is taken out of the
@@ -158,15 +158,16 @@ async fn claim_xs(
     Ok(())
 }
 
-/// Adds `?1` binds to the shares and extensions of number `?2`, if it is still free to share
-/// and has room (`?3` AVAILABLE, `?4` the auto-extension count). One statement per number: a
+/// Adds `?1` binds to the shares and extensions of number `?2`, if it is still free to share,
+/// has room (`?3` AVAILABLE, `?4` the auto-extension count) and its extension counter is still
+/// `?5`, the value the extensions were chosen from. One statement per number: a
 /// batch's binds fill one number (900 extensions) before the next, so a batch shares one or
 /// two. (An `UPDATE … FROM jsonb_each(…)` of them all let SQLite scan every free number of the
 /// table and re-read the JSON for each: 60 ms a batch with a 60,000-number pool beside it.)
 const SHARE: &str = "\
 UPDATE numbers SET shared_count = shared_count + ?1, ext_count = ext_count + ?1,
   ext_seq = ext_seq + ?1
-WHERE id = ?2 AND locked_by IS NULL AND state = ?3 AND ext_count + ?1 <= ?4
+WHERE id = ?2 AND locked_by IS NULL AND state = ?3 AND ext_count + ?1 <= ?4 AND ext_seq = ?5
 RETURNING id";
 
 /// Inserts the routes of the JSON array `?1` of `[number, route_key, binding_id]` whose key is
@@ -187,10 +188,11 @@ DELETE FROM routes WHERE binding_id IN (SELECT value FROM json_each(?1))";
 const UNSHARE: &str = "\
 UPDATE numbers SET shared_count = shared_count - ?1, ext_count = ext_count - ?1 WHERE id = ?2";
 
-/// AXN binds of one pool (auto X, auto extension, any city): numbers in the lone claim's order
-/// — first those that already carry extensions, least shared first, then fresh ones — each
-/// filled to its room before the next; every bind's extension follows from the number's
-/// counter as a lone claim's would (`auto_extension`). Three statements for a group that fits
+/// AXN binds of one pool (auto X, auto extension, any city): candidates in the lone claim's
+/// order — first numbers that already carry extensions, least shared first, then fresh ones —
+/// and each filled to its room before the next (lone binds one after another would spread over
+/// numbers of equal share counts instead; a batch packs); every bind's extension follows from
+/// the number's counter as a lone claim's would (`auto_extension`). Three statements for a group that fits
 /// on one number: read the candidates, an UPDATE of each number's counters, one INSERT of
 /// every route. A caller that appears twice in the group is claimed for once (its second bind
 /// runs on its own); a group of one is not claimed for.
@@ -200,18 +202,19 @@ async fn claim_axns(
     binds: &[(&str, &str)],
     got: &mut HashMap<String, Claimed>,
 ) -> Result<(), DbErr> {
-    if binds.len() < 2 {
-        // A lone bind claims in two statements itself; the set-based claim takes three.
-        return Ok(());
-    }
     let mut callers = HashSet::new();
     let mut left: Vec<(&str, &str)> = binds
         .iter()
         .copied()
         .filter(|(_, key)| callers.insert(*key))
         .collect();
+    if left.len() < 2 {
+        // A lone bind claims in two statements itself; the set-based claim takes three.
+        return Ok(());
+    }
     left.reverse(); // popped from the end: the first submitted is served first
-    let mut shares: Vec<(i64, i64)> = Vec::new();
+    // (id, binds, its extension counter as read) of each number shared.
+    let mut shares: Vec<(i64, i64, i64)> = Vec::new();
     let mut routes: Vec<[String; 3]> = Vec::new();
     let mut claimed: Vec<(&str, Claimed)> = Vec::new();
     // (number, id) of each number shared.
@@ -261,7 +264,7 @@ async fn claim_axns(
                     },
                 ));
             }
-            shares.push((n.id, room));
+            shares.push((n.id, room, n.ext_seq));
             numbers.push((n.number.clone(), n.id));
             if left.is_empty() {
                 break;
@@ -271,7 +274,7 @@ async fn claim_axns(
     if claimed.is_empty() {
         return Ok(());
     }
-    for (id, count) in &shares {
+    for (id, count, seq) in &shares {
         let changed = tx
             .query_all_raw(Statement::from_sql_and_values(
                 DbBackend::Sqlite,
@@ -281,6 +284,7 @@ async fn claim_axns(
                     (*id).into(),
                     super::AVAILABLE.into(),
                     AUTO_EXTENSION_COUNT.into(),
+                    (*seq).into(),
                 ],
             ))
             .await?;

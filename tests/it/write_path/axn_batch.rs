@@ -64,10 +64,7 @@ async fn a_caller_routed_on_the_claimed_number_is_taken_out_of_the_claim() {
         1,
         "the first binds packed onto one number"
     );
-    let (made0, kept0) = (
-        s.store.group_commit_pre_claims_made().unwrap_or(0),
-        s.store.group_commit_pre_claimed().unwrap_or(0),
-    );
+    let (made0, kept0, failed0) = claim_stats(&s);
     // The same 20 callers again, mixed with 20 new ones.
     let callers = (0..20).flat_map(|i| [a(6, i), a(5, i)]);
     let results = concurrent_axn(&s, callers).await;
@@ -86,26 +83,40 @@ async fn a_caller_routed_on_the_claimed_number_is_taken_out_of_the_claim() {
     let found = s.store.check_invariants().await.expect("check runs");
     assert!(found.is_empty(), "{found:?}");
     if s.store.backend_name() == "sqlite" {
-        let made = s.store.group_commit_pre_claims_made().unwrap_or(0) - made0;
-        let kept = s.store.group_commit_pre_claimed().unwrap_or(0) - kept0;
-        eprintln!("claimed {made}, taken {kept}");
+        let (made, kept, failed) = claim_stats(&s);
+        let (made, kept, failed) = (made - made0, kept - kept0, failed - failed0);
+        eprintln!("claimed {made}, taken {kept}, shared runs failed {failed}");
         assert!(kept > 0, "no batch claimed for the new callers");
         assert_eq!(made, kept, "a batch's claim was rolled back");
+        assert_eq!(failed, 0, "a batch's shared run failed over a taken route");
     }
 }
 
-/// An extension the counter would choose next is held already (bound explicitly): the bind of
-/// a batch that would take it is taken out of the claim and gets a free extension on its own.
+/// (shares claimed for batches, shares binds took, shared runs that failed) so far.
+fn claim_stats(s: &TestServer) -> (u64, u64, u64) {
+    (
+        s.store.group_commit_pre_claims_made().unwrap_or(0),
+        s.store.group_commit_pre_claimed().unwrap_or(0),
+        s.store
+            .group_commit_shared()
+            .map_or(0, |(_, failed)| failed),
+    )
+}
+
+/// The extensions the counter chooses next are held already (bound explicitly): the binds of a
+/// batch that would take them are taken out of the claim and get free extensions on their own,
+/// and the batch's other binds keep theirs (no shared run fails).
 #[tokio::test]
 async fn an_extension_held_already_is_not_claimed_twice() {
     let s = TestServer::start().await;
     let x = pool_with(&s, "wp", "8522121", 1, "").await.remove(0);
-    // Counter 1 (extension 100), then explicit 102..=111: the counter's next choices.
+    // Counter 1 (extension 100); each explicit bind moves the counter too, so after ten of
+    // them it is 11 and its next choices are 111, 112, …: hold 111..=120.
     s.bindings()
         .bind_axn_extension(axn("wp", &a(4, 0), 3600))
         .await
         .expect("first bind");
-    for e in 102..=111 {
+    for e in 111..=120 {
         let mut req = axn("wp", &a(3, e), 3600);
         req.number_x = x.clone();
         req.extension = e.to_string();
@@ -114,6 +125,7 @@ async fn an_extension_held_already_is_not_claimed_twice() {
             .await
             .expect("explicit");
     }
+    let (made0, kept0, failed0) = claim_stats(&s);
     let results = concurrent_axn(&s, (1..=30).map(|i| a(4, i))).await;
     let bound: Vec<pb::Binding> = results
         .into_iter()
@@ -122,13 +134,23 @@ async fn an_extension_held_already_is_not_claimed_twice() {
     for b in &bound {
         let e: u32 = b.extension.parse().expect("numeric extension");
         assert!(
-            !(102..=111).contains(&e),
+            !(111..=120).contains(&e),
             "extension {e} handed out while held"
         );
     }
     routed_as_acknowledged(&s, &bound).await;
     let found = s.store.check_invariants().await.expect("check runs");
     assert!(found.is_empty(), "{found:?}");
+    if s.store.backend_name() == "sqlite" {
+        let (made, kept, failed) = claim_stats(&s);
+        let (made, kept, failed) = (made - made0, kept - kept0, failed - failed0);
+        eprintln!("claimed {made}, taken {kept}, shared runs failed {failed}");
+        assert!(kept > 0, "no batch claimed for the binds");
+        assert_eq!(
+            failed, 0,
+            "a batch's shared run failed over a held extension"
+        );
+    }
 }
 
 fn a(group: u32, i: u32) -> String {
