@@ -6,13 +6,6 @@ use sea_orm::QueryTrait;
 impl Store {
     // ---- allocation -------------------------------------------------------------------------
 
-    pub(super) fn free_numbers(&self, pool_id: i64) -> sea_orm::Select<number::Entity> {
-        number::Entity::find()
-            .filter(number::Column::PoolId.eq(pool_id))
-            .filter(number::Column::State.eq(AVAILABLE))
-            .filter(number::Column::LockedBy.is_null())
-    }
-
     /// Locks a given X for an XYB binding.
     pub(super) async fn lock_fixed(
         &self,
@@ -118,9 +111,7 @@ impl Store {
                 if pass.is_some() && skip_done {
                     continue;
                 }
-                let mut q = self
-                    .free_numbers(pool.id)
-                    .filter(number::Column::SharedCount.eq(0));
+                let mut q = free_numbers(pool.id).filter(number::Column::SharedCount.eq(0));
                 if let Some(c) = iso2 {
                     q = q.filter(number::Column::Iso2.eq(c));
                 }
@@ -228,8 +219,7 @@ impl Store {
                 if skip && skip_done {
                     continue;
                 }
-                let mut q = self
-                    .free_numbers(pool.id)
+                let mut q = free_numbers(pool.id)
                     .filter(number::Column::Number.ne(x))
                     .filter(not_routed(&key));
                 if skip {
@@ -365,27 +355,10 @@ impl Store {
                     let mut pass = 0;
                     while pass < 8 {
                         pass += 1;
-                        let mut q = self
-                            .free_numbers(pool.id)
-                            .filter(number::Column::ExtCount.lt(AUTO_EXTENSION_COUNT))
-                            .filter(not_routed(&key));
-                        q = if packed {
-                            // `shared_count > 0` is implied (every extension is a share; `check`
-                            // holds `ext_count` ≤ `shared_count`), and says it to the allocation
-                            // index: its scan in share-count order then starts past the free
-                            // numbers instead of walking all of them on every bind.
-                            q.filter(number::Column::ExtCount.gt(0))
-                                .filter(number::Column::SharedCount.gt(0))
-                        } else {
-                            q.filter(number::Column::ExtCount.eq(0))
-                        };
+                        let mut q = axn_candidates(pool.id, packed).filter(not_routed(&key));
                         if let Some(c) = city {
                             q = q.filter(number::Column::City.eq(*c));
                         }
-                        // The allocation index's order, so every database picks the same.
-                        let q = q
-                            .order_by_asc(number::Column::SharedCount)
-                            .order_by_asc(number::Column::Id);
                         let row_lock = if skip {
                             RowLock::SkipLocked
                         } else {
@@ -599,6 +572,33 @@ fn route_taken() -> OnConflict {
 /// from `AUTO_EXTENSION_FIRST`, wrapping after `AUTO_EXTENSION_COUNT`).
 pub(super) fn auto_extension(seq: i64, i: i64) -> String {
     (AUTO_EXTENSION_FIRST + (seq - 1 + i).rem_euclid(AUTO_EXTENSION_COUNT)).to_string()
+}
+
+/// The free numbers of a pool.
+pub(super) fn free_numbers(pool_id: i64) -> sea_orm::Select<number::Entity> {
+    number::Entity::find()
+        .filter(number::Column::PoolId.eq(pool_id))
+        .filter(number::Column::State.eq(AVAILABLE))
+        .filter(number::Column::LockedBy.is_null())
+}
+
+/// The numbers of a pool an auto AXN bind may share, in allocation order: with `packed`, those
+/// that carry extensions already, else those that carry none; each with room for another
+/// auto extension. Used by a lone claim (`share_any_axn`) and a batch's (`pre_claim`).
+pub(super) fn axn_candidates(pool_id: i64, packed: bool) -> sea_orm::Select<number::Entity> {
+    let q = free_numbers(pool_id).filter(number::Column::ExtCount.lt(AUTO_EXTENSION_COUNT));
+    let q = if packed {
+        // `shared_count > 0` is implied (every extension is a share; `check` holds `ext_count`
+        // ≤ `shared_count`), and says it to the allocation index: its scan in share-count
+        // order then starts past the free numbers instead of walking all of them on every bind.
+        q.filter(number::Column::ExtCount.gt(0))
+            .filter(number::Column::SharedCount.gt(0))
+    } else {
+        q.filter(number::Column::ExtCount.eq(0))
+    };
+    // The allocation index's order, so every database picks the same.
+    q.order_by_asc(number::Column::SharedCount)
+        .order_by_asc(number::Column::Id)
 }
 
 /// How a claim's candidate query locks the row it picks (PostgreSQL, MySQL; SQLite: `None`).

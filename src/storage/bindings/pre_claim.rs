@@ -25,13 +25,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement,
-};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, QuerySelect, Statement};
 
-use super::allocate::auto_extension;
-use super::{AUTO_EXTENSION_COUNT, number};
+use super::AUTO_EXTENSION_COUNT;
+use super::allocate::{auto_extension, axn_candidates};
 
 /// What a write that makes a new binding (a bind) says of itself when it is submitted. A
 /// batch runs such writes with their new rows pending (`deferred::defer_insert`); before any
@@ -188,6 +185,15 @@ DELETE FROM routes WHERE binding_id IN (SELECT value FROM json_each(?1))";
 const UNSHARE: &str = "\
 UPDATE numbers SET shared_count = shared_count - ?1, ext_count = ext_count - ?1 WHERE id = ?2";
 
+/// A number a batch's AXN binds share: its id and number, how many binds, its extension
+/// counter as read (the extensions were chosen from it).
+struct Share {
+    id: i64,
+    number: String,
+    count: i64,
+    seq: i64,
+}
+
 /// AXN binds of one pool (auto X, auto extension, any city): candidates in the lone claim's
 /// order — first numbers that already carry extensions, least shared first, then fresh ones —
 /// and each filled to its room before the next (lone binds one after another would spread over
@@ -213,32 +219,14 @@ async fn claim_axns(
         return Ok(());
     }
     left.reverse(); // popped from the end: the first submitted is served first
-    // (id, binds, its extension counter as read) of each number shared.
-    let mut shares: Vec<(i64, i64, i64)> = Vec::new();
+    let mut shares: Vec<Share> = Vec::new();
     let mut routes: Vec<[String; 3]> = Vec::new();
     let mut claimed: Vec<(&str, Claimed)> = Vec::new();
-    // (number, id) of each number shared.
-    let mut numbers: Vec<(String, i64)> = Vec::new();
     for packed in [true, false] {
         if left.is_empty() {
             break;
         }
-        let mut q = number::Entity::find()
-            .filter(number::Column::PoolId.eq(pool_id))
-            .filter(number::Column::State.eq(super::AVAILABLE))
-            .filter(number::Column::LockedBy.is_null())
-            .filter(number::Column::ExtCount.lt(AUTO_EXTENSION_COUNT));
-        q = if packed {
-            // As the lone claim says it (`share_any_axn`): the allocation index's scan in
-            // share-count order then starts past the free numbers.
-            q.filter(number::Column::ExtCount.gt(0))
-                .filter(number::Column::SharedCount.gt(0))
-        } else {
-            q.filter(number::Column::ExtCount.eq(0))
-        };
-        let candidates = q
-            .order_by_asc(number::Column::SharedCount)
-            .order_by_asc(number::Column::Id)
+        let candidates = axn_candidates(pool_id, packed)
             .limit(left.len() as u64)
             .all(tx)
             .await?;
@@ -264,8 +252,12 @@ async fn claim_axns(
                     },
                 ));
             }
-            shares.push((n.id, room, n.ext_seq));
-            numbers.push((n.number.clone(), n.id));
+            shares.push(Share {
+                id: n.id,
+                number: n.number,
+                count: room,
+                seq: n.ext_seq,
+            });
             if left.is_empty() {
                 break;
             }
@@ -274,23 +266,24 @@ async fn claim_axns(
     if claimed.is_empty() {
         return Ok(());
     }
-    for (id, count, seq) in &shares {
+    for share in &shares {
         let changed = tx
             .query_all_raw(Statement::from_sql_and_values(
                 DbBackend::Sqlite,
                 SHARE,
                 [
-                    (*count).into(),
-                    (*id).into(),
+                    share.count.into(),
+                    share.id.into(),
                     super::AVAILABLE.into(),
                     AUTO_EXTENSION_COUNT.into(),
-                    (*seq).into(),
+                    share.seq.into(),
                 ],
             ))
             .await?;
         if changed.len() != 1 {
             return Err(DbErr::Custom(format!(
-                "number {id}, read for AXN shares, changed under the claim"
+                "number id {}, read for AXN shares, changed under the claim",
+                share.id
             )));
         }
     }
@@ -314,17 +307,14 @@ async fn claim_axns(
         .partition(|(id, _)| both.get(*id) == Some(&2));
     if !lost.is_empty() {
         let ids: Vec<&str> = lost.iter().map(|(id, _)| *id).collect();
-        let mut back: HashMap<&str, i64> = HashMap::new();
+        let mut back: HashMap<i64, i64> = HashMap::new();
         for (_, c) in &lost {
-            if let Claimed::Axn { number, .. } = c {
-                *back.entry(number.as_str()).or_default() += 1;
+            if let Claimed::Axn { number, .. } = c
+                && let Some(share) = shares.iter().find(|s| &s.number == number)
+            {
+                *back.entry(share.id).or_default() += 1;
             }
         }
-        let by_id: HashMap<&str, i64> = numbers.iter().map(|(n, id)| (n.as_str(), *id)).collect();
-        let back: Vec<(i64, i64)> = back
-            .into_iter()
-            .filter_map(|(n, k)| by_id.get(n).map(|id| (*id, k)))
-            .collect();
         let ids = serde_json::to_string(&ids).map_err(|e| DbErr::Custom(e.to_string()))?;
         tx.execute_raw(Statement::from_sql_and_values(
             DbBackend::Sqlite,
