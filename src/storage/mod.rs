@@ -327,7 +327,8 @@ impl Store {
         T: Send + 'static,
         F: FnMut(DatabaseTransaction) -> writer::OpFuture<T> + Send + 'static,
     {
-        let claim = claim.filter(|_| self.backend == DbBackend::Sqlite);
+        // MySQL has no group commit (no batch to claim for).
+        let claim = claim.filter(|_| self.backend != DbBackend::MySql);
         let new = bindings::pre_claim::NewBinding { claim };
         Ok(self.run_write_as(Some(new), op).await?.0)
     }

@@ -1,9 +1,11 @@
-//! A SQLite batch's writes under ONE savepoint (see `writer`).
+//! A batch's writes under ONE savepoint (see `writer`): on SQLite any batch, on PostgreSQL a
+//! batch of nothing but binds (no bind appends events itself, so none holds the event counter
+//! while the others run; the run waits at most `LOCK_WAIT_MS` for a row lock).
 //!
 //! Every write of a batch normally runs under a savepoint of its own, so one's failure rolls
-//! back only its own changes. On SQLite that is two more statements per write (SAVEPOINT,
-//! RELEASE), each a hand-off to sqlx's connection thread and back, on the one serial path every
-//! write of the process takes. Most batches fail nowhere, so the writer first runs a batch's
+//! back only its own changes. That is two more statements per write (SAVEPOINT, RELEASE): on
+//! SQLite each a hand-off to sqlx's connection thread and back, on the one serial path every
+//! write of the process takes; on PostgreSQL each a round trip to the server. Most batches fail nowhere, so the writer first runs a batch's
 //! writes one after another under one shared savepoint; if every one succeeds, that savepoint
 //! is released and the writes are answered as usual. If any fails (an error, a domain answer
 //! such as a conflict), the shared savepoint is rolled back — none of the batch's writes left

@@ -349,8 +349,25 @@ impl Writer {
         let mut held = 0usize;
         let mut batch = batch;
         let writes = batch.iter().filter(|j| matches!(j, Job::Op { .. })).count();
-        if !self.concurrent && writes > 1 && self.shared_due() {
-            // SQLite: the writes under one shared savepoint first (see `shared_savepoint`).
+        // PostgreSQL: only a batch of binds shares a savepoint (no bind appends events itself,
+        // so none holds the event counter while the others run), with a short lock wait.
+        let binds_only = batch.iter().all(|j| match j {
+            Job::Op { new_binding, .. } => new_binding.is_some(),
+            Job::Append { .. } => true,
+        });
+        let shared_here = !self.concurrent || binds_only;
+        if shared_here && writes > 1 && self.shared_due() {
+            // The writes under one shared savepoint first (see `shared_savepoint`).
+            if self.concurrent {
+                if let Err(e) = set_lock_timeout(&tx, LOCK_WAIT_MS).await {
+                    let _ = tx.rollback().await;
+                    for job in batch {
+                        job.fail(batch_error(&e));
+                    }
+                    return Vec::new();
+                }
+                lock_wait = true;
+            }
             let (mut ops, mut binds, mut replies, mut others) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for job in batch {
@@ -389,6 +406,20 @@ impl Writer {
                     self.stats.shared_failed.fetch_add(1, Ordering::Relaxed);
                     self.skip_shared
                         .store(shared_savepoint::AFTER_FAILURE, Ordering::Relaxed);
+                    // Write by write, the first one waits for row locks as long as it takes.
+                    if lock_wait {
+                        if let Err(e) = set_lock_timeout(&tx, 0).await {
+                            let _ = tx.rollback().await;
+                            for ((_, _), reply) in ops.into_iter().zip(binds).zip(replies) {
+                                let _ = reply.send(Err(batch_error(&e)));
+                            }
+                            for job in others {
+                                job.fail(batch_error(&e));
+                            }
+                            return Vec::new();
+                        }
+                        lock_wait = false;
+                    }
                     // Write by write (each claims its own number: only a shared run claims for
                     // the batch).
                     let ops = ops.into_iter().zip(binds).zip(replies);

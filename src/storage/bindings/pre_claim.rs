@@ -1,5 +1,5 @@
-//! Numbers claimed for a whole batch of binds at once (SQLite's shared batch; see
-//! `shared_savepoint`).
+//! Numbers claimed for a whole batch of binds at once (the shared batch of SQLite and
+//! PostgreSQL; see `shared_savepoint`).
 //!
 //! A bind that takes any free number claims one with its own statements — each a round trip to
 //! the database's connection thread, on the one serial path every SQLite write takes; a batch
@@ -20,11 +20,19 @@
 //! has no binding row, and any other write (a call-in on the database path) could meet it. All
 //! of it runs under the batch's shared savepoint: if any write of the batch fails — or does not
 //! take what was claimed for it — the savepoint is rolled back, the claim with it, and every
-//! write runs again on its own, claiming as usual. SQLite only (the shared batch is; the
-//! statements are SQLite's: `UPDATE … FROM`, `jsonb_each`, `RETURNING` of an upsert).
+//! write runs again on its own, claiming as usual.
+//!
+//! SQLite and PostgreSQL, each with statements of its own (`jsonb_each` and `?n`;
+//! `jsonb_array_elements` and `$n`). On PostgreSQL several writers claim at once: their
+//! candidate reads take `FOR UPDATE SKIP LOCKED`, so two batches never pick the same number
+//! and the counters a batch read cannot move before its UPDATE (which re-checks them anyway).
+//! There a batch of binds is at most 16 writes (`writer::MAX_OPS_CONCURRENT`); measured with
+//! `pns-load` (BENCHMARKS.md, seventh session): statements per XYB bind 1.21 → 0.26. MySQL has
+//! no group commit.
 
 use std::collections::{HashMap, HashSet};
 
+use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, QuerySelect, Statement};
 
 use super::AUTO_EXTENSION_COUNT;
@@ -97,6 +105,26 @@ FROM (
 WHERE numbers.id = pick.id AND numbers.locked_by IS NULL
 RETURNING numbers.number, numbers.locked_by";
 
+/// `CLAIM_ALL` on PostgreSQL: the candidates are locked `FOR UPDATE SKIP LOCKED` (rows other
+/// writers' batches hold are passed over, as by a lone claim) in a CTE of their own, evaluated
+/// once (`MATERIALIZED`: a rescan of a SKIP LOCKED scan may return other rows), then numbered
+/// (no window function beside `FOR UPDATE`).
+const CLAIM_ALL_PG: &str = "\
+WITH c AS MATERIALIZED (
+  SELECT id FROM numbers
+  WHERE pool_id = $1 AND state = $5 AND locked_by IS NULL AND shared_count = 0
+    AND ($2::text IS NULL OR iso2 = $2::text)
+  LIMIT $3
+  FOR UPDATE SKIP LOCKED
+), f AS MATERIALIZED (
+  SELECT id, row_number() OVER (ORDER BY id) AS rn FROM c
+)
+UPDATE numbers SET locked_by = j.binding_id
+FROM f JOIN jsonb_array_elements_text($4::text::jsonb) WITH ORDINALITY AS j(binding_id, rn)
+  ON j.rn = f.rn
+WHERE numbers.id = f.id AND numbers.locked_by IS NULL
+RETURNING numbers.number, numbers.locked_by";
+
 /// Claims a number for as many of `claims` as there are free numbers: binding id → what it got.
 pub(crate) async fn claim_all(
     tx: &DatabaseTransaction,
@@ -134,10 +162,15 @@ async fn claim_xs(
     got: &mut HashMap<String, Claimed>,
 ) -> Result<(), DbErr> {
     let json = serde_json::to_string(&ids).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let backend = tx.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => CLAIM_ALL_PG,
+        _ => CLAIM_ALL,
+    };
     let rows = tx
         .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            CLAIM_ALL,
+            backend,
+            sql,
             [
                 pool_id.into(),
                 iso2.map(str::to_owned).into(),
@@ -185,6 +218,39 @@ DELETE FROM routes WHERE binding_id IN (SELECT value FROM json_each(?1))";
 const UNSHARE: &str = "\
 UPDATE numbers SET shared_count = shared_count - ?1, ext_count = ext_count - ?1 WHERE id = ?2";
 
+/// `SHARE`, `ROUTES_ALL`, `ROUTES_BACK`, `UNSHARE` on PostgreSQL (`$n` parameters,
+/// `jsonb_array_elements`).
+const SHARE_PG: &str = "\
+UPDATE numbers SET shared_count = shared_count + $1, ext_count = ext_count + $1,
+  ext_seq = ext_seq + $1
+WHERE id = $2 AND locked_by IS NULL AND state = $3 AND ext_count + $1 <= $4 AND ext_seq = $5
+RETURNING id";
+const ROUTES_ALL_PG: &str = "\
+INSERT INTO routes (number, route_key, binding_id)
+SELECT r->>0, r->>1, r->>2 FROM jsonb_array_elements($1::text::jsonb) AS r
+ON CONFLICT (number, route_key) DO NOTHING
+RETURNING binding_id";
+const ROUTES_BACK_PG: &str = "\
+DELETE FROM routes WHERE binding_id IN (SELECT jsonb_array_elements_text($1::text::jsonb))";
+const UNSHARE_PG: &str = "\
+UPDATE numbers SET shared_count = shared_count - $1, ext_count = ext_count - $1 WHERE id = $2";
+
+/// `sqlite`'s statement on SQLite, `pg`'s on PostgreSQL.
+fn statement(
+    tx: &DatabaseTransaction,
+    sqlite: &'static str,
+    pg: &'static str,
+    values: Vec<sea_orm::Value>,
+) -> Statement {
+    let backend = tx.get_database_backend();
+    let sql = if backend == DbBackend::Postgres {
+        pg
+    } else {
+        sqlite
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
 /// A number a batch's AXN binds share: its id and number, how many binds, its extension
 /// counter as read (the extensions were chosen from it).
 struct Share {
@@ -226,10 +292,13 @@ async fn claim_axns(
         if left.is_empty() {
             break;
         }
-        let candidates = axn_candidates(pool_id, packed)
-            .limit(left.len() as u64)
-            .all(tx)
-            .await?;
+        let mut candidates = axn_candidates(pool_id, packed).limit(left.len() as u64);
+        if tx.get_database_backend() == DbBackend::Postgres {
+            // Numbers other writers' batches are sharing out are passed over, as by a lone
+            // claim; those read are held until commit, so the counters cannot move under us.
+            candidates = candidates.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        let candidates = candidates.all(tx).await?;
         for n in candidates {
             let room = (AUTO_EXTENSION_COUNT - n.ext_count).min(left.len() as i64);
             if room <= 0 {
@@ -268,10 +337,11 @@ async fn claim_axns(
     }
     for share in &shares {
         let changed = tx
-            .query_all_raw(Statement::from_sql_and_values(
-                DbBackend::Sqlite,
+            .query_all_raw(statement(
+                tx,
                 SHARE,
-                [
+                SHARE_PG,
+                vec![
                     share.count.into(),
                     share.id.into(),
                     super::AVAILABLE.into(),
@@ -292,11 +362,7 @@ async fn claim_axns(
     // — it runs on its own, as a lone claim does after the same conflict.
     let json = serde_json::to_string(&routes).map_err(|e| DbErr::Custom(e.to_string()))?;
     let inserted = tx
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            ROUTES_ALL,
-            [json.into()],
-        ))
+        .query_all_raw(statement(tx, ROUTES_ALL, ROUTES_ALL_PG, vec![json.into()]))
         .await?;
     let mut both: HashMap<String, u8> = HashMap::new();
     for row in inserted {
@@ -316,17 +382,14 @@ async fn claim_axns(
             }
         }
         let ids = serde_json::to_string(&ids).map_err(|e| DbErr::Custom(e.to_string()))?;
-        tx.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            ROUTES_BACK,
-            [ids.into()],
-        ))
-        .await?;
+        tx.execute_raw(statement(tx, ROUTES_BACK, ROUTES_BACK_PG, vec![ids.into()]))
+            .await?;
         for (id, count) in back {
-            tx.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Sqlite,
+            tx.execute_raw(statement(
+                tx,
                 UNSHARE,
-                [count.into(), id.into()],
+                UNSHARE_PG,
+                vec![count.into(), id.into()],
             ))
             .await?;
         }
