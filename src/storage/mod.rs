@@ -317,7 +317,7 @@ impl Store {
 
     /// As `run_write`, for a bind: a write that makes a new binding (its row may wait for the
     /// end of its batch) and, if `claim`, takes any free number of a pool (its batch may claim
-    /// it with the others': `bindings::pre_claim`, SQLite only).
+    /// it with the others': `bindings::pre_claim`; not on MySQL, which has no group commit).
     pub(crate) async fn run_bind<T, F>(
         &self,
         claim: Option<bindings::pre_claim::PreClaim>,
@@ -428,7 +428,7 @@ impl Store {
         self.routes.len()
     }
 
-    /// Group commit on SQLite so far: (batches whose writes ran under one shared savepoint,
+    /// Group commit so far: (batches whose writes ran under one shared savepoint,
     /// those of them in which a write failed so every write ran again under its own); `None`
     /// without group commit. See `shared_savepoint`.
     pub fn group_commit_shared(&self) -> Option<(u64, u64)> {

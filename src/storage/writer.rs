@@ -1,7 +1,8 @@
 //! Group commit. Concurrent writes are queued to the process's writers, each of which runs as
 //! many as are waiting in ONE transaction — each under its own savepoint, so one's conflict or
-//! error rolls back only its own changes (on SQLite a batch first tries them all under one
-//! shared savepoint and falls back to one each only when a write fails: `shared_savepoint`) —
+//! error rolls back only its own changes (a batch — on PostgreSQL one of nothing but binds —
+//! first tries them all under one shared savepoint and falls back to one each only when a write
+//! fails: `shared_savepoint`) —
 //! and answers each only after that transaction committed. A lone write commits at once (no timer); batches grow with load. On SQLite every
 //! commit is an fsync (`synchronous=FULL`), so this turns one fsync per write into one per
 //! batch; SQLite has one writer (one connection). PostgreSQL runs several (`StoreOptions::
@@ -54,10 +55,18 @@ const MAX_BATCH: usize = 256;
 /// ~5 ms in batches of ≤ 16; BENCHMARKS.md). Short batches also spread the load over the
 /// writers. Appends (`Job::Append`) open none and are not counted.
 const MAX_OPS_CONCURRENT: usize = 16;
+/// Most binds in one transaction when others write concurrently (PostgreSQL), in a batch of
+/// nothing but binds: they share ONE savepoint (`shared_savepoint`), so the subtransaction
+/// bound above does not apply; if their shared run fails, the write-by-write rerun still takes
+/// at most `MAX_OPS_CONCURRENT` (the rest go to the next transaction). pns-load on
+/// PostgreSQL, 16 → 48: BindXyb 0.113–0.119× → 0.161–0.163×, BindAxnExtension 0.109–0.110× →
+/// 0.149–0.155× (BENCHMARKS.md, 2026-12-01 seventh session).
+const MAX_BINDS_CONCURRENT: usize = 48;
 /// Writes waiting for the writer before submitters wait for room (backpressure).
 const QUEUE: usize = 4096;
 /// How long a write that is not the first of its batch waits for a row lock (PostgreSQL)
-/// before it is moved to the next transaction.
+/// before it is moved to the next transaction; in a shared run (`shared_savepoint`) every
+/// write and the batch's claim wait at most this long, and the run fails past it.
 const LOCK_WAIT_MS: u64 = 25;
 /// Attempts of one write (and of a batch's end) after retryable database errors.
 pub(super) const ATTEMPTS: u32 = 8;
@@ -109,7 +118,7 @@ pub(crate) struct GroupWriter {
 struct Stats {
     batches: AtomicU64,
     writes: AtomicU64,
-    /// Batches whose writes ran under one shared savepoint (SQLite), and those of them where
+    /// Batches whose writes ran under one shared savepoint, and those of them where
     /// a write failed and every write ran again under its own.
     shared: AtomicU64,
     shared_failed: AtomicU64,
@@ -267,7 +276,8 @@ struct Writer {
 }
 
 impl Writer {
-    /// Whether this batch's writes first run under one shared savepoint (SQLite).
+    /// Whether this batch's writes first run under one shared savepoint (not in the batches
+    /// after a shared run failed: `AFTER_FAILURE`).
     fn shared_due(&self) -> bool {
         let left = self.skip_shared.load(Ordering::Relaxed);
         if left > 0 {
@@ -285,17 +295,28 @@ impl Writer {
                     return;
                 };
                 // Leave writes beyond a transaction's share in the queue for other writers.
-                let cap = if self.concurrent {
-                    MAX_OPS_CONCURRENT
-                } else {
-                    MAX_BATCH
+                let cap = |other_ops: usize| match (self.concurrent, other_ops) {
+                    (false, _) => MAX_BATCH,
+                    (true, 0) => MAX_BINDS_CONCURRENT,
+                    (true, _) => MAX_OPS_CONCURRENT,
+                };
+                let other = |j: &Job| {
+                    matches!(
+                        j,
+                        Job::Op {
+                            new_binding: None,
+                            ..
+                        }
+                    )
                 };
                 let mut ops = usize::from(matches!(first, Job::Op { .. }));
+                let mut other_ops = usize::from(other(&first));
                 let mut batch = vec![first];
-                while batch.len() < MAX_BATCH && ops < cap {
+                while batch.len() < MAX_BATCH && ops < cap(other_ops) {
                     match rx.try_recv() {
                         Ok(j) => {
                             ops += usize::from(matches!(j, Job::Op { .. }));
+                            other_ops += usize::from(other(&j));
                             batch.push(j);
                         }
                         Err(_) => break,
@@ -492,8 +513,13 @@ impl Writer {
                     ops += 1;
                     if self.concurrent && !first_op && !std::mem::replace(&mut lock_wait, true) {
                         if let Err(e) = set_lock_timeout(&tx, LOCK_WAIT_MS).await {
-                            answers.push((reply, Err(e.into()), 0..0));
-                            break;
+                            // The transaction is aborted (PostgreSQL): none of it commits.
+                            let e = batch_failure(&e);
+                            tracing::warn!(error = %e, writes = answers.len() + 1, "could not set the batch's lock timeout; no write of it is acknowledged");
+                            let _ = tx.rollback().await;
+                            answers.push((reply, Err(TxError::Domain(clone_error(&e))), 0..0));
+                            fail_all(answers, appends, &e);
+                            return jobs.collect();
                         }
                     }
                     let (
@@ -558,7 +584,13 @@ impl Writer {
         }
         let rest: Vec<Job> = requeued.into_iter().chain(jobs).collect();
         if lock_wait && let Err(e) = set_lock_timeout(&tx, 0).await {
-            tracing::warn!(error = %e, "could not reset the batch's lock timeout");
+            // A failed statement aborts a PostgreSQL transaction: its COMMIT would roll back,
+            // so nothing of the batch may be answered as done.
+            let e = batch_failure(&e);
+            tracing::warn!(error = %e, writes = answers.len() + appends.len(), "could not reset the batch's lock timeout; no write of it is acknowledged");
+            let _ = tx.rollback().await;
+            fail_all(answers, appends, &e);
+            return rest;
         }
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         self.stats.writes.fetch_add(held as u64, Ordering::Relaxed);

@@ -7,6 +7,7 @@
 use pns_gateway::grpc::pb;
 
 mod axn_batch;
+mod lock_wait;
 
 use crate::support::{TestServer, fixtures::*};
 
@@ -346,7 +347,10 @@ async fn a_batch_of_any_x_binds_claims_its_numbers_at_once() {
         let taken = s.store.group_commit_pre_claimed().expect("group commit")
             - before.expect("group commit");
         assert!(taken > 0, "no bind took a number its batch claimed");
-        // A claim per bind would be 100 statements, plus each batch's end.
+    }
+    if s.store.backend_name() == "sqlite" {
+        // A claim per bind would be 100 statements, plus each batch's end. (Counted on SQLite
+        // only: see the module's documentation.)
         assert!(n < 100, "100 binds ran {n} statements");
     }
 }

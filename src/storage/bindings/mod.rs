@@ -90,7 +90,7 @@ impl Store {
 
     /// The binding an earlier bind with this `customer_bind_id` made, looked up before the
     /// write: a repeat is answered without entering the group writer (where its failed insert
-    /// would also spoil its batch's shared savepoint on SQLite). Read through `reads` — on a
+    /// would also spoil its batch's shared savepoint). Read through `reads` — on a
     /// SQLite file the read-only connection, which does not wait for the writer's batch. A
     /// concurrent repeat that gets past this look-up meets the unique index at `claim`, and
     /// `finish_bind` answers it as a replay.

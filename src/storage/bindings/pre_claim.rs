@@ -27,13 +27,18 @@
 //! candidate reads take `FOR UPDATE SKIP LOCKED`, so two batches never pick the same number
 //! and the counters a batch read cannot move before its UPDATE (which re-checks them anyway).
 //! There a batch of binds is at most 16 writes (`writer::MAX_OPS_CONCURRENT`); measured with
-//! `pns-load` (BENCHMARKS.md, seventh session): statements per XYB bind 1.21 → 0.26. MySQL has
+//! `pns-load` (BENCHMARKS.md, 2026-12-01 seventh session): statements per XYB bind 1.21 → 0.26. MySQL has
 //! no group commit.
 
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::sea_query::{LockBehavior, LockType};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, QuerySelect, Statement};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, QueryFilter, QuerySelect,
+    Statement,
+};
+
+use crate::storage::entities::number;
 
 use super::AUTO_EXTENSION_COUNT;
 use super::allocate::{auto_extension, axn_candidates};
@@ -288,46 +293,64 @@ async fn claim_axns(
     let mut shares: Vec<Share> = Vec::new();
     let mut routes: Vec<[String; 3]> = Vec::new();
     let mut claimed: Vec<(&str, Claimed)> = Vec::new();
+    // PostgreSQL reads one candidate at a time: a candidate read stays locked (`FOR UPDATE
+    // SKIP LOCKED`) until commit, and a batch usually fills its first number, so reading as
+    // many as there are binds would hold numbers it never uses away from other writers'
+    // batches and lone binds. SQLite (one writer) reads them at once.
+    let one_by_one = tx.get_database_backend() == DbBackend::Postgres;
+    // Numbers read already (passed over by the next read).
+    let mut read: Vec<i64> = Vec::new();
     for packed in [true, false] {
-        if left.is_empty() {
-            break;
-        }
-        let mut candidates = axn_candidates(pool_id, packed).limit(left.len() as u64);
-        if tx.get_database_backend() == DbBackend::Postgres {
-            // Numbers other writers' batches are sharing out are passed over, as by a lone
-            // claim; those read are held until commit, so the counters cannot move under us.
-            candidates = candidates.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-        }
-        let candidates = candidates.all(tx).await?;
-        for n in candidates {
-            let room = (AUTO_EXTENSION_COUNT - n.ext_count).min(left.len() as i64);
-            if room <= 0 {
-                continue;
+        while !left.is_empty() {
+            let mut q = axn_candidates(pool_id, packed);
+            if one_by_one {
+                // Numbers other writers' batches are sharing out are passed over, as by a lone
+                // claim; those read are held until commit, so the counters cannot move under us.
+                q = q
+                    .filter(number::Column::Id.is_not_in(read.iter().copied()))
+                    .limit(1)
+                    .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+            } else {
+                q = q.limit(left.len() as u64);
             }
-            for j in 0..room {
-                let Some((id, caller_key)) = left.pop() else {
+            let candidates = q.all(tx).await?;
+            if candidates.is_empty() {
+                break;
+            }
+            for n in candidates {
+                read.push(n.id);
+                let room = (AUTO_EXTENSION_COUNT - n.ext_count).min(left.len() as i64);
+                if room <= 0 {
+                    continue;
+                }
+                for j in 0..room {
+                    let Some((id, caller_key)) = left.pop() else {
+                        break;
+                    };
+                    let seq = n.ext_seq + 1 + j;
+                    let extension = auto_extension(seq, 0);
+                    routes.push([n.number.clone(), caller_key.to_owned(), id.to_owned()]);
+                    routes.push([n.number.clone(), super::ext_key(&extension), id.to_owned()]);
+                    claimed.push((
+                        id,
+                        Claimed::Axn {
+                            number: n.number.clone(),
+                            seq,
+                            extension,
+                        },
+                    ));
+                }
+                shares.push(Share {
+                    id: n.id,
+                    number: n.number,
+                    count: room,
+                    seq: n.ext_seq,
+                });
+                if left.is_empty() {
                     break;
-                };
-                let seq = n.ext_seq + 1 + j;
-                let extension = auto_extension(seq, 0);
-                routes.push([n.number.clone(), caller_key.to_owned(), id.to_owned()]);
-                routes.push([n.number.clone(), super::ext_key(&extension), id.to_owned()]);
-                claimed.push((
-                    id,
-                    Claimed::Axn {
-                        number: n.number.clone(),
-                        seq,
-                        extension,
-                    },
-                ));
+                }
             }
-            shares.push(Share {
-                id: n.id,
-                number: n.number,
-                count: room,
-                seq: n.ext_seq,
-            });
-            if left.is_empty() {
+            if !one_by_one {
                 break;
             }
         }
