@@ -36,6 +36,28 @@ async fn readyz(s: &TestServer) -> (u16, Duration) {
     (code, t0.elapsed())
 }
 
+/// A fresh database and a proxy in front of it (PostgreSQL or MySQL).
+async fn behind_proxy() -> (Arc<TestDb>, Proxy) {
+    let db = Arc::new(TestDb::new().await);
+    let (_, rest) = db.url.split_once('@').expect("user@host in the test URL");
+    let (hostport, _) = rest.split_once('/').expect("/database");
+    let proxy = Proxy::start(hostport.to_owned()).await;
+    (db, proxy)
+}
+
+/// A server that reaches `db` through `proxy`, with a 1 s database timeout.
+async fn start_through(proxy: &Proxy, db: Arc<TestDb>) -> TestServer {
+    // postgres://user@host:port/name (or mysql://…) -> the same through the proxy.
+    let (head, rest) = db.url.split_once('@').expect("user@host in the test URL");
+    let (_, name) = rest.split_once('/').expect("/database");
+    let via = format!("{head}@127.0.0.1:{}/{name}", proxy.port);
+    let opts = StoreOptions {
+        timeout: Duration::from_millis(1000),
+        ..Default::default()
+    };
+    TestServer::start_at(db, &via, opts, Settings::default()).await
+}
+
 /// Polls `f` every 50 ms until it holds; returns how long it took.
 async fn within<F, Fut>(limit: Duration, what: &str, mut f: F) -> Duration
 where
@@ -61,17 +83,8 @@ async fn a_database_outage_fails_fast_reports_not_serving_and_heals_by_itself() 
         assert_eq!(status(&s, BINDING).await, serving);
         return;
     }
-    let db = Arc::new(TestDb::new().await);
-    // postgres://user@host:port/name (or mysql://…) -> the same through the proxy.
-    let (head, rest) = db.url.split_once('@').expect("user@host in the test URL");
-    let (hostport, name) = rest.split_once('/').expect("/database");
-    let proxy = Proxy::start(hostport.to_owned()).await;
-    let via = format!("{head}@127.0.0.1:{}/{name}", proxy.port);
-    let opts = StoreOptions {
-        timeout: Duration::from_millis(1000),
-        ..Default::default()
-    };
-    let s = TestServer::start_at(db, &via, opts, Settings::default()).await;
+    let (db, proxy) = behind_proxy().await;
+    let s = start_through(&proxy, db).await;
     pool_with(&s, "p", "8521313", 4, "").await;
     let b = s
         .bindings()
@@ -185,16 +198,8 @@ async fn the_event_tailer_reads_again_after_an_outage_and_misses_nothing() {
         // SQLite is embedded: it cannot become unreachable.
         return;
     }
-    let db = Arc::new(TestDb::new().await);
-    let (head, rest) = db.url.split_once('@').expect("user@host in the test URL");
-    let (hostport, name) = rest.split_once('/').expect("/database");
-    let proxy = Proxy::start(hostport.to_owned()).await;
-    let via = format!("{head}@127.0.0.1:{}/{name}", proxy.port);
-    let opts = StoreOptions {
-        timeout: Duration::from_millis(1000),
-        ..Default::default()
-    };
-    let cut_off = TestServer::start_at(db.clone(), &via, opts, Settings::default()).await;
+    let (db, proxy) = behind_proxy().await;
+    let cut_off = start_through(&proxy, db.clone()).await;
     let direct = TestServer::start_on(db.clone(), Settings::default()).await;
     pool_with(&direct, "p", "8521314", 10, "").await;
     let mut live = crate::events::watch(
