@@ -26,9 +26,9 @@
 //! `jsonb_array_elements` and `$n`). On PostgreSQL several writers claim at once: their
 //! candidate reads take `FOR UPDATE SKIP LOCKED`, so two batches never pick the same number
 //! and the counters a batch read cannot move before its UPDATE (which re-checks them anyway).
-//! There a batch of binds is at most 16 writes (`writer::MAX_OPS_CONCURRENT`); measured with
-//! `pns-load` (BENCHMARKS.md, 2026-12-01 seventh session): statements per XYB bind 1.21 → 0.26. MySQL has
-//! no group commit.
+//! There a batch of binds is at most 48 writes (`writer::MAX_BINDS_CONCURRENT`); measured with
+//! `pns-load` (BENCHMARKS.md, 2026-12-01 seventh session): statements per XYB bind 1.21 → 0.10,
+//! per AXN bind 2.27 → 0.14. MySQL has no group commit.
 
 use std::collections::{HashMap, HashSet};
 
@@ -167,16 +167,12 @@ async fn claim_xs(
     got: &mut HashMap<String, Claimed>,
 ) -> Result<(), DbErr> {
     let json = serde_json::to_string(&ids).map_err(|e| DbErr::Custom(e.to_string()))?;
-    let backend = tx.get_database_backend();
-    let sql = match backend {
-        DbBackend::Postgres => CLAIM_ALL_PG,
-        _ => CLAIM_ALL,
-    };
     let rows = tx
-        .query_all_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [
+        .query_all_raw(statement(
+            tx,
+            CLAIM_ALL,
+            CLAIM_ALL_PG,
+            vec![
                 pool_id.into(),
                 iso2.map(str::to_owned).into(),
                 (ids.len() as i64).into(),
