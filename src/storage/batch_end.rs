@@ -76,8 +76,8 @@ impl LastParty {
         Self::write_all(tx, std::slice::from_ref(self)).await
     }
 
-    /// Every last party of a batch: on SQLite one UPDATE of one text (`json_rows`), elsewhere
-    /// one per chunk (`SET last_party = CASE id WHEN … THEN … END
+    /// Every last party of a batch: on SQLite and PostgreSQL one UPDATE of one text
+    /// (`json_rows`), on MySQL one per chunk (`SET last_party = CASE id WHEN … THEN … END
     /// WHERE id IN (…)`); of several calls to one binding, the last one's caller is kept.
     pub(crate) async fn write_all(
         tx: &DatabaseTransaction,
@@ -97,7 +97,7 @@ impl LastParty {
         if last.is_empty() {
             return Ok(());
         }
-        if tx.get_database_backend() == sea_orm::DbBackend::Sqlite {
+        if tx.get_database_backend() != sea_orm::DbBackend::MySql {
             let parties: Vec<(&str, &str)> = last
                 .iter()
                 .map(|t| (t.binding_id.as_str(), t.caller.as_str()))

@@ -17,14 +17,15 @@
 //! reader then delivers 8, resumes "after 8" and never sees 7. On SQLite every write
 //! transaction is `BEGIN IMMEDIATE`, so writers are serialised anyway and the same holds.
 //!
-//! On SQLite an append's dedupe lookup and INSERT are one statement each, the rows in one JSON
-//! parameter (`json_rows`: one statement text whatever the size). On PostgreSQL and MySQL a
-//! big append (an Aliyun batch of ~50,000 minimal receipts fits in the 1 MiB push limit) is
-//! split into statements of at most [`MAX_BIND_PARAMS`] bound parameters — the dedupe lookup
-//! into `IN (...)` chunks, the INSERT into multi-row chunks. All of it runs in the caller's one
+//! On SQLite and PostgreSQL an append's dedupe lookup and INSERT are one statement each, the
+//! rows in one JSON parameter (`json_rows`: one statement text whatever the size). On
+//! PostgreSQL the numbers are taken before the lookup (the UPDATE is the counter's lock) and
+//! those a stored key did not need are given back before the INSERT. On MySQL a big append (an
+//! Aliyun batch of ~50,000 minimal receipts fits in the 1 MiB push limit) is split into
+//! statements of at most [`MAX_BIND_PARAMS`] bound parameters — the dedupe lookup into
+//! `IN (...)` chunks, the INSERT into multi-row chunks. All of it runs in the caller's one
 //! transaction and under the one `event_seq` lock, so the invariants above hold unchanged: the
-//! numbers of one call are taken by one UPDATE and are contiguous, and nothing is visible before
-//! the commit.
+//! numbers of one call are contiguous, and nothing is visible before the commit.
 
 use std::collections::HashMap;
 
@@ -95,16 +96,28 @@ pub(crate) async fn append_events(
     // From here to commit this transaction holds the counter (a batch's write: see `deferred`).
     super::deferred::note_counter_taken();
     let keys: Vec<String> = events.iter().filter_map(|e| e.dedupe_key.clone()).collect();
-    // SQLite: one writer at a time (`BEGIN IMMEDIATE`), and one statement text per kind of
-    // statement whatever the size (`json_rows`).
-    let sqlite = tx.get_database_backend() == DbBackend::Sqlite;
+    let backend = tx.get_database_backend();
     let mut known: HashMap<String, i64> = HashMap::new();
-    if sqlite && !keys.is_empty() {
+    // PostgreSQL: (the last number taken, how many) when they were taken before the lookup.
+    let mut reserved = None;
+    if keys.is_empty() {
+        // Nothing to look up: every event is new.
+    } else if backend == DbBackend::Sqlite {
+        // One writer at a time (`BEGIN IMMEDIATE`), and one statement text whatever the size
+        // (`json_rows`).
         known = super::json_rows::stored_keys(tx, &keys).await?;
-    } else if !keys.is_empty() {
-        // Lock the counter before looking: a concurrent writer of the same key either committed
-        // before we got the lock (READ COMMITTED takes a fresh snapshot per statement, so the
-        // lookup sees it) or waits for us. The unique index is the backstop.
+    } else if backend == DbBackend::Postgres {
+        // Take a number for every event that may be new FIRST: the UPDATE locks the counter,
+        // so a concurrent writer of the same key either committed before it (READ COMMITTED
+        // takes a fresh snapshot per statement, so the lookup after it sees that event) or
+        // waits for this transaction. Numbers a stored key did not need are given back below,
+        // still under the lock, so the sequence keeps no hole. One round trip fewer than
+        // locking, looking, then counting; the unique index stays the backstop.
+        let n = may_be_new(&events);
+        reserved = Some((take_sequences(tx, n).await?, n));
+        known = super::json_rows::stored_keys(tx, &keys).await?;
+    } else {
+        // MySQL: lock the counter before looking (as above, by a locking read).
         event_seq::Entity::find_by_id(1i64)
             .lock_exclusive()
             .one(tx)
@@ -143,10 +156,16 @@ pub(crate) async fn append_events(
             }
         }
     }
-    let first = if fresh.is_empty() {
-        0
-    } else {
-        take_sequences(tx, fresh.len() as i64).await? - fresh.len() as i64 + 1
+    let new = fresh.len() as i64;
+    let first = match reserved {
+        Some((last, taken)) => {
+            if taken > new {
+                set_counter(tx, last - taken + new).await?;
+            }
+            last - taken + 1
+        }
+        None if fresh.is_empty() => 0,
+        None => take_sequences(tx, new).await? - new + 1,
     };
     let items = slots
         .into_iter()
@@ -170,7 +189,7 @@ pub(crate) async fn append_events(
         .zip(first..)
         .map(|(e, seq)| e.stored(seq))
         .collect();
-    if sqlite {
+    if backend != DbBackend::MySql {
         super::json_rows::insert_events(tx, &stored, now_ms()).await?;
     } else {
         let created = now_ms();
@@ -185,6 +204,29 @@ pub(crate) async fn append_events(
     // A write of a batch that appends itself: its batch hands these on after its commit.
     super::deferred::note_stored(&stored);
     Ok(AppendResult { items, stored })
+}
+
+/// How many of `events` are new unless their key was stored before: those without a key and
+/// the first of each key.
+fn may_be_new(events: &[NewEvent]) -> i64 {
+    let mut keys = std::collections::HashSet::new();
+    let n = events
+        .iter()
+        .filter(|e| e.dedupe_key.as_deref().is_none_or(|k| keys.insert(k)))
+        .count();
+    n as i64
+}
+
+/// Sets the counter to `last` (PostgreSQL: numbers taken in this transaction and not used
+/// given back; the transaction holds the counter's row lock).
+async fn set_counter(tx: &DatabaseTransaction, last: i64) -> Result<(), DbErr> {
+    let stmt = Query::update()
+        .table(event_seq::Entity)
+        .value(event_seq::Column::Last, last)
+        .and_where(Expr::col(event_seq::Column::Id).eq(1i64))
+        .to_owned();
+    tx.execute(&stmt).await?;
+    Ok(())
 }
 
 /// Takes `n` sequence numbers with ONE statement; returns the last of them.

@@ -338,14 +338,11 @@ impl Writer {
     /// Runs `batch` in one transaction, up to and including the first write that took the event
     /// counter itself; answers every write it ran; gives back the jobs it did not run.
     async fn execute(&self, batch: Vec<Job>) -> Vec<Job> {
-        let tx = match self
-            .db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..Default::default()
-            })
-            .await
-        {
+        if batch.iter().all(|j| matches!(j, Job::Append { .. })) {
+            self.execute_appends(batch).await;
+            return Vec::new();
+        }
+        let tx = match self.begin().await {
             Ok(tx) => tx,
             Err(e) => {
                 for job in batch {
@@ -665,6 +662,95 @@ impl Writer {
             }
         }
         rest
+    }
+}
+
+impl Writer {
+    /// A write transaction (on SQLite `BEGIN IMMEDIATE`: the write lock at once, so no
+    /// statement of it can fail for a lock another process took first).
+    async fn begin(&self) -> Result<DatabaseTransaction, sea_orm::DbErr> {
+        self.db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
+    }
+
+    /// A batch of nothing but appends (routed call-ins' events). None of it is kept unless all
+    /// of it is, so it runs without the savepoint a batch's end otherwise takes (`append_all`:
+    /// there it keeps the batch's writes when the appends fail). A failure rolls the
+    /// transaction back; a retryable one (PostgreSQL deadlock or serialization failure) runs
+    /// the batch again in a new transaction. On PostgreSQL that is two round trips fewer per
+    /// batch, and such batches are most of a call-in load.
+    async fn execute_appends(&self, batch: Vec<Job>) {
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut events = Vec::new();
+        let mut touches = Vec::new();
+        for job in batch {
+            if let Job::Append {
+                events: mine,
+                touch,
+                reply,
+            } = job
+            {
+                replies.push((mine.len(), reply));
+                events.extend(mine);
+                touches.extend(touch);
+            }
+        }
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .writes
+            .fetch_add(replies.len() as u64, Ordering::Relaxed);
+        metrics::histogram!(crate::telemetry::metrics::DB_COMMIT_WRITES)
+            .record(replies.len() as f64);
+        let mut attempt = 0;
+        let done = loop {
+            attempt += 1;
+            let tx = match self.begin().await {
+                Ok(tx) => tx,
+                Err(e) => break Err(batch_failure(&e)),
+            };
+            let res = async {
+                LastParty::write_all(&tx, &touches).await?;
+                super::events::append_events(&tx, events.clone()).await
+            }
+            .await;
+            match res {
+                Ok(appended) => {
+                    let committing = std::time::Instant::now();
+                    let committed = tx.commit().await;
+                    self.stats
+                        .commit_ns
+                        .fetch_add(elapsed_ns(committing), Ordering::Relaxed);
+                    break committed.map(|()| appended).map_err(|e| batch_failure(&e));
+                }
+                Err(e) => {
+                    let _ = tx.rollback().await;
+                    if is_retryable(&e) && attempt < ATTEMPTS {
+                        continue;
+                    }
+                    break Err(DomainError::from(e));
+                }
+            }
+        };
+        match done {
+            Ok(appended) => {
+                // Before anything is answered: the tailer finds them here.
+                self.handoff.offer(appended.stored);
+                let mut items = appended.items.into_iter();
+                for (n, reply) in replies {
+                    let _ = reply.send(Ok(items.by_ref().take(n).collect()));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, appends = replies.len(), "batch of appends failed; none of it is acknowledged");
+                for (_, reply) in replies {
+                    let _ = reply.send(Err(TxError::Domain(clone_error(&e))));
+                }
+            }
+        }
     }
 }
 

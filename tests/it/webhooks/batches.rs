@@ -213,3 +213,53 @@ async fn a_one_mib_batch_of_the_smallest_receipts_is_stored_without_hitting_para
     assert_eq!(status, 200, "the re-delivery is all duplicates");
     assert_eq!(latest(&s).await, before + n as i64);
 }
+
+/// A re-delivery that mixes receipts already stored with new ones: the new ones get the
+/// numbers right after the log's last, one contiguous run, and the numbers the stored ones did
+/// not need are not lost — the next push continues without a hole (PostgreSQL takes numbers
+/// for every receipt that may be new before it looks the keys up, and gives back the unused).
+#[tokio::test]
+async fn a_redelivery_mixing_stored_and_new_receipts_leaves_no_hole_in_the_sequence() {
+    let s = TestServer::start_with(pns_gateway::app::Settings {
+        webhook_tokens: pns_gateway::http::WebhookTokens {
+            nxcloud: None,
+            aliyun: Some(ALI_TOKEN.into()),
+        },
+        ..Default::default()
+    })
+    .await;
+    let path = format!("/webhooks/aliyun/{ALI_TOKEN}");
+    let receipts = |ids: std::ops::Range<usize>| {
+        let items: Vec<String> = ids.map(|n| format!(r#"{{"call_id":"mix{n}"}}"#)).collect();
+        format!("[{}]", items.join(","))
+    };
+    let before = latest(&s).await;
+    let (status, reply) = post(&s, &path, &receipts(0..10)).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(latest(&s).await, before + 10);
+
+    // 0..10 again (stored), 10..15 new, with a repeat of a new one inside the batch.
+    let mut body = receipts(0..15);
+    body.insert_str(body.len() - 1, r#",{"call_id":"mix12"}"#);
+    let (status, reply) = post(&s, &path, &body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        latest(&s).await,
+        before + 15,
+        "five new receipts, five numbers"
+    );
+    let evs = events_after(&s, before).await;
+    let seqs: Vec<i64> = evs.iter().map(|e| e.sequence).collect();
+    assert_eq!(seqs, (before + 1..=before + 15).collect::<Vec<_>>());
+
+    let (status, _) = post(&s, &path, &receipts(15..16)).await;
+    assert_eq!(status, 200);
+    assert_eq!(latest(&s).await, before + 16);
+    assert_eq!(
+        events_after(&s, before + 15).await[0].sequence,
+        before + 16,
+        "the next push continues the run"
+    );
+    let anomalies = s.store.check_invariants().await.expect("check");
+    assert!(anomalies.is_empty(), "{anomalies:?}");
+}
