@@ -76,6 +76,16 @@ impl LastParty {
         Self::write_all(tx, std::slice::from_ref(self)).await
     }
 
+    /// Of several calls to one binding, the last one's (bindings in no particular order).
+    pub(crate) fn last_of_each(touches: &[LastParty]) -> Vec<&LastParty> {
+        let mut seen = std::collections::HashSet::new();
+        touches
+            .iter()
+            .rev()
+            .filter(|t| seen.insert(t.binding_id.as_str()))
+            .collect()
+    }
+
     /// Every last party of a batch: on SQLite and PostgreSQL one UPDATE of one text
     /// (`json_rows`), on MySQL one per chunk (`SET last_party = CASE id WHEN … THEN … END
     /// WHERE id IN (…)`); of several calls to one binding, the last one's caller is kept.
@@ -88,12 +98,7 @@ impl LastParty {
             ColumnTrait, Condition, EntityTrait, QueryFilter,
             sea_query::{CaseStatement, Expr},
         };
-        let mut seen = std::collections::HashSet::new();
-        let last: Vec<&LastParty> = touches
-            .iter()
-            .rev()
-            .filter(|t| seen.insert(t.binding_id.as_str()))
-            .collect();
+        let last = Self::last_of_each(touches);
         if last.is_empty() {
             return Ok(());
         }

@@ -206,6 +206,54 @@ pub(crate) async fn append_events(
     Ok(AppendResult { items, stored })
 }
 
+/// A batch of appends (routed call-ins' events and their last parties) in ONE statement that
+/// commits on its own (PostgreSQL; `json_rows::APPEND_AT_ONCE_PG`): no BEGIN, lookup or
+/// COMMIT round trips. Every event is taken as new; `None` when that is not so (a key repeats
+/// in the batch, or one was stored before: the statement failed and kept nothing) — the
+/// caller then appends them in a transaction, which looks the keys up. Only for events that
+/// all have a dedupe key: if the statement committed but its answer was lost, the
+/// transaction that follows finds them stored instead of storing them twice.
+pub(super) async fn append_at_once(
+    db: &sea_orm::DatabaseConnection,
+    events: &[NewEvent],
+    touches: &[super::writer::LastParty],
+) -> Result<Option<AppendResult>, DbErr> {
+    let keyed = events.iter().all(|e| e.dedupe_key.is_some());
+    if events.is_empty() || !keyed || may_be_new(events) != events.len() as i64 {
+        return Ok(None);
+    }
+    let placed: Vec<Event> = events
+        .iter()
+        .cloned()
+        .zip(1..)
+        .map(|(e, i)| e.stored(i))
+        .collect();
+    let parties: Vec<(&str, &str)> = super::writer::LastParty::last_of_each(touches)
+        .into_iter()
+        .map(|t| (t.binding_id.as_str(), t.caller.as_str()))
+        .collect();
+    let Some(last) = super::json_rows::append_at_once_pg(db, &placed, &parties, now_ms()).await?
+    else {
+        return Ok(None);
+    };
+    let before = last - placed.len() as i64;
+    let stored: Vec<Event> = placed
+        .into_iter()
+        .map(|mut e| {
+            e.sequence += before;
+            e
+        })
+        .collect();
+    let items = stored
+        .iter()
+        .map(|e| Appended {
+            seq: e.sequence,
+            duplicate: false,
+        })
+        .collect();
+    Ok(Some(AppendResult { items, stored }))
+}
+
 /// How many of `events` are new unless their key was stored before: those without a key and
 /// the first of each key.
 fn may_be_new(events: &[NewEvent]) -> i64 {

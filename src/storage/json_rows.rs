@@ -70,6 +70,62 @@ WHERE bindings.id = j.value->>0
   AND bindings.id = ANY (ARRAY(SELECT e->>0 FROM jsonb_array_elements($1::jsonb) AS e))
   AND bindings.active + 0 = 1";
 
+/// A batch of appends in ONE statement (PostgreSQL, outside a transaction: it commits on its
+/// own). `$1`: how many events; `$2`: the last parties (`SET_LAST_PARTIES_PG`'s rows); `$3`:
+/// the events as `INSERT_EVENTS_PG`'s rows, each with its 1-based place in the batch where the
+/// sequence goes. The last parties are written first (the counter's condition reads them), so
+/// this takes the bindings' row locks before the counter's, in the order every batch's
+/// transaction does. Every event is taken as new: a stored dedupe key fails the statement
+/// (unique violation) and nothing of it is kept. Returns the counter after it.
+const APPEND_AT_ONCE_PG: &str = "\
+WITH parties AS (
+  UPDATE bindings SET last_party = j.value->>1
+  FROM jsonb_array_elements($2::jsonb) AS j
+  WHERE bindings.id = j.value->>0
+    AND bindings.id = ANY (ARRAY(SELECT e->>0 FROM jsonb_array_elements($2::jsonb) AS e))
+    AND bindings.active + 0 = 1
+  RETURNING 1
+), counter AS (
+  UPDATE event_seq SET last = last + $1
+  WHERE id = 1 AND (SELECT count(*) FROM parties) >= 0
+  RETURNING last
+), inserted AS (
+  INSERT INTO events (seq, kind, tenant, binding_id, pool_key, provider, customer_bind_id,
+    customer_user_id, ext, out_id, call_id, caller, called, callee, detail_json, occurred_at,
+    created_at, dedupe_key)
+  SELECT counter.last - $1 + (value->>0)::bigint, value->>1, value->>2, value->>3, value->>4,
+    value->>5, value->>6, value->>7, value->>8, value->>9, value->>10, value->>11, value->>12,
+    value->>13, value->>14, (value->>15)::bigint, (value->>16)::bigint, value->>17
+  FROM counter, jsonb_array_elements($3::jsonb)
+)
+SELECT last FROM counter";
+
+/// Runs `APPEND_AT_ONCE_PG` on `db` for `events` (their `sequence`: 1-based places); `None`
+/// when a dedupe key was stored before (nothing was kept). Returns the counter after it.
+pub(super) async fn append_at_once_pg(
+    db: &sea_orm::DatabaseConnection,
+    events: &[Event],
+    parties: &[(&str, &str)],
+    created: Millis,
+) -> Result<Option<i64>, DbErr> {
+    let rows: Vec<Row<'_>> = events.iter().map(|e| Row(e, created)).collect();
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        APPEND_AT_ONCE_PG,
+        [
+            (events.len() as i64).into(),
+            json(parties)?.into(),
+            json(&rows)?.into(),
+        ],
+    );
+    match db.query_one_raw(stmt).await {
+        Ok(Some(row)) => Ok(Some(row.try_get::<i64>("", "last")?)),
+        Ok(None) => Err(DbErr::RecordNotFound("event_seq row 1 is missing".into())),
+        Err(e) if super::is_unique_violation(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// `sqlite`'s text on SQLite, `pg`'s on PostgreSQL, with the JSON rows as its one parameter.
 fn statement(
     tx: &DatabaseTransaction,

@@ -705,35 +705,19 @@ impl Writer {
             .fetch_add(replies.len() as u64, Ordering::Relaxed);
         metrics::histogram!(crate::telemetry::metrics::DB_COMMIT_WRITES)
             .record(replies.len() as f64);
-        let mut attempt = 0;
-        let done = loop {
-            attempt += 1;
-            let tx = match self.begin().await {
-                Ok(tx) => tx,
-                Err(e) => break Err(batch_failure(&e)),
-            };
-            let res = async {
-                LastParty::write_all(&tx, &touches).await?;
-                super::events::append_events(&tx, events.clone()).await
-            }
-            .await;
-            match res {
-                Ok(appended) => {
-                    let committing = std::time::Instant::now();
-                    let committed = tx.commit().await;
-                    self.stats
-                        .commit_ns
-                        .fetch_add(elapsed_ns(committing), Ordering::Relaxed);
-                    break committed.map(|()| appended).map_err(|e| batch_failure(&e));
-                }
-                Err(e) => {
-                    let _ = tx.rollback().await;
-                    if is_retryable(&e) && attempt < ATTEMPTS {
-                        continue;
-                    }
-                    break Err(DomainError::from(e));
-                }
-            }
+        // PostgreSQL: all of it in one statement that commits on its own, unless a key was
+        // stored before (or it fails otherwise): then in a transaction that looks keys up.
+        let at_once = if self.concurrent {
+            super::events::append_at_once(&self.db, &events, &touches)
+                .await
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        let done = match at_once {
+            Some(appended) => Ok(appended),
+            None => self.append_in_transaction(&events, &touches).await,
         };
         match done {
             Ok(appended) => {
@@ -748,6 +732,45 @@ impl Writer {
                 tracing::warn!(error = %e, appends = replies.len(), "batch of appends failed; none of it is acknowledged");
                 for (_, reply) in replies {
                     let _ = reply.send(Err(TxError::Domain(clone_error(&e))));
+                }
+            }
+        }
+    }
+
+    /// Appends `events` and writes `touches` in a transaction of their own, without a
+    /// savepoint; a retryable failure runs it again in a new one.
+    async fn append_in_transaction(
+        &self,
+        events: &[NewEvent],
+        touches: &[LastParty],
+    ) -> Result<super::events::AppendResult, DomainError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let tx = match self.begin().await {
+                Ok(tx) => tx,
+                Err(e) => return Err(batch_failure(&e)),
+            };
+            let res = async {
+                LastParty::write_all(&tx, touches).await?;
+                super::events::append_events(&tx, events.to_vec()).await
+            }
+            .await;
+            match res {
+                Ok(appended) => {
+                    let committing = std::time::Instant::now();
+                    let committed = tx.commit().await;
+                    self.stats
+                        .commit_ns
+                        .fetch_add(elapsed_ns(committing), Ordering::Relaxed);
+                    return committed.map(|()| appended).map_err(|e| batch_failure(&e));
+                }
+                Err(e) => {
+                    let _ = tx.rollback().await;
+                    if is_retryable(&e) && attempt < ATTEMPTS {
+                        continue;
+                    }
+                    return Err(DomainError::from(e));
                 }
             }
         }

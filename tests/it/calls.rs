@@ -376,3 +376,88 @@ async fn no_binding_reasons_are_precise_and_reports_attach_to_unrouted_calls() {
         .unwrap_err();
     assert_reason(&st, Code::NotFound, "CALL_NOT_FOUND");
 }
+
+/// The same call-in sent many times at once (a softswitch retrying on its own timer), for
+/// several calls: every copy gets the one answer, each call has exactly one `call.incoming`,
+/// and the log keeps no hole. On PostgreSQL a batch of call-ins is appended by one statement
+/// that takes every event as new; a copy that lands in a later batch than the first finds its
+/// key stored, that statement fails whole, and the batch is appended again in a transaction
+/// that looks its keys up.
+#[tokio::test]
+async fn concurrent_copies_of_a_call_in_are_answered_alike_and_logged_once() {
+    let s = TestServer::start().await;
+    pool_with(&s, "p", "8521313", 3, "").await;
+    let b = s
+        .bindings()
+        .bind_xyb(xyb("p", B))
+        .await
+        .unwrap()
+        .into_inner()
+        .binding
+        .unwrap();
+    // The first call converts the binding (XYB → AXYB, a write); the copies below are plain
+    // routed call-ins, each only an event to append.
+    connect(&call(&s, A, &b.number_x, "").await);
+    // Until the route index answers this number (its tailer applied the conversion): the
+    // copies then take the index's path, whose events go to the batches of appends.
+    let hits = s.store.route_index_hits();
+    for _ in 0..200 {
+        connect(&call(&s, A, &b.number_x, "").await);
+        if s.store.route_index_hits() > hits {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(s.store.route_index_hits() > hits, "the route index answers");
+    let before = {
+        use pns_gateway::domain::Repository;
+        s.store.latest_sequence().await.unwrap()
+    };
+    let calls = 8;
+    let copies = 12;
+    let sends = (0..calls).flat_map(|c| {
+        let req = call_in(A, &b.number_x, "", &format!("copies-{c}"));
+        let s = &s;
+        (0..copies).map(move |i| {
+            let req = req.clone();
+            async move {
+                // Spread the copies over batches.
+                tokio::time::sleep(std::time::Duration::from_millis(i * 3)).await;
+                (c, s.calls().notify_call_in(req).await.unwrap().into_inner())
+            }
+        })
+    });
+    let answers = join_all(sends).await;
+    for c in 0..calls {
+        let mine: Vec<_> = answers.iter().filter(|(k, _)| *k == c).collect();
+        assert_eq!(mine.len(), copies as usize);
+        assert!(
+            mine.iter().all(|(_, a)| *a == mine[0].1),
+            "every copy gets the one answer: {mine:?}"
+        );
+    }
+    use pns_gateway::domain::{EventFilter, Repository};
+    let evs = s
+        .store
+        .read_events(&EventFilter {
+            tenant: None,
+            after: before,
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let incoming: Vec<&str> = evs
+        .iter()
+        .filter(|e| e.kind == "call.incoming")
+        .map(|e| e.call_id.as_str())
+        .collect();
+    let distinct: std::collections::HashSet<&str> = incoming.iter().copied().collect();
+    assert_eq!(incoming.len(), calls as usize, "{incoming:?}");
+    assert_eq!(distinct.len(), calls as usize);
+    let seqs: Vec<i64> = evs.iter().map(|e| e.sequence).collect();
+    let last = s.store.latest_sequence().await.unwrap();
+    assert_eq!(seqs, (before + 1..=last).collect::<Vec<_>>(), "no hole");
+    let anomalies = s.store.check_invariants().await.expect("check");
+    assert!(anomalies.is_empty(), "{anomalies:?}");
+}
