@@ -12,7 +12,10 @@
 //! The events of a batch's writes are appended once at its end (see `deferred`): a batch holds
 //! the `event_seq` row only for its last statements and its commit, so batches do not queue on
 //! the counter for their whole length and sequence order stays commit order. A write that
-//! appends events itself (a dedupe key) ends its batch: the batch commits right after it.
+//! appends events itself (a dedupe key) ends its batch: the batch commits right after it. A
+//! batch of nothing but appends (routed call-ins) takes no savepoint; on PostgreSQL it is ONE
+//! statement that commits on its own (`events::append_at_once`), with a transaction only after
+//! a stored key made that statement fail.
 //!
 //! A write is an operation that takes its (savepoint) transaction by value and gives it back
 //! with its result, so it owns everything it touches and can run on the writer's task. It may
