@@ -76,14 +76,17 @@ impl LastParty {
         Self::write_all(tx, std::slice::from_ref(self)).await
     }
 
-    /// Of several calls to one binding, the last one's (bindings in no particular order).
+    /// Of several calls to one binding, the last one's; in binding id order, so whatever plan
+    /// the UPDATE takes, batches lock their bindings in one order (no deadlock between two).
     pub(crate) fn last_of_each(touches: &[LastParty]) -> Vec<&LastParty> {
         let mut seen = std::collections::HashSet::new();
-        touches
+        let mut last: Vec<&LastParty> = touches
             .iter()
             .rev()
             .filter(|t| seen.insert(t.binding_id.as_str()))
-            .collect()
+            .collect();
+        last.sort_unstable_by(|a, b| a.binding_id.cmp(&b.binding_id));
+        last
     }
 
     /// Every last party of a batch: on SQLite and PostgreSQL one UPDATE of one text

@@ -1,5 +1,6 @@
-//! The event log: appending inside a writer's transaction, reading pages, the in-process
-//! wake-up.
+//! The event log: appending inside a writer's transaction (or, for a PostgreSQL batch of
+//! call-ins, in one statement that commits on its own: `append_at_once`), reading pages, the
+//! in-process wake-up.
 //!
 //! Sequence numbers come from the single row of `event_seq`, taken with
 //! `UPDATE event_seq SET last = last + n WHERE id = 1 RETURNING last` (MySQL:
@@ -25,7 +26,9 @@
 //! statements of at most [`MAX_BIND_PARAMS`] bound parameters — the dedupe lookup into
 //! `IN (...)` chunks, the INSERT into multi-row chunks. All of it runs in the caller's one
 //! transaction and under the one `event_seq` lock, so the invariants above hold unchanged: the
-//! numbers of one call are contiguous, and nothing is visible before the commit.
+//! numbers of one call are contiguous, and nothing is visible before the commit. The same holds
+//! for `append_at_once`: its one statement is its own transaction, and it holds the counter's
+//! lock from its UPDATE to its commit.
 
 use std::collections::HashMap;
 
@@ -210,7 +213,8 @@ pub(crate) async fn append_events(
 /// commits on its own (PostgreSQL; `json_rows::APPEND_AT_ONCE_PG`): no BEGIN, lookup or
 /// COMMIT round trips. Every event is taken as new; `None` when that is not so (a key repeats
 /// in the batch, or one was stored before: the statement failed and kept nothing) — the
-/// caller then appends them in a transaction, which looks the keys up. Only for events that
+/// caller then appends them in a transaction, which looks the keys up (it does so too after
+/// an error here: the statement may have committed before its answer was lost). Only for events that
 /// all have a dedupe key: if the statement committed but its answer was lost, the
 /// transaction that follows finds them stored instead of storing them twice.
 pub(super) async fn append_at_once(

@@ -74,9 +74,11 @@ WHERE bindings.id = j.value->>0
 /// own). `$1`: how many events; `$2`: the last parties (`SET_LAST_PARTIES_PG`'s rows); `$3`:
 /// the events as `INSERT_EVENTS_PG`'s rows, each with its 1-based place in the batch where the
 /// sequence goes. The last parties are written first (the counter's condition reads them), so
-/// this takes the bindings' row locks before the counter's, in the order every batch's
-/// transaction does. Every event is taken as new: a stored dedupe key fails the statement
-/// (unique violation) and nothing of it is kept. Returns the counter after it.
+/// this takes the bindings' row locks before the counter's, as a batch's writes and its end do
+/// (the bindings, in id order: `LastParty::last_of_each`). Every event is taken as new: a
+/// stored dedupe key fails the statement (a unique violation of `ux_events_dedupe_key`) and
+/// nothing of it is kept. Returns the counter after it (no row, and nothing kept of the
+/// events, if `event_seq`'s row were missing: then the caller's transaction reports it).
 const APPEND_AT_ONCE_PG: &str = "\
 WITH parties AS (
   UPDATE bindings SET last_party = j.value->>1
@@ -101,7 +103,8 @@ WITH parties AS (
 SELECT last FROM counter";
 
 /// Runs `APPEND_AT_ONCE_PG` on `db` for `events` (their `sequence`: 1-based places); `None`
-/// when a dedupe key was stored before (nothing was kept). Returns the counter after it.
+/// when a dedupe key was stored before (nothing was kept); any other failure is an error
+/// (the statement may have committed if its answer was lost). Returns the counter after it.
 pub(super) async fn append_at_once_pg(
     db: &sea_orm::DatabaseConnection,
     events: &[Event],
@@ -121,7 +124,7 @@ pub(super) async fn append_at_once_pg(
     match db.query_one_raw(stmt).await {
         Ok(Some(row)) => Ok(Some(row.try_get::<i64>("", "last")?)),
         Ok(None) => Err(DbErr::RecordNotFound("event_seq row 1 is missing".into())),
-        Err(e) if super::is_unique_violation(&e) => Ok(None),
+        Err(e) if super::violates_unique(&e, "ux_events_dedupe_key") => Ok(None),
         Err(e) => Err(e),
     }
 }

@@ -547,6 +547,29 @@ pub(crate) fn is_unique_violation(e: &DbErr) -> bool {
     hit
 }
 
+/// A unique violation of the index `name` (not counted with `unique_violations`: for the
+/// dedupe key it is how a statement that takes every event as new learns one was stored).
+pub(crate) fn violates_unique(e: &DbErr, name: &str) -> bool {
+    if let DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) = e
+        && let Some(d) = s.as_database_error()
+    {
+        return d.code().as_deref() == Some("23505") && d.constraint() == Some(name);
+    }
+    false
+}
+
+/// No connection could be had for the statement: it was never sent.
+pub(crate) fn never_sent(e: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as X;
+    match e {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) => {
+            matches!(s.as_ref(), X::PoolTimedOut | X::PoolClosed)
+        }
+        _ => false,
+    }
+}
+
 /// The SQLSTATE of a database error, if it is one.
 pub(crate) fn sqlstate(e: &DbErr) -> Option<String> {
     if let DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) = e

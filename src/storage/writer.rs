@@ -89,8 +89,9 @@ enum Job {
         reply: oneshot::Sender<Result<(Out, Vec<Appended>), TxError>>,
     },
     /// Events only (a routed call-in's `call.incoming`): every such job of a batch is appended
-    /// by ONE `append_events` at the end of the batch — one dedupe lookup, one counter
-    /// increment, one multi-row INSERT, whatever the number of call-ins.
+    /// together at the end of the batch — one dedupe lookup, one counter increment, one
+    /// INSERT, whatever the number of call-ins; on PostgreSQL a batch of nothing but these is
+    /// one statement (`Writer::append_at_once`).
     Append {
         events: Vec<NewEvent>,
         /// The binding whose last party becomes this caller (a connected extension call).
@@ -338,8 +339,9 @@ impl Writer {
         }
     }
 
-    /// Runs `batch` in one transaction, up to and including the first write that took the event
-    /// counter itself; answers every write it ran; gives back the jobs it did not run.
+    /// Runs `batch` in one transaction (a batch of nothing but appends: `execute_appends`), up
+    /// to and including the first write that took the event counter itself; answers every
+    /// write it ran; gives back the jobs it did not run.
     async fn execute(&self, batch: Vec<Job>) -> Vec<Job> {
         if batch.iter().all(|j| matches!(j, Job::Append { .. })) {
             self.execute_appends(batch).await;
@@ -708,19 +710,10 @@ impl Writer {
             .fetch_add(replies.len() as u64, Ordering::Relaxed);
         metrics::histogram!(crate::telemetry::metrics::DB_COMMIT_WRITES)
             .record(replies.len() as f64);
-        // PostgreSQL: all of it in one statement that commits on its own, unless a key was
-        // stored before (or it fails otherwise): then in a transaction that looks keys up.
-        let at_once = if self.concurrent {
-            super::events::append_at_once(&self.db, &events, &touches)
-                .await
-                .ok()
-                .flatten()
-        } else {
-            None
-        };
-        let done = match at_once {
-            Some(appended) => Ok(appended),
-            None => self.append_in_transaction(&events, &touches).await,
+        let done = match self.append_at_once(&events, &touches).await {
+            Ok(Some(appended)) => Ok(appended),
+            Ok(None) => self.append_in_transaction(&events, &touches).await,
+            Err(e) => Err(e),
         };
         match done {
             Ok(appended) => {
@@ -736,6 +729,29 @@ impl Writer {
                 for (_, reply) in replies {
                     let _ = reply.send(Err(TxError::Domain(clone_error(&e))));
                 }
+            }
+        }
+    }
+
+    /// PostgreSQL: the batch in ONE statement that commits on its own (`events::
+    /// append_at_once`). `None`: append it in a transaction instead — on other backends, when a
+    /// key was stored before, or after a failure that may have come after the commit (the
+    /// transaction then finds the keys stored). An error only when the statement was never
+    /// sent (no connection): the transaction would not get one either.
+    async fn append_at_once(
+        &self,
+        events: &[NewEvent],
+        touches: &[LastParty],
+    ) -> Result<Option<super::events::AppendResult>, DomainError> {
+        if self.db.get_database_backend() != sea_orm::DbBackend::Postgres {
+            return Ok(None);
+        }
+        match super::events::append_at_once(&self.db, events, touches).await {
+            Ok(appended) => Ok(appended),
+            Err(e) if super::never_sent(&e) => Err(batch_failure(&e)),
+            Err(e) => {
+                tracing::warn!(error = %e, appends = events.len(), "a batch of call-ins in one statement failed; appending it in a transaction");
+                Ok(None)
             }
         }
     }
