@@ -191,14 +191,7 @@ async fn axn_extension_calls_reach_a_and_a_calls_back_the_last_party_or_b() {
 async fn concurrent_call_ins_on_one_xyb_binding_make_exactly_one_a() {
     let s = TestServer::start().await;
     pool_with(&s, "p", "8521313", 3, "").await;
-    let b = s
-        .bindings()
-        .bind_xyb(xyb("p", B))
-        .await
-        .unwrap()
-        .into_inner()
-        .binding
-        .unwrap();
+    let b = bound(&s, xyb("p", B)).await;
     let results = join_all((0..20).map(|i| {
         let mut c = calls(&s);
         let req = call_in(
@@ -387,14 +380,7 @@ async fn no_binding_reasons_are_precise_and_reports_attach_to_unrouted_calls() {
 async fn concurrent_copies_of_a_call_in_are_answered_alike_and_logged_once() {
     let s = TestServer::start().await;
     pool_with(&s, "p", "8521313", 3, "").await;
-    let b = s
-        .bindings()
-        .bind_xyb(xyb("p", B))
-        .await
-        .unwrap()
-        .into_inner()
-        .binding
-        .unwrap();
+    let b = bound(&s, xyb("p", B)).await;
     // The first call converts the binding (XYB → AXYB, a write); the copies below are plain
     // routed call-ins, each only an event to append.
     connect(&call(&s, A, &b.number_x, "").await);

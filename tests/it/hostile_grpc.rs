@@ -141,14 +141,7 @@ pub(super) async fn seeded() -> (TestServer, pb::Binding) {
     let mut req = xyb(POOL, B);
     req.customer_bind_id = "order-1".into();
     req.delayed_y = true;
-    let b = s
-        .bindings()
-        .bind_xyb(req)
-        .await
-        .expect("bind")
-        .into_inner()
-        .binding
-        .expect("binding");
+    let b = bound(&s, req).await;
     let d = s
         .calls()
         .notify_call_in(pb::NotifyCallInRequest {

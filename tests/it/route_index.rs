@@ -54,14 +54,7 @@ async fn until_served_from_memory(
 
 async fn xyb_converted(s: &TestServer) -> pb::Binding {
     pool_with(s, "p", "8521313", 4, "").await;
-    let b = s
-        .bindings()
-        .bind_xyb(xyb("p", B))
-        .await
-        .unwrap()
-        .into_inner()
-        .binding
-        .unwrap();
+    let b = bound(s, xyb("p", B)).await;
     // First call-in: A becomes known (a write, never from memory).
     let r = notify(s, A, &b.number_x, "", "first").await;
     assert_eq!(connected_to(&r), Some((B, b.number_y.as_str())));

@@ -58,6 +58,18 @@ pub fn xyb(pool: &str, b: &str) -> pb::BindXybRequest {
     }
 }
 
+/// Binds `req` (it must succeed) and gives the binding.
+pub async fn bound(server: &TestServer, req: pb::BindXybRequest) -> pb::Binding {
+    server
+        .bindings()
+        .bind_xyb(req)
+        .await
+        .expect("bind")
+        .into_inner()
+        .binding
+        .expect("a binding")
+}
+
 pub fn axn(pool: &str, a: &str, expire_in_secs: i64) -> pb::BindAxnExtensionRequest {
     pb::BindAxnExtensionRequest {
         pool_key: pool.into(),

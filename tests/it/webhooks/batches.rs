@@ -85,6 +85,18 @@ fn full_batch(subs: &[Sub], max_bytes: usize) -> (String, Vec<(String, String)>)
     (body, want)
 }
 
+/// A server that takes Aliyun's pushes (and no other carrier's).
+async fn aliyun_only() -> TestServer {
+    TestServer::start_with(pns_gateway::app::Settings {
+        webhook_tokens: pns_gateway::http::WebhookTokens {
+            nxcloud: None,
+            aliyun: Some(ALI_TOKEN.into()),
+        },
+        ..Default::default()
+    })
+    .await
+}
+
 async fn events_after(s: &TestServer, after: i64) -> Vec<pns_gateway::domain::Event> {
     s.store
         .read_events(&EventFilter {
@@ -173,14 +185,7 @@ async fn a_full_one_mib_aliyun_batch_is_stored_once_within_the_reply_budget() {
 
 #[tokio::test]
 async fn a_one_mib_batch_of_the_smallest_receipts_is_stored_without_hitting_parameter_limits() {
-    let s = TestServer::start_with(pns_gateway::app::Settings {
-        webhook_tokens: pns_gateway::http::WebhookTokens {
-            nxcloud: None,
-            aliyun: Some(ALI_TOKEN.into()),
-        },
-        ..Default::default()
-    })
-    .await;
+    let s = aliyun_only().await;
     // `{"call_id":"…"}` is the smallest item that is a call receipt (a SecretRecording):
     // ~50,000 of them fit in 1 MiB, each one event row.
     let mut body = String::from("[");
@@ -220,14 +225,7 @@ async fn a_one_mib_batch_of_the_smallest_receipts_is_stored_without_hitting_para
 /// for every receipt that may be new before it looks the keys up, and gives back the unused).
 #[tokio::test]
 async fn a_redelivery_mixing_stored_and_new_receipts_leaves_no_hole_in_the_sequence() {
-    let s = TestServer::start_with(pns_gateway::app::Settings {
-        webhook_tokens: pns_gateway::http::WebhookTokens {
-            nxcloud: None,
-            aliyun: Some(ALI_TOKEN.into()),
-        },
-        ..Default::default()
-    })
-    .await;
+    let s = aliyun_only().await;
     let path = format!("/webhooks/aliyun/{ALI_TOKEN}");
     let receipts = |ids: std::ops::Range<usize>| {
         let items: Vec<String> = ids.map(|n| format!(r#"{{"call_id":"mix{n}"}}"#)).collect();
