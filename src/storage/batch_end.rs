@@ -76,16 +76,18 @@ impl LastParty {
         Self::write_all(tx, std::slice::from_ref(self)).await
     }
 
-    /// Of several calls to one binding, the last one's; in binding id order, so whatever plan
-    /// the UPDATE takes, batches lock their bindings in one order (no deadlock between two).
-    pub(crate) fn last_of_each(touches: &[LastParty]) -> Vec<&LastParty> {
+    /// `(binding id, caller)`: of several calls to one binding, the last one's; in binding id
+    /// order, so whatever plan the UPDATE takes, batches lock their bindings in one order (no
+    /// deadlock between two).
+    pub(crate) fn last_of_each(touches: &[LastParty]) -> Vec<(&str, &str)> {
         let mut seen = std::collections::HashSet::new();
-        let mut last: Vec<&LastParty> = touches
+        let mut last: Vec<(&str, &str)> = touches
             .iter()
             .rev()
             .filter(|t| seen.insert(t.binding_id.as_str()))
+            .map(|t| (t.binding_id.as_str(), t.caller.as_str()))
             .collect();
-        last.sort_unstable_by(|a, b| a.binding_id.cmp(&b.binding_id));
+        last.sort_unstable();
         last
     }
 
@@ -106,29 +108,25 @@ impl LastParty {
             return Ok(());
         }
         if tx.get_database_backend() != sea_orm::DbBackend::MySql {
-            let parties: Vec<(&str, &str)> = last
-                .iter()
-                .map(|t| (t.binding_id.as_str(), t.caller.as_str()))
-                .collect();
-            return super::json_rows::set_last_parties(tx, &parties).await;
+            return super::json_rows::set_last_parties(tx, &last).await;
         }
         for chunk in last.chunks(super::events::MAX_BIND_PARAMS / 3) {
             // `active = 1` in the CASE, not the WHERE, so the UPDATE is planned by the ids
             // (SQLite, without statistics, chose the `active` index and visited every active
             // binding: ~250 ms a batch at 1,000,000; BENCHMARKS.md, preload).
             let mut case = CaseStatement::new();
-            for t in chunk {
+            for &(id, caller) in chunk {
                 case = case.case(
                     Condition::all()
-                        .add(binding::Column::Id.eq(t.binding_id.clone()))
+                        .add(binding::Column::Id.eq(id))
                         .add(binding::Column::Active.eq(1)),
-                    Expr::val(t.caller.clone()),
+                    Expr::val(caller),
                 );
             }
             case = case.finally(Expr::col(binding::Column::LastParty));
             binding::Entity::update_many()
                 .col_expr(binding::Column::LastParty, case.into())
-                .filter(binding::Column::Id.is_in(chunk.iter().map(|t| t.binding_id.clone())))
+                .filter(binding::Column::Id.is_in(chunk.iter().map(|&(id, _)| id)))
                 .exec(tx)
                 .await?;
         }

@@ -232,10 +232,7 @@ pub(super) async fn append_at_once(
         .zip(1..)
         .map(|(e, i)| e.stored(i))
         .collect();
-    let parties: Vec<(&str, &str)> = super::writer::LastParty::last_of_each(touches)
-        .into_iter()
-        .map(|t| (t.binding_id.as_str(), t.caller.as_str()))
-        .collect();
+    let parties = super::writer::LastParty::last_of_each(touches);
     let Some(last) = super::json_rows::append_at_once_pg(db, &placed, &parties, now_ms()).await?
     else {
         return Ok(None);

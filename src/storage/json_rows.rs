@@ -31,15 +31,50 @@ SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->
   value->>16, value->>17
 FROM jsonb_each(?1)";
 
+/// PostgreSQL's events INSERT of the JSON rows (`Row`) that `$from` spreads out, each row's
+/// sequence being `$seq` (`(value->>0)::bigint` as the row carries it, or an offset of it): one
+/// text for `INSERT_EVENTS_PG` and `APPEND_AT_ONCE_PG`.
+macro_rules! insert_events_pg {
+    ($seq:literal, $from:literal) => {
+        concat!(
+            "INSERT INTO events (seq, kind, tenant, binding_id, pool_key, provider, \
+             customer_bind_id, customer_user_id, ext, out_id, call_id, caller, called, callee, \
+             detail_json, occurred_at, created_at, dedupe_key)
+SELECT ",
+            $seq,
+            ", value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, \
+             value->>8, value->>9, value->>10, value->>11, value->>12, value->>13, value->>14, \
+             (value->>15)::bigint, (value->>16)::bigint, value->>17
+FROM ",
+            $from
+        )
+    };
+}
+
+/// PostgreSQL's last-party UPDATE from the JSON rows (`[id, caller]`) in the parameter `$rows`: the bindings
+/// found by their ids (`= ANY`), not by `active` (`+ 0`), whatever the statistics were when
+/// the plan was cached — a join on the ids alone was planned as a hash join over every active
+/// binding (1.7 ms a batch at 1,500). One text for `SET_LAST_PARTIES_PG` and
+/// `APPEND_AT_ONCE_PG`.
+macro_rules! set_last_parties_pg {
+    ($rows:literal) => {
+        concat!(
+            "UPDATE bindings SET last_party = j.value->>1
+FROM jsonb_array_elements(",
+            $rows,
+            ") AS j
+WHERE bindings.id = j.value->>0
+  AND bindings.id = ANY (ARRAY(SELECT e->>0 FROM jsonb_array_elements(",
+            $rows,
+            ") AS e))
+  AND bindings.active + 0 = 1"
+        )
+    };
+}
+
 /// `INSERT_EVENTS` on PostgreSQL.
-const INSERT_EVENTS_PG: &str = "\
-INSERT INTO events (seq, kind, tenant, binding_id, pool_key, provider, customer_bind_id,
-  customer_user_id, ext, out_id, call_id, caller, called, callee, detail_json, occurred_at,
-  created_at, dedupe_key)
-SELECT (value->>0)::bigint, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6,
-  value->>7, value->>8, value->>9, value->>10, value->>11, value->>12, value->>13, value->>14,
-  (value->>15)::bigint, (value->>16)::bigint, value->>17
-FROM jsonb_array_elements($1::jsonb)";
+const INSERT_EVENTS_PG: &str =
+    insert_events_pg!("(value->>0)::bigint", "jsonb_array_elements($1::jsonb)");
 
 /// The stored events whose dedupe key is one of the JSON array `?1`.
 const STORED_KEYS: &str = "\
@@ -60,15 +95,8 @@ UPDATE bindings SET last_party = j.value->>1
 FROM jsonb_each(?1) AS j
 WHERE bindings.id = j.value->>0 AND +bindings.active = 1";
 
-/// `SET_LAST_PARTIES` on PostgreSQL: the bindings found by their ids (`= ANY`), not by
-/// `active` (`+ 0`), whatever the statistics were when the plan was cached — a join on the
-/// ids alone was planned as a hash join over every active binding (1.7 ms a batch at 1,500).
-const SET_LAST_PARTIES_PG: &str = "\
-UPDATE bindings SET last_party = j.value->>1
-FROM jsonb_array_elements($1::jsonb) AS j
-WHERE bindings.id = j.value->>0
-  AND bindings.id = ANY (ARRAY(SELECT e->>0 FROM jsonb_array_elements($1::jsonb) AS e))
-  AND bindings.active + 0 = 1";
+/// `SET_LAST_PARTIES` on PostgreSQL.
+const SET_LAST_PARTIES_PG: &str = set_last_parties_pg!("$1::jsonb");
 
 /// A batch of appends in ONE statement (PostgreSQL, outside a transaction: it commits on its
 /// own). `$1`: how many events; `$2`: the last parties (`SET_LAST_PARTIES_PG`'s rows); `$3`:
@@ -79,28 +107,22 @@ WHERE bindings.id = j.value->>0
 /// stored dedupe key fails the statement (a unique violation of `ux_events_dedupe_key`) and
 /// nothing of it is kept. Returns the counter after it (no row, and nothing kept of the
 /// events, if `event_seq`'s row were missing: then the caller's transaction reports it).
-const APPEND_AT_ONCE_PG: &str = "\
-WITH parties AS (
-  UPDATE bindings SET last_party = j.value->>1
-  FROM jsonb_array_elements($2::jsonb) AS j
-  WHERE bindings.id = j.value->>0
-    AND bindings.id = ANY (ARRAY(SELECT e->>0 FROM jsonb_array_elements($2::jsonb) AS e))
-    AND bindings.active + 0 = 1
-  RETURNING 1
+const APPEND_AT_ONCE_PG: &str = concat!(
+    "WITH parties AS (\n",
+    set_last_parties_pg!("$2::jsonb"),
+    "\n  RETURNING 1
 ), counter AS (
   UPDATE event_seq SET last = last + $1
   WHERE id = 1 AND (SELECT count(*) FROM parties) >= 0
   RETURNING last
-), inserted AS (
-  INSERT INTO events (seq, kind, tenant, binding_id, pool_key, provider, customer_bind_id,
-    customer_user_id, ext, out_id, call_id, caller, called, callee, detail_json, occurred_at,
-    created_at, dedupe_key)
-  SELECT counter.last - $1 + (value->>0)::bigint, value->>1, value->>2, value->>3, value->>4,
-    value->>5, value->>6, value->>7, value->>8, value->>9, value->>10, value->>11, value->>12,
-    value->>13, value->>14, (value->>15)::bigint, (value->>16)::bigint, value->>17
-  FROM counter, jsonb_array_elements($3::jsonb)
-)
-SELECT last FROM counter";
+), inserted AS (\n",
+    insert_events_pg!(
+        "counter.last - $1 + (value->>0)::bigint",
+        "counter, jsonb_array_elements($3::jsonb)"
+    ),
+    "\n)
+SELECT last FROM counter"
+);
 
 /// Runs `APPEND_AT_ONCE_PG` on `db` for `events` (their `sequence`: 1-based places); `None`
 /// when a dedupe key was stored before (nothing was kept); any other failure is an error
@@ -129,27 +151,23 @@ pub(super) async fn append_at_once_pg(
     }
 }
 
-/// `sqlite`'s text on SQLite, `pg`'s on PostgreSQL, with the JSON rows as its one parameter.
-fn statement(
+/// `sqlite`'s text on SQLite, `pg`'s on PostgreSQL (the batch statements of this module and of
+/// `bindings::pre_claim`, written once per backend); an error on MySQL, which has neither.
+pub(crate) fn statement(
     tx: &DatabaseTransaction,
     sqlite: &str,
     pg: &str,
-    rows: String,
+    values: Vec<sea_orm::Value>,
 ) -> Result<Statement, DbErr> {
-    let text = match tx.get_database_backend() {
+    let backend = tx.get_database_backend();
+    let text = match backend {
         DbBackend::Sqlite => sqlite,
         DbBackend::Postgres => pg,
         other => {
-            return Err(DbErr::Custom(format!(
-                "no JSON rows statement on {other:?}"
-            )));
+            return Err(DbErr::Custom(format!("no batch statement on {other:?}")));
         }
     };
-    Ok(Statement::from_sql_and_values(
-        tx.get_database_backend(),
-        text,
-        [rows.into()],
-    ))
+    Ok(Statement::from_sql_and_values(backend, text, values))
 }
 
 /// One event as a JSON row of `INSERT_EVENTS`.
@@ -200,7 +218,7 @@ pub(super) async fn insert_events(
             tx,
             INSERT_EVENTS,
             INSERT_EVENTS_PG,
-            json(&rows)?,
+            vec![json(&rows)?.into()],
         )?)
         .await?;
     if res.rows_affected() != events.len() as u64 {
@@ -219,7 +237,12 @@ pub(super) async fn stored_keys(
     keys: &[String],
 ) -> Result<HashMap<String, i64>, DbErr> {
     let rows = tx
-        .query_all_raw(statement(tx, STORED_KEYS, STORED_KEYS_PG, json(keys)?)?)
+        .query_all_raw(statement(
+            tx,
+            STORED_KEYS,
+            STORED_KEYS_PG,
+            vec![json(keys)?.into()],
+        )?)
         .await?;
     let mut found = HashMap::with_capacity(rows.len());
     for row in rows {
@@ -240,7 +263,7 @@ pub(super) async fn set_last_parties(
         tx,
         SET_LAST_PARTIES,
         SET_LAST_PARTIES_PG,
-        json(parties)?,
+        vec![json(parties)?.into()],
     )?)
     .await?;
     Ok(())

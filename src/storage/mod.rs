@@ -550,12 +550,18 @@ pub(crate) fn is_unique_violation(e: &DbErr) -> bool {
 /// A unique violation of the index `name` (not counted with `unique_violations`: for the
 /// dedupe key it is how a statement that takes every event as new learns one was stored).
 pub(crate) fn violates_unique(e: &DbErr, name: &str) -> bool {
-    if let DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) = e
-        && let Some(d) = s.as_database_error()
-    {
-        return d.code().as_deref() == Some("23505") && d.constraint() == Some(name);
+    database_error(e)
+        .is_some_and(|d| d.code().as_deref() == Some("23505") && d.constraint() == Some(name))
+}
+
+/// The database's own error inside `e`, if it is one.
+fn database_error(e: &DbErr) -> Option<&(dyn sea_orm::sqlx::error::DatabaseError + 'static)> {
+    match e {
+        DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) => {
+            s.as_database_error()
+        }
+        _ => None,
     }
-    false
 }
 
 /// No connection could be had for the statement: it was never sent.
@@ -572,12 +578,7 @@ pub(crate) fn never_sent(e: &DbErr) -> bool {
 
 /// The SQLSTATE of a database error, if it is one.
 pub(crate) fn sqlstate(e: &DbErr) -> Option<String> {
-    if let DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) = e
-        && let Some(d) = s.as_database_error()
-    {
-        return d.code().map(|c| c.into_owned());
-    }
-    None
+    database_error(e).and_then(|d| d.code().map(|c| c.into_owned()))
 }
 
 /// Serialization failure or deadlock (PostgreSQL; MySQL also a lock wait timeout): the whole

@@ -693,15 +693,20 @@ impl Writer {
         let mut events = Vec::new();
         let mut touches = Vec::new();
         for job in batch {
-            if let Job::Append {
-                events: mine,
-                touch,
-                reply,
-            } = job
-            {
-                replies.push((mine.len(), reply));
-                events.extend(mine);
-                touches.extend(touch);
+            match job {
+                Job::Append {
+                    events: mine,
+                    touch,
+                    reply,
+                } => {
+                    replies.push((mine.len(), reply));
+                    events.extend(mine);
+                    touches.extend(touch);
+                }
+                // `execute` sends only appends here; a write is refused, never dropped.
+                op @ Job::Op { .. } => op.fail(TxError::Domain(DomainError::Internal(
+                    "a write in a batch of appends".into(),
+                ))),
             }
         }
         self.stats.batches.fetch_add(1, Ordering::Relaxed);

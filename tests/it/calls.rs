@@ -422,17 +422,8 @@ async fn concurrent_copies_of_a_call_in_are_answered_alike_and_logged_once() {
             "every copy gets the one answer: {mine:?}"
         );
     }
-    use pns_gateway::domain::{EventFilter, Repository};
-    let evs = s
-        .store
-        .read_events(&EventFilter {
-            tenant: None,
-            after: before,
-            limit: 10_000,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    use pns_gateway::domain::Repository;
+    let evs = events_after(&s, before).await;
     let incoming: Vec<&str> = evs
         .iter()
         .filter(|e| e.kind == "call.incoming")

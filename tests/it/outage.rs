@@ -217,24 +217,20 @@ async fn the_event_tailer_reads_again_after_an_outage_and_misses_nothing() {
         status(&cut_off, "pns.v1.BindingService").await == ServingStatus::NotServing as i32
     })
     .await;
-    let mut bound = Vec::new();
+    let mut made = Vec::new();
     for i in 0..5 {
-        let b = direct
-            .bindings()
-            .bind_xyb(xyb("p", &format!("8526465480{i}")))
-            .await
-            .expect("the other replica binds")
-            .into_inner()
-            .binding
-            .expect("binding");
-        bound.push(b.binding_id);
+        made.push(
+            bound(&direct, xyb("p", &format!("8526465480{i}")))
+                .await
+                .binding_id,
+        );
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     proxy.restore();
 
     let mut seen = Vec::new();
     let mut last = 0;
-    while seen.len() < bound.len() {
+    while seen.len() < made.len() {
         let e = crate::events::next(&mut live).await;
         assert!(
             e.sequence > last,
@@ -246,7 +242,7 @@ async fn the_event_tailer_reads_again_after_an_outage_and_misses_nothing() {
         seen.push(e.binding_id);
     }
     assert_eq!(
-        seen, bound,
+        seen, made,
         "every event the other replica committed, in order"
     );
 }

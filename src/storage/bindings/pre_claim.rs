@@ -35,13 +35,13 @@ use std::collections::{HashMap, HashSet};
 use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, QueryFilter, QuerySelect,
-    Statement,
 };
 
 use crate::storage::entities::number;
 
 use super::AUTO_EXTENSION_COUNT;
 use super::allocate::{auto_extension, axn_candidates};
+use crate::storage::json_rows::statement;
 
 /// What a write that makes a new binding (a bind) says of itself when it is submitted. A
 /// batch runs such writes with their new rows pending (`deferred::defer_insert`); before any
@@ -179,7 +179,7 @@ async fn claim_xs(
                 json.into(),
                 super::AVAILABLE.into(),
             ],
-        ))
+        )?)
         .await?;
     for row in rows {
         let number: String = row.try_get("", "number")?;
@@ -235,22 +235,6 @@ const ROUTES_BACK_PG: &str = "\
 DELETE FROM routes WHERE binding_id IN (SELECT jsonb_array_elements_text($1::text::jsonb))";
 const UNSHARE_PG: &str = "\
 UPDATE numbers SET shared_count = shared_count - $1, ext_count = ext_count - $1 WHERE id = $2";
-
-/// `sqlite`'s statement on SQLite, `pg`'s on PostgreSQL.
-fn statement(
-    tx: &DatabaseTransaction,
-    sqlite: &'static str,
-    pg: &'static str,
-    values: Vec<sea_orm::Value>,
-) -> Statement {
-    let backend = tx.get_database_backend();
-    let sql = if backend == DbBackend::Postgres {
-        pg
-    } else {
-        sqlite
-    };
-    Statement::from_sql_and_values(backend, sql, values)
-}
 
 /// A number a batch's AXN binds share: its id and number, how many binds, its extension
 /// counter as read (the extensions were chosen from it).
@@ -367,7 +351,7 @@ async fn claim_axns(
                     AUTO_EXTENSION_COUNT.into(),
                     share.seq.into(),
                 ],
-            ))
+            )?)
             .await?;
         if changed.len() != 1 {
             return Err(DbErr::Custom(format!(
@@ -381,7 +365,7 @@ async fn claim_axns(
     // — it runs on its own, as a lone claim does after the same conflict.
     let json = serde_json::to_string(&routes).map_err(|e| DbErr::Custom(e.to_string()))?;
     let inserted = tx
-        .query_all_raw(statement(tx, ROUTES_ALL, ROUTES_ALL_PG, vec![json.into()]))
+        .query_all_raw(statement(tx, ROUTES_ALL, ROUTES_ALL_PG, vec![json.into()])?)
         .await?;
     let mut both: HashMap<String, u8> = HashMap::new();
     for row in inserted {
@@ -401,15 +385,20 @@ async fn claim_axns(
             }
         }
         let ids = serde_json::to_string(&ids).map_err(|e| DbErr::Custom(e.to_string()))?;
-        tx.execute_raw(statement(tx, ROUTES_BACK, ROUTES_BACK_PG, vec![ids.into()]))
-            .await?;
+        tx.execute_raw(statement(
+            tx,
+            ROUTES_BACK,
+            ROUTES_BACK_PG,
+            vec![ids.into()],
+        )?)
+        .await?;
         for (id, count) in back {
             tx.execute_raw(statement(
                 tx,
                 UNSHARE,
                 UNSHARE_PG,
                 vec![count.into(), id.into()],
-            ))
+            )?)
             .await?;
         }
     }

@@ -70,6 +70,21 @@ pub async fn bound(server: &TestServer, req: pb::BindXybRequest) -> pb::Binding 
         .expect("a binding")
 }
 
+/// Every event after `after`, read from the store (all tenants).
+pub async fn events_after(server: &TestServer, after: i64) -> Vec<pns_gateway::domain::Event> {
+    use pns_gateway::domain::{EventFilter, Repository};
+    server
+        .store
+        .read_events(&EventFilter {
+            tenant: None,
+            after,
+            limit: 1_000_000,
+            ..Default::default()
+        })
+        .await
+        .expect("read events")
+}
+
 pub fn axn(pool: &str, a: &str, expire_in_secs: i64) -> pb::BindAxnExtensionRequest {
     pb::BindAxnExtensionRequest {
         pool_key: pool.into(),

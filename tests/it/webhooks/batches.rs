@@ -6,7 +6,6 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use pns_gateway::domain::{EventFilter, Repository};
 use pns_gateway::http::webhooks::MAX_PUSH_BYTES;
 
 use super::{latest, post};
@@ -95,18 +94,6 @@ async fn aliyun_only() -> TestServer {
         ..Default::default()
     })
     .await
-}
-
-async fn events_after(s: &TestServer, after: i64) -> Vec<pns_gateway::domain::Event> {
-    s.store
-        .read_events(&EventFilter {
-            tenant: None,
-            after,
-            limit: 1_000_000,
-            ..Default::default()
-        })
-        .await
-        .expect("read events")
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::{latest, post};
 use crate::carriers::{ALI_TOKEN, NX_TOKEN, start};
+use crate::support::fixtures::events_after;
 
 pub(super) fn nx_old() -> Value {
     json!({"id": 100231, "businessId": "app-key-1", "customerBindId": "order-77", "bindId": "b-1",
@@ -298,17 +299,7 @@ async fn generous_but_valid_carrier_values_are_stored() {
     )
     .await;
     assert_eq!(status, 200, "{reply}");
-    use pns_gateway::domain::{EventFilter, Repository};
-    let evs =
-        e.s.store
-            .read_events(&EventFilter {
-                tenant: None,
-                after: before,
-                limit: 100,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+    let evs = events_after(&e.s, before).await;
     let kinds: Vec<(&str, &str)> = evs
         .iter()
         .map(|e| (e.call_id.as_str(), e.kind.as_str()))
